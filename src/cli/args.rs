@@ -1,0 +1,119 @@
+//! The command line, as plain clap definitions. The man page is
+//! generated from these (see `man.rs`), so help and manual never drift.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chkfs",
+    version,
+    about = "Content-addressed checkpoints of a directory tree, browsable as a read-only filesystem",
+    long_about = "chkfs keeps checkpoints (snapshots) of a directory tree in a repository. Files are cut into \
+content-defined chunks, deduplicated across all files and snapshots and compressed into pack files; \
+unchanged files are recognised from their metadata and never read again.",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Repository path [default: $XDG_DATA_HOME/chkfs/repo, or ~/.local/share/chkfs/repo]
+    #[arg(long, global = true, env = "CHKFS_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty repository
+    Init(InitArgs),
+    /// Take a checkpoint (snapshot) of a directory
+    Save(SaveArgs),
+    /// List snapshots, oldest first
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Recreate a snapshot, or a path inside it, in a directory
+    Restore(RestoreArgs),
+    /// Verify the repository: structure, and with --read-data every chunk
+    Check(CheckArgs),
+    /// Write the man page to standard output
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create the repository (overrides --repo and CHKFS_REPO)
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Directory to save [default: the current directory]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Message recorded with the snapshot
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Leave out paths matching this gitignore-style pattern (repeatable); acts like a
+    /// .chkfsignore file at the top of DIR
+    #[arg(short = 'e', long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not cross filesystem boundaries (mount points are saved as empty directories)
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Record this host name instead of the machine's
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Record this time (RFC 3339, e.g. 2026-01-31T08:00:00+01:00) instead of now
+    #[arg(long, value_name = "RFC3339")]
+    pub time: Option<String>,
+    /// Read every file, even those unchanged since the previous snapshot
+    #[arg(long)]
+    pub force_read: bool,
+    /// Seconds to wait for another writer to finish before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub lock_wait: f64,
+    /// Print the result as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the snapshots as a JSON array on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (any unique prefix, or `latest`), optionally followed by :PATH
+    #[arg(value_name = "SNAPSHOT[:PATH]")]
+    pub snapshot: String,
+    /// Directory to restore into; created if missing
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// Restore into a non-empty TARGET, replacing whatever is in the way
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also read, decompress and hash every chunk of every pack
+    #[arg(long)]
+    pub read_data: bool,
+    /// Print the report as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}

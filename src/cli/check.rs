@@ -1,0 +1,69 @@
+//! `chkfs check [--read-data]`.
+
+use super::args::CheckArgs;
+use super::exit::ExitCode;
+use super::format::bytes;
+use super::repo_path::RepoArgs;
+use crate::check::check;
+use anyhow::Result;
+use std::sync::Arc;
+
+pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
+    let repo = Arc::new(ctx.open()?);
+    let report = check(repo, args.read_data)?;
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["ok"] = serde_json::Value::Bool(report.is_ok());
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    for d in &report.damaged_blobs {
+        let packs = if d.packs.is_empty() {
+            String::new()
+        } else {
+            format!(" in pack {}", d.packs.join(", "))
+        };
+        eprintln!("damaged: chunk {}{packs}: {}", d.blob, d.reason);
+        for user in &d.used_by {
+            eprintln!("    used by {user}");
+        }
+    }
+    if report.unreferenced_damaged > 0 {
+        eprintln!(
+            "note: {} damaged chunk(s) no snapshot uses",
+            report.unreferenced_damaged
+        );
+    }
+    if report.unindexed_packs > 0 {
+        eprintln!(
+            "note: {} pack(s) left by an interrupted save; the next save indexes them",
+            report.unindexed_packs
+        );
+    }
+    let read = if args.read_data {
+        format!(
+            ", {} packs read ({}), {} chunks verified",
+            report.packs_read,
+            bytes(report.bytes_read),
+            report.blobs_verified
+        )
+    } else {
+        String::new()
+    };
+    let verdict = if report.is_ok() {
+        "no damage found"
+    } else {
+        "DAMAGE FOUND"
+    };
+    eprintln!(
+        "{} snapshots, {} trees, {} packs{read}: {verdict}",
+        report.snapshots, report.trees, report.packs
+    );
+    Ok(if report.is_ok() {
+        ExitCode::Ok
+    } else {
+        ExitCode::Damage
+    })
+}

@@ -1,0 +1,43 @@
+//! Exit statuses (documented in chkfs(1), EXIT STATUS).
+
+use crate::save::SaveError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+    /// The snapshot was written, but some files could not be read.
+    Partial = 3,
+    /// `check` found damage.
+    Damage = 4,
+    /// Another writer holds the repository lock.
+    Busy = 5,
+    Interrupted = 130,
+}
+
+/// A mistake in the command line that clap cannot see.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn classify(e: &anyhow::Error) -> ExitCode {
+    for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return ExitCode::Usage;
+        }
+        match cause.downcast_ref::<SaveError>() {
+            Some(SaveError::Interrupted) => return ExitCode::Interrupted,
+            Some(SaveError::Usage(_)) => return ExitCode::Usage,
+            _ => {}
+        }
+        if let Some(StoreError::Busy(_)) = cause.downcast_ref::<StoreError>() {
+            return ExitCode::Busy;
+        }
+        if let Some(SaveError::Store(StoreError::Busy(_))) = cause.downcast_ref::<SaveError>() {
+            return ExitCode::Busy;
+        }
+    }
+    ExitCode::Failure
+}

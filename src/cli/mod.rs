@@ -1,0 +1,65 @@
+//! The command line: parse arguments, run one command, map the outcome
+//! to an exit status. The only layer that uses `anyhow`.
+
+mod args;
+mod check;
+mod exit;
+mod format;
+mod list;
+pub mod man;
+mod progress;
+mod repo_path;
+mod restore;
+mod save;
+
+pub use args::Cli;
+pub use exit::ExitCode;
+
+use args::Command;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Runs chkfs with the process arguments; returns the exit status.
+pub fn main() -> i32 {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::Usage as i32
+            } else {
+                ExitCode::Ok as i32
+            };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::Usage as i32;
+        }
+    };
+    let repo_from_flag = matches!(
+        matches.value_source("repo"),
+        Some(clap::parser::ValueSource::CommandLine)
+    );
+    let ctx = repo_path::RepoArgs {
+        repo: cli.global.repo.clone(),
+        from_flag: repo_from_flag,
+    };
+    let result = match cli.command {
+        Command::Init(a) => save::init(&ctx, &a),
+        Command::Save(a) => save::run(&ctx, &a),
+        Command::List(a) => list::run(&ctx, &a),
+        Command::Restore(a) => restore::run(&ctx, &a),
+        Command::Check(a) => check::run(&ctx, &a),
+        Command::Man => man::print(),
+    };
+    match result {
+        Ok(code) => code as i32,
+        Err(e) => {
+            let code = exit::classify(&e);
+            eprintln!("chkfs: error: {e:#}");
+            code as i32
+        }
+    }
+}

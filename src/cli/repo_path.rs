@@ -1,0 +1,88 @@
+//! Which repository a command uses: a positional argument, then --repo,
+//! then CHKFS_REPO, then the default under $XDG_DATA_HOME.
+
+use super::exit::UsageError;
+use crate::store::{Repository, StoreError};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+pub struct RepoArgs {
+    /// From --repo or CHKFS_REPO.
+    pub repo: Option<PathBuf>,
+    /// True when `repo` came from the --repo flag (not the environment).
+    pub from_flag: bool,
+}
+
+pub struct Chosen {
+    pub path: PathBuf,
+    pub is_default: bool,
+}
+
+pub fn default_repo() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base =
+        xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("chkfs").join("repo"))
+}
+
+impl RepoArgs {
+    pub fn choose(&self, positional: Option<&Path>) -> Result<Chosen> {
+        if let (Some(pos), Some(flag), true) = (positional, &self.repo, self.from_flag) {
+            if absolute(pos) != absolute(flag) {
+                return Err(UsageError(format!(
+                    "the repository is given twice, differently: {} and --repo {}",
+                    pos.display(),
+                    flag.display()
+                ))
+                .into());
+            }
+        }
+        if let Some(p) = positional.or(self.repo.as_deref()) {
+            return Ok(Chosen {
+                path: p.to_path_buf(),
+                is_default: false,
+            });
+        }
+        let path = default_repo().ok_or_else(|| {
+            UsageError("no --repo given and neither XDG_DATA_HOME nor HOME is set".into())
+        })?;
+        Ok(Chosen {
+            path,
+            is_default: true,
+        })
+    }
+
+    /// Opens an existing repository.
+    pub fn open(&self) -> Result<Repository> {
+        let chosen = self.choose(None)?;
+        Ok(Repository::open(&chosen.path)?)
+    }
+
+    /// Opens the repository, creating it first only if it is the default
+    /// one and does not exist yet.
+    pub fn open_or_create_default(&self) -> Result<Repository> {
+        let chosen = self.choose(None)?;
+        match Repository::open(&chosen.path) {
+            Err(StoreError::NotARepository(_))
+                if chosen.is_default && !has_entries(&chosen.path) =>
+            {
+                let repo = Repository::init(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
+                eprintln!("chkfs: created repository at {}", repo.root().display());
+                Ok(repo)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+fn has_entries(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

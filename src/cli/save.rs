@@ -1,0 +1,121 @@
+//! `chkfs init` and `chkfs save`.
+
+use super::args::{InitArgs, SaveArgs};
+use super::exit::{ExitCode, UsageError};
+use super::format::{bytes, parse_rfc3339, rfc3339};
+use super::progress::SaveProgress;
+use super::repo_path::RepoArgs;
+use crate::chunking::ChunkSizes;
+use crate::save::{save, SaveOptions};
+use crate::store::Repository;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
+    let chosen = ctx.choose(args.path.as_deref())?;
+    let repo = Repository::init(&chosen.path, ChunkSizes::DEFAULT)?;
+    eprintln!("chkfs: created repository at {}", repo.root().display());
+    Ok(ExitCode::Ok)
+}
+
+#[derive(Serialize)]
+struct SaveJson<'a> {
+    id: String,
+    time: String,
+    host: &'a str,
+    path: String,
+    message: &'a str,
+    parent: Option<String>,
+    files: u64,
+    dirs: u64,
+    other: u64,
+    bytes: u64,
+    bytes_read: u64,
+    added_bytes: u64,
+    added_blobs: u64,
+    duration_ms: u64,
+    partial: bool,
+    errors: &'a [String],
+}
+
+pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
+    let time = args
+        .time
+        .as_deref()
+        .map(parse_rfc3339)
+        .transpose()
+        .map_err(UsageError)?;
+    if !(0.0..=86400.0 * 365.0).contains(&args.lock_wait) {
+        return Err(UsageError("--lock-wait must be a number of seconds".into()).into());
+    }
+    let source = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = Arc::new(ctx.open_or_create_default()?);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())?;
+        signal_hook::flag::register(sig, interrupted.clone())?;
+    }
+    let opts = SaveOptions {
+        source,
+        message: args.message.clone(),
+        host: args.host.clone(),
+        time,
+        excludes: args.exclude.clone(),
+        one_file_system: args.one_file_system,
+        lock_wait: Duration::from_secs_f64(args.lock_wait),
+        force_read: args.force_read,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    };
+    let progress = SaveProgress::new();
+    let outcome = save(repo, &opts, &progress, &interrupted)?;
+    let s = &outcome.snapshot;
+    let st = &s.stats;
+    if args.json {
+        let json = SaveJson {
+            id: outcome.id.to_hex(),
+            time: rfc3339(s.time),
+            host: &s.host,
+            path: String::from_utf8_lossy(&s.path).into_owned(),
+            message: &s.message,
+            parent: s.parent.map(|p| format!("{p:08x}")),
+            files: st.files,
+            dirs: st.dirs,
+            other: st.other,
+            bytes: st.bytes,
+            bytes_read: st.bytes_read,
+            added_bytes: st.added_bytes,
+            added_blobs: st.added_blobs,
+            duration_ms: st.duration_ms,
+            partial: s.partial,
+            errors: &s.errors,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    eprintln!(
+        "snapshot {} saved{}: {} files, {}; read {}, added {} in {:.2}s",
+        outcome.id,
+        if s.partial { " (partial)" } else { "" },
+        st.files,
+        bytes(st.bytes),
+        bytes(st.bytes_read),
+        bytes(st.added_bytes),
+        st.duration_ms as f64 / 1000.0
+    );
+    if s.partial {
+        eprintln!(
+            "chkfs: {} item(s) could not be saved; the snapshot is marked partial",
+            s.errors.len()
+        );
+        return Ok(ExitCode::Partial);
+    }
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,144 @@
+//! The envelope every stored object (config, snapshot, index, pack footer,
+//! tree) is wrapped in: it names the object kind and format version and
+//! carries a checksum, so damage and foreign files are detected before the
+//! payload is decoded. bitcode itself has no framing or schema evolution.
+
+use super::{FormatError, FORMAT_VERSION};
+use xxhash_rust::xxh3::xxh3_64;
+
+const MAGIC: &[u8; 4] = b"CHKF";
+
+/// magic(4) kind(1) version(1) reserved(2) payload_len(4) checksum(8)
+pub const ENVELOPE_LEN: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Config = 1,
+    Snapshot = 2,
+    Index = 3,
+    PackFooter = 4,
+    Tree = 5,
+    DamageList = 6,
+}
+
+impl ObjectKind {
+    fn from_byte(b: u8) -> Result<Self, FormatError> {
+        Ok(match b {
+            1 => Self::Config,
+            2 => Self::Snapshot,
+            3 => Self::Index,
+            4 => Self::PackFooter,
+            5 => Self::Tree,
+            6 => Self::DamageList,
+            other => return Err(FormatError::UnknownKind(other)),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Snapshot => "snapshot",
+            Self::Index => "index",
+            Self::PackFooter => "pack footer",
+            Self::Tree => "tree",
+            Self::DamageList => "damage list",
+        }
+    }
+}
+
+/// Wraps `payload` in an envelope of the given kind.
+pub fn seal_envelope(kind: ObjectKind, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ENVELOPE_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(kind as u8);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxh3_64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks the envelope of `bytes` and returns its payload.
+pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], FormatError> {
+    if bytes.len() < ENVELOPE_LEN {
+        return Err(FormatError::Truncated(bytes.len()));
+    }
+    if &bytes[0..4] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let kind = ObjectKind::from_byte(bytes[4])?;
+    if kind != expected {
+        return Err(FormatError::WrongKind {
+            expected: expected.name(),
+            found: kind.name(),
+        });
+    }
+    if bytes[5] != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            found: bytes[5],
+            supported: FORMAT_VERSION,
+        });
+    }
+    let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4-byte slice")) as usize;
+    let sum = u64::from_le_bytes(bytes[12..20].try_into().expect("8-byte slice"));
+    let payload = &bytes[ENVELOPE_LEN..];
+    if payload.len() != len {
+        return Err(FormatError::Truncated(bytes.len()));
+    }
+    if xxh3_64(payload) != sum {
+        return Err(FormatError::Checksum);
+    }
+    Ok(payload)
+}
+
+/// Decodes a bitcode payload, turning a failure into a FormatError.
+pub(crate) fn decode_payload<T: bitcode::DecodeOwned>(
+    what: &'static str,
+    payload: &[u8],
+) -> Result<T, FormatError> {
+    bitcode::decode(payload).map_err(|e| FormatError::Decode {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let sealed = seal_envelope(ObjectKind::Tree, b"hello");
+        assert_eq!(open_envelope(ObjectKind::Tree, &sealed).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn rejects_wrong_kind_version_damage_and_truncation() {
+        let sealed = seal_envelope(ObjectKind::Tree, b"hello");
+        assert!(matches!(
+            open_envelope(ObjectKind::Snapshot, &sealed),
+            Err(FormatError::WrongKind { .. })
+        ));
+        let mut v = sealed.clone();
+        v[5] = 9;
+        assert!(matches!(
+            open_envelope(ObjectKind::Tree, &v),
+            Err(FormatError::UnsupportedVersion { found: 9, .. })
+        ));
+        let mut d = sealed.clone();
+        *d.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            open_envelope(ObjectKind::Tree, &d),
+            Err(FormatError::Checksum)
+        );
+        assert!(open_envelope(ObjectKind::Tree, &sealed[..sealed.len() - 1]).is_err());
+        assert!(open_envelope(ObjectKind::Tree, &sealed[..3]).is_err());
+        let mut m = sealed;
+        m[0] = b'X';
+        assert_eq!(
+            open_envelope(ObjectKind::Tree, &m),
+            Err(FormatError::BadMagic)
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Pure encoding and decoding of everything chkfs keeps on disk.
+//!
+//! Nothing here touches the filesystem or imports another part of the crate:
+//! the layers above hand bytes in and get values out (and the reverse).
+//! Every object is versioned; see FORMAT.md for the byte layout.
+
+mod envelope;
+mod error;
+pub mod id;
+pub mod pack;
+pub mod records;
+pub mod tree;
+
+pub use envelope::{open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
+pub use error::FormatError;
+pub use id::{BlobId, PackId, SnapshotId};
+
+/// The on-disk format version this build reads and writes.
+pub const FORMAT_VERSION: u8 = 1;

@@ -1,0 +1,355 @@
+//! Pack files: immutable containers of compressed blocks of blobs.
+//!
+//! ```text
+//! header   "CHKFPACK" version(1) reserved(7)                 16 bytes
+//! blocks   each lz4-compressed or raw, back to back
+//! footer   envelope(PackFooter): every block and the blobs in it
+//! trailer  footer_len(u64 LE) "CHKFTAIL"                      16 bytes
+//! ```
+//! The footer makes each pack self-describing, so the repository index can
+//! always be rebuilt from the packs alone.
+
+use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind};
+use super::{BlobId, FormatError, FORMAT_VERSION};
+
+const HEADER_MAGIC: &[u8; 8] = b"CHKFPACK";
+const TRAILER_MAGIC: &[u8; 8] = b"CHKFTAIL";
+pub const HEADER_LEN: usize = 16;
+pub const TRAILER_LEN: usize = 16;
+
+/// No block may claim to expand to more than this (guards allocations
+/// against hostile footers).
+pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bitcode::Encode, bitcode::Decode)]
+pub enum BlobKind {
+    Data,
+    Tree,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub enum Codec {
+    Raw,
+    Lz4,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct BlobEntry {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    /// Offset of the blob inside the decompressed block.
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct BlockInfo {
+    /// Offset of the stored block from the start of the pack file.
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub codec: Codec,
+    pub blobs: Vec<BlobEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, bitcode::Encode, bitcode::Decode)]
+pub struct PackFooter {
+    pub blocks: Vec<BlockInfo>,
+}
+
+/// A block ready to be appended to a pack.
+#[derive(Debug, Clone)]
+pub struct SealedBlock {
+    pub codec: Codec,
+    pub raw_len: u32,
+    pub bytes: Vec<u8>,
+    pub blobs: Vec<BlobEntry>,
+}
+
+/// Compresses `raw` with lz4, keeping it raw when that saves too little
+/// to be worth decompressing.
+pub fn seal_block(raw: &[u8], blobs: Vec<BlobEntry>) -> SealedBlock {
+    let raw_len = raw.len() as u32;
+    let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(raw.len())];
+    let compressed = lz4_flex::block::compress_into(raw, &mut out).ok();
+    match compressed {
+        Some(n) if n + n / 32 < raw.len() => {
+            out.truncate(n);
+            SealedBlock {
+                codec: Codec::Lz4,
+                raw_len,
+                bytes: out,
+                blobs,
+            }
+        }
+        _ => SealedBlock {
+            codec: Codec::Raw,
+            raw_len,
+            bytes: raw.to_vec(),
+            blobs,
+        },
+    }
+}
+
+/// Decompresses a stored block into its raw bytes.
+pub fn open_block(codec: Codec, raw_len: u32, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
+    if raw_len > MAX_BLOCK_RAW {
+        return Err(invalid(
+            "block",
+            format!("raw length {raw_len} is too large"),
+        ));
+    }
+    match codec {
+        Codec::Raw if stored.len() == raw_len as usize => Ok(stored.to_vec()),
+        Codec::Raw => Err(invalid("block", "raw block has the wrong length".into())),
+        Codec::Lz4 => {
+            let mut out = vec![0u8; raw_len as usize];
+            match lz4_flex::block::decompress_into(stored, &mut out) {
+                Ok(n) if n == raw_len as usize => Ok(out),
+                Ok(n) => Err(invalid(
+                    "block",
+                    format!("decompressed to {n} bytes, expected {raw_len}"),
+                )),
+                Err(e) => Err(invalid("block", e.to_string())),
+            }
+        }
+    }
+}
+
+/// Builds a pack in memory, block by block.
+pub struct PackBuilder {
+    bytes: Vec<u8>,
+    footer: PackFooter,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackBuilder {
+    pub fn new() -> Self {
+        let mut bytes = Vec::with_capacity(1 << 20);
+        bytes.extend_from_slice(HEADER_MAGIC);
+        bytes.push(FORMAT_VERSION);
+        bytes.extend_from_slice(&[0; 7]);
+        Self {
+            bytes,
+            footer: PackFooter::default(),
+        }
+    }
+
+    pub fn add(&mut self, block: SealedBlock) {
+        self.footer.blocks.push(BlockInfo {
+            offset: self.bytes.len() as u64,
+            stored_len: block.bytes.len() as u32,
+            raw_len: block.raw_len,
+            codec: block.codec,
+            blobs: block.blobs,
+        });
+        self.bytes.extend_from_slice(&block.bytes);
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.footer.blocks.is_empty()
+    }
+
+    /// Appends footer and trailer; returns the pack bytes and its footer.
+    pub fn finish(mut self) -> (Vec<u8>, PackFooter) {
+        let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer));
+        self.bytes.extend_from_slice(&footer);
+        self.bytes
+            .extend_from_slice(&(footer.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(TRAILER_MAGIC);
+        (self.bytes, self.footer)
+    }
+}
+
+/// Reads the trailer (the last TRAILER_LEN bytes of a pack of `pack_len`
+/// bytes) and returns where the footer starts and how long it is.
+pub fn footer_location(trailer: &[u8], pack_len: u64) -> Result<(u64, usize), FormatError> {
+    if trailer.len() != TRAILER_LEN || pack_len < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(FormatError::Truncated(trailer.len()));
+    }
+    if &trailer[8..16] != TRAILER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let footer_len = u64::from_le_bytes(trailer[0..8].try_into().expect("8-byte slice"));
+    let data_end = pack_len - TRAILER_LEN as u64;
+    if footer_len > data_end - HEADER_LEN as u64 {
+        return Err(invalid(
+            "pack trailer",
+            format!("footer length {footer_len} exceeds the pack"),
+        ));
+    }
+    Ok((data_end - footer_len, footer_len as usize))
+}
+
+/// Decodes a footer and checks that every block lies inside the data area
+/// of a pack whose footer starts at `footer_start`.
+pub fn decode_footer(bytes: &[u8], footer_start: u64) -> Result<PackFooter, FormatError> {
+    let payload = open_envelope(ObjectKind::PackFooter, bytes)?;
+    let footer: PackFooter = decode_payload("pack footer", payload)?;
+    validate_blocks(&footer.blocks, footer_start)?;
+    Ok(footer)
+}
+
+/// Checks a pack header.
+pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
+    if header.len() < HEADER_LEN || &header[0..8] != HEADER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    if header[8] != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            found: header[8],
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Every block must lie in `[HEADER_LEN, data_end)` and every blob inside
+/// its block; a footer or index that says otherwise is damaged.
+pub fn validate_blocks(blocks: &[BlockInfo], data_end: u64) -> Result<(), FormatError> {
+    for b in blocks {
+        let end = b.offset.checked_add(u64::from(b.stored_len));
+        if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > data_end) {
+            return Err(invalid(
+                "pack footer",
+                format!("block at {} lies outside the pack", b.offset),
+            ));
+        }
+        if b.raw_len > MAX_BLOCK_RAW {
+            return Err(invalid(
+                "pack footer",
+                format!("block at {} is too large", b.offset),
+            ));
+        }
+        for blob in &b.blobs {
+            if u64::from(blob.offset) + u64::from(blob.len) > u64::from(b.raw_len) {
+                return Err(invalid(
+                    "pack footer",
+                    format!("blob {} lies outside its block", blob.id),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn invalid(what: &'static str, detail: String) -> FormatError {
+    FormatError::Invalid { what, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(id: u128, offset: u32, len: u32) -> BlobEntry {
+        BlobEntry {
+            id: BlobId(id),
+            kind: BlobKind::Data,
+            offset,
+            len,
+        }
+    }
+
+    #[test]
+    fn block_round_trip_compressible_and_random() {
+        let text = b"chkfs chkfs chkfs chkfs ".repeat(1000);
+        let sealed = seal_block(&text, vec![blob(1, 0, text.len() as u32)]);
+        assert_eq!(sealed.codec, Codec::Lz4);
+        assert!(sealed.bytes.len() < text.len() / 4);
+        assert_eq!(
+            open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(),
+            text
+        );
+
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let sealed = seal_block(&noise, vec![]);
+        assert_eq!(sealed.codec, Codec::Raw);
+        assert_eq!(
+            open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(),
+            noise
+        );
+    }
+
+    #[test]
+    fn damaged_block_is_an_error_not_a_panic() {
+        let text = b"abcdefgh".repeat(500);
+        let sealed = seal_block(&text, vec![]);
+        assert!(open_block(Codec::Lz4, sealed.raw_len + 1, &sealed.bytes).is_err());
+        assert!(open_block(
+            Codec::Lz4,
+            sealed.raw_len,
+            &sealed.bytes[..sealed.bytes.len() / 2]
+        )
+        .is_err());
+        assert!(open_block(Codec::Raw, 3, b"ab").is_err());
+        assert!(open_block(Codec::Lz4, MAX_BLOCK_RAW + 1, b"").is_err());
+    }
+
+    #[test]
+    fn pack_round_trip_through_trailer_and_footer() {
+        let mut builder = PackBuilder::new();
+        builder.add(seal_block(
+            b"hello world",
+            vec![blob(7, 0, 5), blob(8, 6, 5)],
+        ));
+        builder.add(seal_block(&[0u8; 4096], vec![blob(9, 0, 4096)]));
+        let (bytes, footer) = builder.finish();
+        check_header(&bytes).unwrap();
+        let len = bytes.len() as u64;
+        let (start, flen) = footer_location(&bytes[bytes.len() - TRAILER_LEN..], len).unwrap();
+        let decoded = decode_footer(&bytes[start as usize..start as usize + flen], start).unwrap();
+        assert_eq!(decoded, footer);
+        let b = &decoded.blocks[0];
+        let raw = open_block(
+            b.codec,
+            b.raw_len,
+            &bytes[b.offset as usize..][..b.stored_len as usize],
+        )
+        .unwrap();
+        assert_eq!(&raw[6..11], b"world");
+    }
+
+    #[test]
+    fn hostile_footers_are_rejected() {
+        let bad = vec![BlockInfo {
+            offset: 16,
+            stored_len: 100,
+            raw_len: 10,
+            codec: Codec::Raw,
+            blobs: vec![],
+        }];
+        assert!(validate_blocks(&bad, 50).is_err());
+        let bad = vec![BlockInfo {
+            offset: 16,
+            stored_len: 10,
+            raw_len: 10,
+            codec: Codec::Raw,
+            blobs: vec![blob(1, 5, 6)],
+        }];
+        assert!(validate_blocks(&bad, 50).is_err());
+        let bad = vec![BlockInfo {
+            offset: u64::MAX,
+            stored_len: 10,
+            raw_len: 10,
+            codec: Codec::Raw,
+            blobs: vec![],
+        }];
+        assert!(validate_blocks(&bad, 50).is_err());
+        assert!(footer_location(&[0u8; 16], 100).is_err());
+        let mut t = [0u8; 16];
+        t[0..8].copy_from_slice(&1000u64.to_le_bytes());
+        t[8..].copy_from_slice(TRAILER_MAGIC);
+        assert!(footer_location(&t, 100).is_err());
+    }
+}

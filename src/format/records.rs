@@ -1,0 +1,188 @@
+//! Small repository records: config, snapshot, index file, damage list.
+//! Each is a bitcode payload inside an envelope; the structs are frozen for
+//! format version 1 (a change means a new version and a migration).
+
+use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind};
+use super::pack::BlockInfo;
+use super::tree::{Entry, Node};
+use super::{BlobId, FormatError, PackId};
+
+/// Size of the secret that keys chunk hashing.
+pub const HASH_SECRET_LEN: usize = 192;
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct Config {
+    pub repo_id: u128,
+    /// Keys xxh3-128 so that nobody without the repository can craft
+    /// colliding chunks.
+    pub hash_secret: Vec<u8>,
+    pub chunker: ChunkerParams,
+    pub created: Timestamp,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    bitcode::Encode,
+    bitcode::Decode,
+)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, bitcode::Encode, bitcode::Decode)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub other: u64,
+    /// Logical size of the files (sum of their sizes).
+    pub bytes: u64,
+    pub bytes_read: u64,
+    /// Growth of the repository on disk caused by this save.
+    pub added_bytes: u64,
+    pub added_blobs: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct Snapshot {
+    pub time: Timestamp,
+    pub host: String,
+    /// Absolute source path, raw bytes.
+    pub path: Vec<u8>,
+    pub message: String,
+    pub parent: Option<u32>,
+    /// The saved directory itself; its node is always a `Node::Dir`.
+    pub root: Entry,
+    /// Some files could not be read and are missing.
+    pub partial: bool,
+    pub errors: Vec<String>,
+    pub stats: SnapshotStats,
+    pub chkfs_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct IndexedPack {
+    pub id: PackId,
+    pub size: u64,
+    pub blocks: Vec<BlockInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, bitcode::Encode, bitcode::Decode)]
+pub struct IndexFile {
+    pub packs: Vec<IndexedPack>,
+}
+
+/// Blob copies that `check --read-data` found damaged; they are never
+/// deduplicated against, so the next save stores a fresh copy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, bitcode::Encode, bitcode::Decode)]
+pub struct DamageList {
+    pub entries: Vec<(PackId, BlobId)>,
+}
+
+macro_rules! record_codec {
+    ($ty:ty, $kind:expr, $what:expr, $enc:ident, $dec:ident) => {
+        pub fn $enc(value: &$ty) -> Vec<u8> {
+            seal_envelope($kind, &bitcode::encode(value))
+        }
+
+        pub fn $dec(bytes: &[u8]) -> Result<$ty, FormatError> {
+            decode_payload($what, open_envelope($kind, bytes)?)
+        }
+    };
+}
+
+record_codec!(
+    Config,
+    ObjectKind::Config,
+    "config",
+    encode_config,
+    decode_config_payload
+);
+record_codec!(
+    Snapshot,
+    ObjectKind::Snapshot,
+    "snapshot",
+    encode_snapshot,
+    decode_snapshot_payload
+);
+
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    let snapshot = decode_snapshot_payload(bytes)?;
+    if !matches!(snapshot.root.node, Node::Dir { .. }) {
+        return Err(FormatError::Invalid {
+            what: "snapshot",
+            detail: "root is not a directory".into(),
+        });
+    }
+    Ok(snapshot)
+}
+
+impl Snapshot {
+    pub fn root_tree(&self) -> BlobId {
+        match self.root.node {
+            Node::Dir { tree } => tree,
+            // decode_snapshot guarantees a directory; an in-memory record
+            // built otherwise is a programming error.
+            _ => unreachable!("snapshot root is always a directory"),
+        }
+    }
+}
+record_codec!(
+    IndexFile,
+    ObjectKind::Index,
+    "index",
+    encode_index,
+    decode_index_payload
+);
+record_codec!(
+    DamageList,
+    ObjectKind::DamageList,
+    "damage list",
+    encode_damage_list,
+    decode_damage_list
+);
+
+pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
+    let config = decode_config_payload(bytes)?;
+    let c = &config.chunker;
+    let sane = config.hash_secret.len() == HASH_SECRET_LEN
+        && c.min_size >= 64
+        && c.min_size <= c.avg_size
+        && c.avg_size <= c.max_size
+        && c.max_size <= 16 << 20
+        && c.min_size % 2 == 0
+        && c.avg_size % 2 == 0
+        && c.max_size % 2 == 0;
+    if !sane {
+        return Err(FormatError::Invalid {
+            what: "config",
+            detail: "bad secret or chunker sizes".into(),
+        });
+    }
+    Ok(config)
+}
+
+/// Decodes an index file and checks that its blocks lie inside their packs.
+pub fn decode_index(bytes: &[u8]) -> Result<IndexFile, FormatError> {
+    let index = decode_index_payload(bytes)?;
+    for pack in &index.packs {
+        super::pack::validate_blocks(&pack.blocks, pack.size)?;
+    }
+    Ok(index)
+}

@@ -1,0 +1,13 @@
+//! chkfs: content-addressed checkpoints of a directory tree.
+//!
+//! Layers, from the bottom: `format` (pure bytes), `chunking`, `store`
+//! (repository, packs, index), then the operations `save`, `restore`,
+//! `check`, and the command line in `cli`.
+
+pub mod check;
+pub mod chunking;
+pub mod cli;
+pub mod format;
+pub mod restore;
+pub mod save;
+pub mod store;

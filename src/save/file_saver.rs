@@ -1,0 +1,250 @@
+//! The second stage of a save: read the files that changed, cut them into
+//! chunks and hand the chunks to the blob writer, on every core.
+
+use super::meta::Stat;
+use super::scan::FileJob;
+use crate::chunking::{ChunkSizes, StreamChunker};
+use crate::format::pack::BlobKind;
+use crate::format::tree::Extent;
+use crate::store::{BlobWriter, BlockBuilder, StoreError};
+use crossbeam_channel::unbounded;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub struct SavedFile {
+    pub content: Vec<Extent>,
+    /// The file's stat as stored: its size is the sum of `content`.
+    pub stat: Stat,
+    pub bytes_read: u64,
+}
+
+pub enum FileError {
+    /// The file could not be read: it is left out of the snapshot.
+    Source(String),
+    /// The repository failed: the save fails.
+    Store(StoreError),
+    Interrupted,
+}
+
+pub struct FileSaver<'a> {
+    pub writer: &'a BlobWriter,
+    pub sizes: ChunkSizes,
+    pub threads: usize,
+    pub interrupted: &'a AtomicBool,
+}
+
+impl FileSaver<'_> {
+    /// Saves every job; `on_done` runs on the calling thread for each
+    /// finished file, in completion order.
+    pub fn run(
+        &self,
+        jobs: &[FileJob],
+        mut on_done: impl FnMut(usize, Result<SavedFile, FileError>),
+    ) -> Result<(), StoreError> {
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = unbounded();
+        std::thread::scope(|scope| {
+            let mut workers = Vec::new();
+            for _ in 0..self.threads.max(1) {
+                let tx = tx.clone();
+                let next = &next;
+                workers.push(scope.spawn(move || -> Result<(), StoreError> {
+                    let mut builder = BlockBuilder::new(BlobKind::Data);
+                    let mut chunker = StreamChunker::new(self.sizes);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let result = self.save_file(job, &mut builder, &mut chunker);
+                        let fatal = matches!(
+                            result,
+                            Err(FileError::Store(_)) | Err(FileError::Interrupted)
+                        );
+                        let _ = tx.send((i, result));
+                        if fatal {
+                            break;
+                        }
+                    }
+                    self.writer.flush(&mut builder)
+                }));
+            }
+            drop(tx);
+            for (i, result) in rx {
+                on_done(i, result);
+            }
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("file saver thread panicked"))
+        })
+    }
+
+    fn save_file(
+        &self,
+        job: &FileJob,
+        builder: &mut BlockBuilder,
+        chunker: &mut StreamChunker,
+    ) -> Result<SavedFile, FileError> {
+        let first = self.read_once(&job.path, builder, chunker)?;
+        let matches_scan = same_version(&first.before, &job.stat) && !first.changed;
+        if matches_scan {
+            let mut stat = job.stat;
+            stat.size = first.covered;
+            return Ok(SavedFile {
+                content: first.content,
+                stat,
+                bytes_read: first.bytes_read,
+            });
+        }
+        let second = self.read_once(&job.path, builder, chunker)?;
+        if second.changed {
+            eprintln!(
+                "chkfs: warning: {} changed while it was being read; stored as last read",
+                job.path.display()
+            );
+        }
+        let mut stat = second.after;
+        stat.size = second.covered;
+        Ok(SavedFile {
+            content: second.content,
+            stat,
+            bytes_read: first.bytes_read + second.bytes_read,
+        })
+    }
+
+    fn read_once(
+        &self,
+        path: &Path,
+        builder: &mut BlockBuilder,
+        chunker: &mut StreamChunker,
+    ) -> Result<ReadResult, FileError> {
+        let source = |e: io::Error| FileError::Source(format!("{}: {e}", path.display()));
+        let mut file = open_for_reading(path).map_err(source)?;
+        let before = Stat::from_metadata(&file.metadata().map_err(source)?);
+        if before.file_type() != libc::S_IFREG {
+            return Err(source(io::Error::other("no longer a regular file")));
+        }
+        let regions = if before.may_be_sparse() {
+            data_regions(&file, before.size).map_err(source)?
+        } else {
+            vec![(0, u64::MAX)]
+        };
+        let mut content = Vec::new();
+        let mut pos = 0u64;
+        let mut bytes_read = 0u64;
+        let mut store_error = None;
+        for (start, end) in regions {
+            if start > pos {
+                content.push(Extent::Hole { len: start - pos });
+            }
+            file.seek(SeekFrom::Start(start)).map_err(source)?;
+            let limit = end.saturating_sub(start);
+            let n = chunker
+                .run(&mut file, limit, |chunk| {
+                    if self.interrupted.load(Ordering::Relaxed) {
+                        return Err(io::Error::other("interrupted"));
+                    }
+                    match self.writer.add(builder, chunk) {
+                        Ok(id) => {
+                            content.push(Extent::Data {
+                                id,
+                                len: chunk.len() as u32,
+                            });
+                            Ok(())
+                        }
+                        Err(e) => {
+                            store_error = Some(e);
+                            Err(io::Error::other("repository write failed"))
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    if let Some(se) = store_error.take() {
+                        FileError::Store(se)
+                    } else if self.interrupted.load(Ordering::Relaxed) {
+                        FileError::Interrupted
+                    } else {
+                        source(e)
+                    }
+                })?;
+            bytes_read += n;
+            pos = start + n;
+        }
+        let after = Stat::from_metadata(&file.metadata().map_err(source)?);
+        if after.size > pos && before.may_be_sparse() {
+            content.push(Extent::Hole {
+                len: after.size - pos,
+            });
+            pos = after.size;
+        }
+        let changed = !same_version(&before, &after) || pos != after.size;
+        Ok(ReadResult {
+            content,
+            before,
+            after,
+            covered: pos,
+            bytes_read,
+            changed,
+        })
+    }
+}
+
+struct ReadResult {
+    content: Vec<Extent>,
+    before: Stat,
+    after: Stat,
+    covered: u64,
+    bytes_read: u64,
+    changed: bool,
+}
+
+fn same_version(a: &Stat, b: &Stat) -> bool {
+    a.size == b.size && a.mtime == b.mtime && a.ino == b.ino
+}
+
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    // O_NOATIME keeps a save from touching atimes; only the owner (or
+    // root) may ask for it.
+    match open(libc::O_NOFOLLOW | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW),
+        other => other,
+    }
+}
+
+/// The data ranges of a sparse file, found with SEEK_DATA/SEEK_HOLE.
+fn data_regions(file: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let mut regions = Vec::new();
+    let mut pos = 0i64;
+    while (pos as u64) < size {
+        // SAFETY: lseek on a descriptor we own.
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break;
+            }
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // The filesystem cannot tell: read everything.
+                return Ok(vec![(0, u64::MAX)]);
+            }
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        regions.push((data as u64, hole as u64));
+        pos = hole;
+    }
+    Ok(regions)
+}

@@ -1,0 +1,214 @@
+//! `chkfs save`: take a checkpoint of a directory.
+//!
+//! Three stages: [`scan`] walks the source and finds what changed,
+//! [`file_saver`] reads and chunks changed files on every core,
+//! [`tree_saver`] stores the directories. The snapshot record is written
+//! last, once everything it references is durable.
+
+mod file_saver;
+mod ignore_rules;
+pub mod meta;
+mod scan;
+mod tree_saver;
+
+use crate::format::records::{Snapshot, SnapshotStats, Timestamp};
+use crate::format::SnapshotId;
+use crate::store::{BlobReader, BlobWriter, Repository, StoreError};
+use file_saver::{FileError, FileSaver};
+use scan::ScanOptions;
+pub use scan::ScanStats;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+pub use ignore_rules::IGNORE_FILE;
+
+#[derive(Debug, Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("interrupted; the data stored so far will be reused by the next save")]
+    Interrupted,
+}
+
+impl SaveError {
+    fn source(path: &Path, source: std::io::Error) -> Self {
+        SaveError::Source {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    pub source: PathBuf,
+    pub message: String,
+    pub host: Option<String>,
+    pub time: Option<Timestamp>,
+    pub excludes: Vec<String>,
+    pub one_file_system: bool,
+    pub lock_wait: Duration,
+    /// Reads every file even when the previous snapshot has it unchanged.
+    pub force_read: bool,
+    pub threads: usize,
+}
+
+/// Hooks for a progress display; every method has a silent default.
+pub trait Progress: Sync {
+    fn scanned(&self, _stats: &ScanStats) {}
+    fn file_done(&self, _bytes: u64) {}
+    fn finished(&self) {}
+}
+
+pub struct Silent;
+impl Progress for Silent {}
+
+pub struct SaveOutcome {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+}
+
+pub fn save(
+    repo: Arc<Repository>,
+    opts: &SaveOptions,
+    progress: &dyn Progress,
+    interrupted: &AtomicBool,
+) -> Result<SaveOutcome, SaveError> {
+    let started = Instant::now();
+    let source =
+        std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
+    let _lock = repo.lock(opts.lock_wait)?;
+    repo.remove_stale_temps()?;
+    let mut index = repo.load_index()?;
+    repo.adopt_unindexed_packs(&mut index)?;
+    let index = Arc::new(index);
+    let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);
+
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let path = source.as_os_str().as_bytes().to_vec();
+    let parent = if opts.force_read {
+        None
+    } else {
+        repo.snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.snapshot.host == host && s.snapshot.path == path)
+    };
+    let repo_meta =
+        std::fs::metadata(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
+    let scan_opts = ScanOptions {
+        excludes: &opts.excludes,
+        one_file_system: opts.one_file_system,
+        skip_dirs: vec![(repo_meta.dev(), repo_meta.ino())],
+    };
+    let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
+    let mut scan = scan::scan(
+        &source,
+        prev_root,
+        Some(&reader),
+        &index,
+        &scan_opts,
+        interrupted,
+    )?;
+    progress.scanned(&scan.stats);
+
+    let writer = BlobWriter::new(repo.clone(), index.clone());
+    let mut files: Vec<Option<file_saver::SavedFile>> =
+        (0..scan.jobs.len()).map(|_| None).collect();
+    let mut errors = std::mem::take(&mut scan.errors);
+    let mut bytes_read = 0;
+    let mut store_error = None;
+    let mut was_interrupted = false;
+    let saver = FileSaver {
+        writer: &writer,
+        sizes: repo.chunk_sizes(),
+        threads: opts.threads,
+        interrupted,
+    };
+    saver.run(&scan.jobs, |i, result| match result {
+        Ok(saved) => {
+            bytes_read += saved.bytes_read;
+            progress.file_done(saved.bytes_read);
+            files[i] = Some(saved);
+        }
+        Err(FileError::Source(msg)) => {
+            eprintln!("chkfs: skipped {msg}");
+            errors.push(msg);
+        }
+        Err(FileError::Store(e)) => store_error = Some(e),
+        Err(FileError::Interrupted) => was_interrupted = true,
+    })?;
+    if was_interrupted {
+        // Keep what was written: the next save finds it through the index.
+        writer.finish()?;
+        return Err(SaveError::Interrupted);
+    }
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
+    let (root, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &writer)?;
+    let written = writer.finish()?;
+    progress.finished();
+
+    let mut snapshot = Snapshot {
+        time: opts.time.unwrap_or_else(now),
+        host,
+        path,
+        message: opts.message.clone(),
+        parent: parent.map(|p| p.id.0),
+        root,
+        partial: !errors.is_empty(),
+        errors,
+        stats: SnapshotStats {
+            files: tree_stats.files,
+            dirs: tree_stats.dirs,
+            other: tree_stats.other,
+            bytes: tree_stats.bytes,
+            bytes_read,
+            added_bytes: 0,
+            added_blobs: written.blobs_added,
+            duration_ms: 0,
+        },
+        chkfs_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let (id, _) = repo.write_snapshot(&mut snapshot, |s, record_len| {
+        s.stats.added_bytes = written.bytes_written + record_len;
+        s.stats.duration_ms = started.elapsed().as_millis() as u64;
+    })?;
+    Ok(SaveOutcome { id, snapshot })
+}
+
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        secs: d.as_secs() as i64,
+        nanos: d.subsec_nanos(),
+    }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

@@ -1,0 +1,24 @@
+//! A fault hook for crash tests: with CHKFS_FAULT_ABORT_AFTER_WRITES=N in
+//! the environment, the process aborts in the middle of its (N+1)-th
+//! storage write, leaving a partly written temporary file behind, exactly
+//! as a crash or kill -9 would. Without the variable it costs one atomic
+//! increment per write.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const ENV: &str = "CHKFS_FAULT_ABORT_AFTER_WRITES";
+
+static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Called once a write has put some bytes in its temporary file.
+pub fn before_commit() {
+    let limit = *LIMIT.get_or_init(|| std::env::var(ENV).ok().and_then(|v| v.parse().ok()));
+    if let Some(limit) = limit {
+        if WRITES.fetch_add(1, Ordering::SeqCst) >= limit {
+            eprintln!("chkfs: fault hook: aborting after {limit} storage writes");
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The in-memory index: where every blob lives (pack, block, offset).
+//!
+//! Built from the repository's index files, which hold the same block
+//! lists as the pack footers. A blob may be stored more than once (a
+//! damaged copy healed by a later save); a healthy copy is preferred.
+
+use crate::format::pack::{BlobKind, Codec};
+use crate::format::records::IndexedPack;
+use crate::format::{BlobId, PackId};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Blob ids are already uniform hashes: use their low bits directly.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= n as u64;
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 ^= u64::from(n);
+    }
+}
+
+pub type IdMap<V> = HashMap<BlobId, V, BuildHasherDefault<IdHasher>>;
+pub type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PackMeta {
+    pub id: PackId,
+    pub size: u64,
+    first_block: u32,
+    block_count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BlockLoc {
+    pub pack: u32,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub codec: Codec,
+    pub first_blob: u32,
+    pub blob_count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BlobLoc {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub block: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<PackMeta>,
+    pack_slots: HashMap<PackId, u32>,
+    blocks: Vec<BlockLoc>,
+    blobs: Vec<BlobLoc>,
+    /// Blob id -> position in `blobs` of the preferred copy.
+    primary: IdMap<u32>,
+    /// Further copies, for blobs stored more than once.
+    alternates: IdMap<Vec<u32>>,
+    damaged: HashSet<(PackId, BlobId)>,
+}
+
+impl Index {
+    pub fn new(damaged: impl IntoIterator<Item = (PackId, BlobId)>) -> Self {
+        Index {
+            damaged: damaged.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn contains_pack(&self, id: PackId) -> bool {
+        self.pack_slots.contains_key(&id)
+    }
+
+    pub fn packs(&self) -> &[PackMeta] {
+        &self.packs
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.primary.len()
+    }
+
+    /// Adds a pack's blocks; a pack already known is ignored.
+    pub fn add_pack(&mut self, pack: &IndexedPack) {
+        if self.pack_slots.contains_key(&pack.id) {
+            return;
+        }
+        let slot = self.packs.len() as u32;
+        let first_block = self.blocks.len() as u32;
+        let block_count = pack.blocks.len() as u32;
+        self.packs.push(PackMeta {
+            id: pack.id,
+            size: pack.size,
+            first_block,
+            block_count,
+        });
+        self.pack_slots.insert(pack.id, slot);
+        for block in &pack.blocks {
+            let block_no = self.blocks.len() as u32;
+            self.blocks.push(BlockLoc {
+                pack: slot,
+                offset: block.offset,
+                stored_len: block.stored_len,
+                raw_len: block.raw_len,
+                codec: block.codec,
+                first_blob: self.blobs.len() as u32,
+                blob_count: block.blobs.len() as u32,
+            });
+            for b in &block.blobs {
+                let pos = self.blobs.len() as u32;
+                self.blobs.push(BlobLoc {
+                    id: b.id,
+                    kind: b.kind,
+                    block: block_no,
+                    offset: b.offset,
+                    len: b.len,
+                });
+                self.insert_location(b.id, pos, pack.id);
+            }
+        }
+    }
+
+    fn insert_location(&mut self, id: BlobId, pos: u32, pack: PackId) {
+        let Some(&current) = self.primary.get(&id) else {
+            self.primary.insert(id, pos);
+            return;
+        };
+        let current_damaged = self.is_damaged_at(current);
+        let new_damaged = self.damaged.contains(&(pack, id));
+        let keep = if current_damaged && !new_damaged {
+            self.primary.insert(id, pos);
+            current
+        } else {
+            pos
+        };
+        self.alternates.entry(id).or_default().push(keep);
+    }
+
+    fn is_damaged_at(&self, pos: u32) -> bool {
+        let loc = self.blobs[pos as usize];
+        self.damaged.contains(&(self.pack_of(&loc).id, loc.id))
+    }
+
+    /// True when a healthy copy exists: what a save may deduplicate against.
+    pub fn has_healthy(&self, id: BlobId) -> bool {
+        self.primary
+            .get(&id)
+            .is_some_and(|&p| !self.is_damaged_at(p))
+    }
+
+    /// Every stored copy of `id`, the preferred one first.
+    pub fn locations(&self, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
+        let first = self.primary.get(&id).copied();
+        let rest = self.alternates.get(&id).into_iter().flatten().copied();
+        first
+            .into_iter()
+            .chain(rest)
+            .map(|p| self.blobs[p as usize])
+    }
+
+    /// The blocks of the pack in `slot`.
+    pub fn blocks_of_pack(&self, slot: u32) -> std::ops::Range<u32> {
+        let p = &self.packs[slot as usize];
+        p.first_block..p.first_block + p.block_count
+    }
+
+    pub fn block(&self, n: u32) -> &BlockLoc {
+        &self.blocks[n as usize]
+    }
+
+    pub fn pack_of(&self, loc: &BlobLoc) -> PackMeta {
+        self.packs[self.blocks[loc.block as usize].pack as usize]
+    }
+
+    pub fn pack(&self, slot: u32) -> PackMeta {
+        self.packs[slot as usize]
+    }
+
+    /// The blobs stored in block `n`.
+    pub fn blobs_in_block(&self, n: u32) -> &[BlobLoc] {
+        let b = &self.blocks[n as usize];
+        &self.blobs[b.first_blob as usize..(b.first_blob + b.blob_count) as usize]
+    }
+
+    pub fn damaged(&self) -> &HashSet<(PackId, BlobId)> {
+        &self.damaged
+    }
+}
+
+pub fn pack_path(id: PackId) -> String {
+    let hex = id.to_hex();
+    format!("packs/{}/{}.pack", &hex[..2], hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobEntry, BlockInfo};
+
+    fn pack(id: u128, blobs: &[u128]) -> IndexedPack {
+        let entries = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| BlobEntry {
+                id: BlobId(b),
+                kind: BlobKind::Data,
+                offset: i as u32 * 10,
+                len: 10,
+            })
+            .collect();
+        IndexedPack {
+            id: PackId(id),
+            size: 1000,
+            blocks: vec![BlockInfo {
+                offset: 16,
+                stored_len: 100,
+                raw_len: 100,
+                codec: Codec::Raw,
+                blobs: entries,
+            }],
+        }
+    }
+
+    #[test]
+    fn lookup_and_duplicates() {
+        let mut idx = Index::new([]);
+        idx.add_pack(&pack(1, &[10, 11]));
+        idx.add_pack(&pack(2, &[11, 12]));
+        idx.add_pack(&pack(2, &[11, 12]));
+        assert_eq!(idx.packs().len(), 2);
+        assert_eq!(idx.blob_count(), 3);
+        let locs: Vec<_> = idx
+            .locations(BlobId(11))
+            .map(|l| idx.pack_of(&l).id)
+            .collect();
+        assert_eq!(locs, vec![PackId(1), PackId(2)]);
+        assert!(idx.has_healthy(BlobId(12)));
+        assert!(!idx.has_healthy(BlobId(13)));
+    }
+
+    #[test]
+    fn damaged_copy_is_not_deduplicated_and_a_healthy_copy_is_preferred() {
+        let mut idx = Index::new([(PackId(1), BlobId(11))]);
+        idx.add_pack(&pack(1, &[10, 11]));
+        assert!(!idx.has_healthy(BlobId(11)));
+        assert!(idx.has_healthy(BlobId(10)));
+        idx.add_pack(&pack(2, &[11]));
+        assert!(idx.has_healthy(BlobId(11)));
+        let first = idx.locations(BlobId(11)).next().unwrap();
+        assert_eq!(idx.pack_of(&first).id, PackId(2));
+    }
+}

@@ -1,0 +1,217 @@
+//! Writes new blobs: each worker fills its own block (so compression runs
+//! on every core), sealed blocks go to one thread that appends them to
+//! packs and writes each pack once it is full: packs are written
+//! sequentially while workers go on chunking.
+
+use super::index::{pack_path, IdSet, Index};
+use super::{Repository, StoreError};
+use crate::format::pack::{seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock};
+use crate::format::records::IndexedPack;
+use crate::format::{BlobId, PackId};
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Raw bytes gathered before a block is compressed. Blocks are the unit
+/// of compression and of reading: large enough that lz4 finds matches
+/// across small files, small enough that a random read decompresses
+/// little (see FORMAT.md).
+pub const BLOCK_TARGET: usize = 128 << 10;
+
+/// A pack is written once its blocks reach this size.
+pub const PACK_TARGET: usize = 32 << 20;
+
+pub struct BlockBuilder {
+    kind: BlobKind,
+    raw: Vec<u8>,
+    blobs: Vec<BlobEntry>,
+}
+
+impl BlockBuilder {
+    pub fn new(kind: BlobKind) -> Self {
+        Self {
+            kind,
+            raw: Vec::with_capacity(BLOCK_TARGET),
+            blobs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteSummary {
+    pub packs: u64,
+    /// Bytes of packs and index files written.
+    pub bytes_written: u64,
+    pub blobs_added: u64,
+    pub raw_bytes_added: u64,
+}
+
+type PackThread = JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>;
+
+pub struct BlobWriter {
+    repo: Arc<Repository>,
+    index: Arc<Index>,
+    claimed: Mutex<IdSet>,
+    tx: Option<Sender<SealedBlock>>,
+    thread: Option<PackThread>,
+    blobs_added: AtomicU64,
+    raw_bytes_added: AtomicU64,
+}
+
+impl BlobWriter {
+    pub fn new(repo: Arc<Repository>, index: Arc<Index>) -> Self {
+        let (tx, rx) = bounded::<SealedBlock>(16);
+        let thread_repo = repo.clone();
+        let thread = std::thread::Builder::new()
+            .name("chkfs-packs".into())
+            .spawn(move || {
+                let mut packer = Packer {
+                    repo: thread_repo,
+                    data: PackBuilder::new(),
+                    tree: PackBuilder::new(),
+                    done: Vec::new(),
+                    bytes: 0,
+                };
+                for block in rx {
+                    packer.add(block)?;
+                }
+                packer.finish()
+            })
+            .expect("spawning the pack writer thread");
+        Self {
+            repo,
+            index,
+            claimed: Mutex::new(IdSet::default()),
+            tx: Some(tx),
+            thread: Some(thread),
+            blobs_added: AtomicU64::new(0),
+            raw_bytes_added: AtomicU64::new(0),
+        }
+    }
+
+    pub fn repo(&self) -> &Arc<Repository> {
+        &self.repo
+    }
+
+    /// True when the blob is stored or being stored by this writer.
+    pub fn is_known(&self, id: BlobId) -> bool {
+        self.index.has_healthy(id) || self.claimed.lock().contains(&id)
+    }
+
+    /// Stores `data` as a blob unless the repository has it already.
+    pub fn add(&self, builder: &mut BlockBuilder, data: &[u8]) -> Result<BlobId, StoreError> {
+        let id = self.repo.blob_id(data);
+        if self.index.has_healthy(id) || !self.claimed.lock().insert(id) {
+            return Ok(id);
+        }
+        if !builder.raw.is_empty() && builder.raw.len() + data.len() > BLOCK_TARGET {
+            self.seal(builder)?;
+        }
+        builder.blobs.push(BlobEntry {
+            id,
+            kind: builder.kind,
+            offset: builder.raw.len() as u32,
+            len: data.len() as u32,
+        });
+        builder.raw.extend_from_slice(data);
+        self.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.raw_bytes_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if builder.raw.len() >= BLOCK_TARGET {
+            self.seal(builder)?;
+        }
+        Ok(id)
+    }
+
+    /// Sends a builder's pending blobs on their way to a pack.
+    pub fn flush(&self, builder: &mut BlockBuilder) -> Result<(), StoreError> {
+        if builder.blobs.is_empty() {
+            return Ok(());
+        }
+        self.seal(builder)
+    }
+
+    fn seal(&self, builder: &mut BlockBuilder) -> Result<(), StoreError> {
+        let block = seal_block(&builder.raw, std::mem::take(&mut builder.blobs));
+        builder.raw.clear();
+        let tx = self.tx.as_ref().expect("sender lives until finish");
+        tx.send(block).map_err(|_| pack_thread_gone())
+    }
+
+    /// Writes the last packs and an index file listing every pack written.
+    /// Blobs still in a builder that was not flushed are lost.
+    pub fn finish(mut self) -> Result<WriteSummary, StoreError> {
+        drop(self.tx.take());
+        let thread = self.thread.take().expect("finish is called once");
+        let (packs, pack_bytes) = thread.join().map_err(|_| pack_thread_gone())??;
+        let n = packs.len() as u64;
+        let index_bytes = self.repo.write_index(packs)?;
+        Ok(WriteSummary {
+            packs: n,
+            bytes_written: pack_bytes + index_bytes,
+            blobs_added: self.blobs_added.load(Ordering::Relaxed),
+            raw_bytes_added: self.raw_bytes_added.load(Ordering::Relaxed),
+        })
+    }
+}
+
+fn pack_thread_gone() -> StoreError {
+    StoreError::io("packs", std::io::Error::other("the pack writer stopped"))
+}
+
+struct Packer {
+    repo: Arc<Repository>,
+    data: PackBuilder,
+    tree: PackBuilder,
+    done: Vec<IndexedPack>,
+    bytes: u64,
+}
+
+impl Packer {
+    fn add(&mut self, block: SealedBlock) -> Result<(), StoreError> {
+        let is_tree = block
+            .blobs
+            .first()
+            .is_some_and(|b| b.kind == BlobKind::Tree);
+        let builder = if is_tree {
+            &mut self.tree
+        } else {
+            &mut self.data
+        };
+        builder.add(block);
+        if builder.len() >= PACK_TARGET {
+            let full = std::mem::take(builder);
+            self.write(full)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, builder: PackBuilder) -> Result<(), StoreError> {
+        if builder.is_empty() {
+            return Ok(());
+        }
+        let (bytes, footer) = builder.finish();
+        let id = PackId(xxh3_128(&bytes));
+        self.repo
+            .backend()
+            .write_if_absent(&pack_path(id), &bytes)?;
+        self.bytes += bytes.len() as u64;
+        self.done.push(IndexedPack {
+            id,
+            size: bytes.len() as u64,
+            blocks: footer.blocks,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Vec<IndexedPack>, u64), StoreError> {
+        let data = std::mem::take(&mut self.data);
+        let tree = std::mem::take(&mut self.tree);
+        self.write(data)?;
+        self.write(tree)?;
+        Ok((self.done, self.bytes))
+    }
+}
