@@ -96,20 +96,15 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
 
 /// Every indexed pack must exist with its indexed size; packs left
 /// unindexed are read from their own footers so their blobs count.
-fn check_packs_exist(
-    repo: &Repository,
-    index: &mut Index,
-    report: &mut CheckReport,
-) -> Result<(), StoreError> {
+fn check_packs_exist(repo: &Repository, index: &mut Index, report: &mut CheckReport) -> Result<(), StoreError> {
     let on_disk: HashMap<String, u64> = repo.backend().list("packs")?.into_iter().collect();
     report.packs = on_disk.len() as u64;
     for pack in index.packs() {
         match on_disk.get(&pack_path(pack.id)) {
             None => report.errors.push(format!("pack {} is missing", pack.id)),
-            Some(&size) if size != pack.size => report.errors.push(format!(
-                "pack {} has {size} bytes, the index says {}",
-                pack.id, pack.size
-            )),
+            Some(&size) if size != pack.size => {
+                report.errors.push(format!("pack {} has {size} bytes, the index says {}", pack.id, pack.size))
+            }
             Some(_) => {}
         }
     }
@@ -117,24 +112,16 @@ fn check_packs_exist(
         report.unindexed_packs += 1;
         match repo.read_pack_footer(id, size) {
             Ok(pack) => index.add_pack(&pack),
-            Err(e) => report
-                .errors
-                .push(format!("unindexed pack {id} is unreadable: {e}")),
+            Err(e) => report.errors.push(format!("unindexed pack {id} is unreadable: {e}")),
         }
     }
     Ok(())
 }
 
 /// (pack, blob, reason) for every blob copy that fails to read back.
-fn read_all_packs(
-    repo: &Repository,
-    index: &Index,
-    report: &mut CheckReport,
-) -> Vec<(PackId, BlobId, String)> {
-    let results: Vec<_> = (0..index.packs().len() as u32)
-        .into_par_iter()
-        .map(|slot| verify_pack(repo, index, slot))
-        .collect();
+fn read_all_packs(repo: &Repository, index: &Index, report: &mut CheckReport) -> Vec<(PackId, BlobId, String)> {
+    let results: Vec<_> =
+        (0..index.packs().len() as u32).into_par_iter().map(|slot| verify_pack(repo, index, slot)).collect();
     let mut bad = Vec::new();
     for (read, verified, errs) in results {
         report.packs_read += 1;
@@ -145,19 +132,11 @@ fn read_all_packs(
     bad
 }
 
-fn verify_pack(
-    repo: &Repository,
-    index: &Index,
-    slot: u32,
-) -> (u64, u64, Vec<(PackId, BlobId, String)>) {
+fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> (u64, u64, Vec<(PackId, BlobId, String)>) {
     let pack = index.pack(slot);
     let blocks: Vec<u32> = index.blocks_of_pack(slot).collect();
     let all_bad = |reason: String| -> Vec<(PackId, BlobId, String)> {
-        blocks
-            .iter()
-            .flat_map(|&b| index.blobs_in_block(b))
-            .map(|l| (pack.id, l.id, reason.clone()))
-            .collect()
+        blocks.iter().flat_map(|&b| index.blobs_in_block(b)).map(|l| (pack.id, l.id, reason.clone())).collect()
     };
     let bytes = match repo.backend().read(&pack_path(pack.id)) {
         Ok(b) => b,
@@ -170,28 +149,22 @@ fn verify_pack(
     let mut verified = 0;
     for &b in &blocks {
         let loc = index.block(b);
-        let stored = usize::try_from(loc.offset)
-            .ok()
-            .and_then(|o| bytes.get(o..o + loc.stored_len as usize));
+        let stored = usize::try_from(loc.offset).ok().and_then(|o| bytes.get(o..o + loc.stored_len as usize));
         let raw = match stored.map(|s| open_block(loc.codec, loc.raw_len, s)) {
             Some(Ok(raw)) => raw,
             Some(Err(e)) => {
                 bad.extend(
-                    index
-                        .blobs_in_block(b)
-                        .iter()
-                        .map(|l| (pack.id, l.id, format!("block does not decompress: {e}"))),
+                    index.blobs_in_block(b).iter().map(|l| (pack.id, l.id, format!("block does not decompress: {e}"))),
                 );
                 continue;
             }
             None => {
-                bad.extend(index.blobs_in_block(b).iter().map(|l| {
-                    (
-                        pack.id,
-                        l.id,
-                        "block lies beyond the end of the pack".to_string(),
-                    )
-                }));
+                bad.extend(
+                    index
+                        .blobs_in_block(b)
+                        .iter()
+                        .map(|l| (pack.id, l.id, "block lies beyond the end of the pack".to_string())),
+                );
                 continue;
             }
         };
@@ -221,13 +194,9 @@ fn record_bad_copies(
             report.errors.push(format!("pack {pack}: {reason}"));
             continue;
         }
-        let healthy_left = index
-            .locations(*blob)
-            .any(|l| !bad_copies.contains(&(index.pack_of(&l).id, *blob)));
+        let healthy_left = index.locations(*blob).any(|l| !bad_copies.contains(&(index.pack_of(&l).id, *blob)));
         if !healthy_left {
-            let e = bad
-                .entry(*blob)
-                .or_insert_with(|| (Vec::new(), reason.clone()));
+            let e = bad.entry(*blob).or_insert_with(|| (Vec::new(), reason.clone()));
             e.0.push(*pack);
         }
     }
@@ -247,10 +216,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn walk_snapshots(&mut self, repo: &Repository) -> Result<(), StoreError> {
         for (path, _) in repo.backend().list("snapshots")? {
-            let Some(id) = path
-                .strip_prefix("snapshots/")
-                .and_then(|n| n.strip_suffix(".snap"))
-            else {
+            let Some(id) = path.strip_prefix("snapshots/").and_then(|n| n.strip_suffix(".snap")) else {
                 continue;
             };
             let Ok(id) = SnapshotId::from_hex(id) else {
@@ -262,10 +228,7 @@ impl Walker<'_> {
                     self.report.snapshots += 1;
                     self.walk_tree(id, snap.root_tree(), b"")
                 }
-                Err(e) => self
-                    .report
-                    .errors
-                    .push(format!("snapshot {id} is damaged: {e}")),
+                Err(e) => self.report.errors.push(format!("snapshot {id} is damaged: {e}")),
             }
         }
         Ok(())
@@ -315,9 +278,7 @@ impl Walker<'_> {
         }
         let is_tree = self.index.locations(id).all(|l| l.kind == BlobKind::Tree);
         if !is_tree {
-            self.report
-                .errors
-                .push(format!("blob {id} is used as a tree but stored as data"));
+            self.report.errors.push(format!("blob {id} is used as a tree but stored as data"));
         }
         match self.reader.read_tree(id) {
             Ok(t) => Some(Arc::new(t)),
@@ -329,11 +290,7 @@ impl Walker<'_> {
     }
 
     fn note(&mut self, blob: BlobId, snap: SnapshotId, path: &[u8]) {
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            String::from_utf8_lossy(path).into_owned()
-        };
+        let path = if path.is_empty() { "/".to_string() } else { String::from_utf8_lossy(path).into_owned() };
         let users = self.used_by.entry(blob).or_default();
         let label = format!("{snap}:{path}");
         if users.last() != Some(&label) {

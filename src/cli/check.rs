@@ -20,27 +20,17 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
         eprintln!("error: {e}");
     }
     for d in &report.damaged_blobs {
-        let packs = if d.packs.is_empty() {
-            String::new()
-        } else {
-            format!(" in pack {}", d.packs.join(", "))
-        };
+        let packs = if d.packs.is_empty() { String::new() } else { format!(" in pack {}", d.packs.join(", ")) };
         eprintln!("damaged: chunk {}{packs}: {}", d.blob, d.reason);
         for user in &d.used_by {
             eprintln!("    used by {user}");
         }
     }
     if report.unreferenced_damaged > 0 {
-        eprintln!(
-            "note: {} damaged chunk(s) no snapshot uses",
-            report.unreferenced_damaged
-        );
+        eprintln!("note: {} damaged chunk(s) no snapshot uses", report.unreferenced_damaged);
     }
     if report.unindexed_packs > 0 {
-        eprintln!(
-            "note: {} pack(s) left by an interrupted save; the next save indexes them",
-            report.unindexed_packs
-        );
+        eprintln!("note: {} pack(s) left by an interrupted save; the next save indexes them", report.unindexed_packs);
     }
     let read = if args.read_data {
         format!(
@@ -52,18 +42,7 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
     } else {
         String::new()
     };
-    let verdict = if report.is_ok() {
-        "no damage found"
-    } else {
-        "DAMAGE FOUND"
-    };
-    eprintln!(
-        "{} snapshots, {} trees, {} packs{read}: {verdict}",
-        report.snapshots, report.trees, report.packs
-    );
-    Ok(if report.is_ok() {
-        ExitCode::Ok
-    } else {
-        ExitCode::Damage
-    })
+    let verdict = if report.is_ok() { "no damage found" } else { "DAMAGE FOUND" };
+    eprintln!("{} snapshots, {} trees, {} packs{read}: {verdict}", report.snapshots, report.trees, report.packs);
+    Ok(if report.is_ok() { ExitCode::Ok } else { ExitCode::Damage })
 }

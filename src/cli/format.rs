@@ -28,20 +28,12 @@ pub fn rfc3339(t: Timestamp) -> String {
 
 /// Local time for tables.
 pub fn local(t: Timestamp) -> String {
-    jiff_ts(t)
-        .to_zoned(jiff::tz::TimeZone::system())
-        .strftime("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    jiff_ts(t).to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
-    let ts: jiff::Timestamp = s
-        .parse()
-        .map_err(|e| format!("--time {s:?} is not an RFC 3339 time: {e}"))?;
-    Ok(Timestamp {
-        secs: ts.as_second(),
-        nanos: ts.subsec_nanosecond() as u32,
-    })
+    let ts: jiff::Timestamp = s.parse().map_err(|e| format!("--time {s:?} is not an RFC 3339 time: {e}"))?;
+    Ok(Timestamp { secs: ts.as_second(), nanos: ts.subsec_nanosecond() as u32 })
 }
 
 #[cfg(test)]

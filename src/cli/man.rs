@@ -13,18 +13,13 @@ pub fn print() -> anyhow::Result<ExitCode> {
 
 pub fn render() -> String {
     let cmd = Cli::command();
-    let man = clap_mangen::Man::new(cmd.clone())
-        .date("")
-        .source(format!("chkfs {}", env!("CARGO_PKG_VERSION")));
+    let man = clap_mangen::Man::new(cmd.clone()).date("").source(format!("chkfs {}", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render_title(&mut out).expect("writing to a Vec");
     man.render_name_section(&mut out).expect("writing to a Vec");
-    man.render_synopsis_section(&mut out)
-        .expect("writing to a Vec");
-    man.render_description_section(&mut out)
-        .expect("writing to a Vec");
-    man.render_options_section(&mut out)
-        .expect("writing to a Vec");
+    man.render_synopsis_section(&mut out).expect("writing to a Vec");
+    man.render_description_section(&mut out).expect("writing to a Vec");
+    man.render_options_section(&mut out).expect("writing to a Vec");
     let mut page = String::from_utf8(out).expect("roff is UTF-8");
     page.push_str(".SH COMMANDS\n");
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
@@ -43,10 +38,7 @@ fn render_subcommand(sub: &clap::Command) -> String {
     if let Some(about) = sub.get_long_about().or(sub.get_about()) {
         s.push_str(&format!("{}\n", escape(&about.to_string())));
     }
-    for arg in sub
-        .get_arguments()
-        .filter(|a| !a.is_hide_set() && !a.is_global_set())
-    {
+    for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()) {
         let id = arg.get_id().as_str();
         if id == "help" || id == "version" {
             continue;
@@ -55,43 +47,23 @@ fn render_subcommand(sub: &clap::Command) -> String {
         if let Some(short) = arg.get_short() {
             head.push_str(&format!("\\fB\\-{short}\\fR, "));
         }
-        let value = arg
-            .get_value_names()
-            .and_then(|v| v.first())
-            .map(|v| v.to_string());
+        let value = arg.get_value_names().and_then(|v| v.first()).map(|v| v.to_string());
         match arg.get_long() {
             Some(long) => {
                 head.push_str(&format!("\\fB\\-\\-{}\\fR", escape(long)));
                 if arg.get_action().takes_values() {
-                    head.push_str(&format!(
-                        " \\fI{}\\fR",
-                        escape(&value.unwrap_or_else(|| id.to_uppercase()))
-                    ));
+                    head.push_str(&format!(" \\fI{}\\fR", escape(&value.unwrap_or_else(|| id.to_uppercase()))));
                 }
             }
-            None => head.push_str(&format!(
-                "\\fI{}\\fR",
-                escape(&value.unwrap_or_else(|| id.to_uppercase()))
-            )),
+            None => head.push_str(&format!("\\fI{}\\fR", escape(&value.unwrap_or_else(|| id.to_uppercase())))),
         }
-        let help = arg
-            .get_long_help()
-            .or(arg.get_help())
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        let default = arg
-            .get_default_values()
-            .first()
-            .map(|d| d.to_string_lossy().into_owned());
+        let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned());
         let default = match default {
             Some(d) if !d.is_empty() => format!(" [default: {d}]"),
             _ => String::new(),
         };
-        s.push_str(&format!(
-            ".TP\n{head}\n{}{}\n",
-            escape(&help),
-            escape(&default)
-        ));
+        s.push_str(&format!(".TP\n{head}\n{}{}\n", escape(&help), escape(&default)));
     }
     s
 }

@@ -24,11 +24,7 @@ pub fn main() -> i32 {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::Usage as i32
-            } else {
-                ExitCode::Ok as i32
-            };
+            return if e.use_stderr() { ExitCode::Usage as i32 } else { ExitCode::Ok as i32 };
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -38,14 +34,8 @@ pub fn main() -> i32 {
             return ExitCode::Usage as i32;
         }
     };
-    let repo_from_flag = matches!(
-        matches.value_source("repo"),
-        Some(clap::parser::ValueSource::CommandLine)
-    );
-    let ctx = repo_path::RepoArgs {
-        repo: cli.global.repo.clone(),
-        from_flag: repo_from_flag,
-    };
+    let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
+    let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
     let result = match cli.command {
         Command::Init(a) => save::init(&ctx, &a),
         Command::Save(a) => save::run(&ctx, &a),

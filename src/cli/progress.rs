@@ -12,9 +12,7 @@ impl SaveProgress {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} scanning: {msg}").expect("valid template"),
-            );
+            bar.set_style(ProgressStyle::with_template("{spinner} scanning: {msg}").expect("valid template"));
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });

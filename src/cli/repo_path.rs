@@ -19,11 +19,8 @@ pub struct Chosen {
 }
 
 pub fn default_repo() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let base =
-        xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(base.join("chkfs").join("repo"))
 }
 
@@ -40,18 +37,11 @@ impl RepoArgs {
             }
         }
         if let Some(p) = positional.or(self.repo.as_deref()) {
-            return Ok(Chosen {
-                path: p.to_path_buf(),
-                is_default: false,
-            });
+            return Ok(Chosen { path: p.to_path_buf(), is_default: false });
         }
-        let path = default_repo().ok_or_else(|| {
-            UsageError("no --repo given and neither XDG_DATA_HOME nor HOME is set".into())
-        })?;
-        Ok(Chosen {
-            path,
-            is_default: true,
-        })
+        let path = default_repo()
+            .ok_or_else(|| UsageError("no --repo given and neither XDG_DATA_HOME nor HOME is set".into()))?;
+        Ok(Chosen { path, is_default: true })
     }
 
     /// Opens an existing repository.
@@ -65,9 +55,7 @@ impl RepoArgs {
     pub fn open_or_create_default(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
         match Repository::open(&chosen.path) {
-            Err(StoreError::NotARepository(_))
-                if chosen.is_default && !has_entries(&chosen.path) =>
-            {
+            Err(StoreError::NotARepository(_)) if chosen.is_default && !has_entries(&chosen.path) => {
                 let repo = Repository::init(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
                 eprintln!("chkfs: created repository at {}", repo.root().display());
                 Ok(repo)
@@ -78,9 +66,7 @@ impl RepoArgs {
 }
 
 fn has_entries(p: &Path) -> bool {
-    std::fs::read_dir(p)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
+    std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false)
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -33,12 +33,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let index = Arc::new(repo.load_index()?);
     let reader = BlobReader::new(repo.clone(), index, 256 << 20);
     let entry = find_path(&reader, &snap.snapshot.root, path)?;
-    let report = restore(
-        &reader,
-        &entry,
-        &args.target,
-        &RestoreOptions { force: args.force },
-    )?;
+    let report = restore(&reader, &entry, &args.target, &RestoreOptions { force: args.force })?;
     for e in &report.errors {
         eprintln!("chkfs: not restored: {e}");
     }
@@ -66,10 +61,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     if report.errors.is_empty() {
         Ok(ExitCode::Ok)
     } else {
-        eprintln!(
-            "chkfs: {} item(s) could not be restored",
-            report.errors.len()
-        );
+        eprintln!("chkfs: {} item(s) could not be restored", report.errors.len());
         Ok(ExitCode::Failure)
     }
 }

@@ -42,12 +42,7 @@ struct SaveJson<'a> {
 }
 
 pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
-    let time = args
-        .time
-        .as_deref()
-        .map(parse_rfc3339)
-        .transpose()
-        .map_err(UsageError)?;
+    let time = args.time.as_deref().map(parse_rfc3339).transpose().map_err(UsageError)?;
     if !(0.0..=86400.0 * 365.0).contains(&args.lock_wait) {
         return Err(UsageError("--lock-wait must be a number of seconds".into()).into());
     }
@@ -71,9 +66,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         one_file_system: args.one_file_system,
         lock_wait: Duration::from_secs_f64(args.lock_wait),
         force_read: args.force_read,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
     let progress = SaveProgress::new();
     let outcome = save(repo, &opts, &progress, &interrupted)?;
@@ -111,10 +104,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         st.duration_ms as f64 / 1000.0
     );
     if s.partial {
-        eprintln!(
-            "chkfs: {} item(s) could not be saved; the snapshot is marked partial",
-            s.errors.len()
-        );
+        eprintln!("chkfs: {} item(s) could not be saved; the snapshot is marked partial", s.errors.len());
         return Ok(ExitCode::Partial);
     }
     Ok(ExitCode::Ok)

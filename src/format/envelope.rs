@@ -69,16 +69,13 @@ pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], Format
     }
     let kind = ObjectKind::from_byte(bytes[4])?;
     if kind != expected {
-        return Err(FormatError::WrongKind {
-            expected: expected.name(),
-            found: kind.name(),
-        });
+        return Err(FormatError::WrongKind { expected: expected.name(), found: kind.name() });
     }
     if bytes[5] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion {
-            found: bytes[5],
-            supported: FORMAT_VERSION,
-        });
+        return Err(FormatError::UnsupportedVersion { found: bytes[5], supported: FORMAT_VERSION });
+    }
+    if bytes[6..8] != [0, 0] {
+        return Err(FormatError::Invalid { what: "envelope", detail: "reserved bytes are not zero".into() });
     }
     let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4-byte slice")) as usize;
     let sum = u64::from_le_bytes(bytes[12..20].try_into().expect("8-byte slice"));
@@ -93,14 +90,8 @@ pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], Format
 }
 
 /// Decodes a bitcode payload, turning a failure into a FormatError.
-pub(crate) fn decode_payload<T: bitcode::DecodeOwned>(
-    what: &'static str,
-    payload: &[u8],
-) -> Result<T, FormatError> {
-    bitcode::decode(payload).map_err(|e| FormatError::Decode {
-        what,
-        detail: e.to_string(),
-    })
+pub(crate) fn decode_payload<T: bitcode::DecodeOwned>(what: &'static str, payload: &[u8]) -> Result<T, FormatError> {
+    bitcode::decode(payload).map_err(|e| FormatError::Decode { what, detail: e.to_string() })
 }
 
 #[cfg(test)]
@@ -116,29 +107,17 @@ mod tests {
     #[test]
     fn rejects_wrong_kind_version_damage_and_truncation() {
         let sealed = seal_envelope(ObjectKind::Tree, b"hello");
-        assert!(matches!(
-            open_envelope(ObjectKind::Snapshot, &sealed),
-            Err(FormatError::WrongKind { .. })
-        ));
+        assert!(matches!(open_envelope(ObjectKind::Snapshot, &sealed), Err(FormatError::WrongKind { .. })));
         let mut v = sealed.clone();
         v[5] = 9;
-        assert!(matches!(
-            open_envelope(ObjectKind::Tree, &v),
-            Err(FormatError::UnsupportedVersion { found: 9, .. })
-        ));
+        assert!(matches!(open_envelope(ObjectKind::Tree, &v), Err(FormatError::UnsupportedVersion { found: 9, .. })));
         let mut d = sealed.clone();
         *d.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            open_envelope(ObjectKind::Tree, &d),
-            Err(FormatError::Checksum)
-        );
+        assert_eq!(open_envelope(ObjectKind::Tree, &d), Err(FormatError::Checksum));
         assert!(open_envelope(ObjectKind::Tree, &sealed[..sealed.len() - 1]).is_err());
         assert!(open_envelope(ObjectKind::Tree, &sealed[..3]).is_err());
         let mut m = sealed;
         m[0] = b'X';
-        assert_eq!(
-            open_envelope(ObjectKind::Tree, &m),
-            Err(FormatError::BadMagic)
-        );
+        assert_eq!(open_envelope(ObjectKind::Tree, &m), Err(FormatError::BadMagic));
     }
 }

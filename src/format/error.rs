@@ -8,10 +8,7 @@ pub enum FormatError {
     #[error("bad magic bytes: not a chkfs object")]
     BadMagic,
     #[error("object is a {found} where a {expected} was expected")]
-    WrongKind {
-        expected: &'static str,
-        found: &'static str,
-    },
+    WrongKind { expected: &'static str, found: &'static str },
     #[error("unknown object kind {0}")]
     UnknownKind(u8),
     #[error("format version {found} is not supported (this chkfs reads version {supported})")]

@@ -6,9 +6,7 @@ use std::fmt;
 
 macro_rules! hex_id {
     ($name:ident, $int:ty, $digits:expr) => {
-        #[derive(
-            Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bitcode::Encode, bitcode::Decode,
-        )]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bitcode::Encode, bitcode::Decode)]
         pub struct $name(pub $int);
 
         impl $name {
@@ -19,15 +17,11 @@ macro_rules! hex_id {
             }
 
             pub fn from_hex(s: &str) -> Result<Self, FormatError> {
-                let valid = s.len() == $digits
-                    && s.bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                let valid = s.len() == $digits && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
                 if !valid {
                     return Err(FormatError::BadId(s.to_string()));
                 }
-                <$int>::from_str_radix(s, 16)
-                    .map($name)
-                    .map_err(|_| FormatError::BadId(s.to_string()))
+                <$int>::from_str_radix(s, 16).map($name).map_err(|_| FormatError::BadId(s.to_string()))
             }
         }
 

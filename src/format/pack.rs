@@ -75,29 +75,16 @@ pub fn seal_block(raw: &[u8], blobs: Vec<BlobEntry>) -> SealedBlock {
     match compressed {
         Some(n) if n + n / 32 < raw.len() => {
             out.truncate(n);
-            SealedBlock {
-                codec: Codec::Lz4,
-                raw_len,
-                bytes: out,
-                blobs,
-            }
+            SealedBlock { codec: Codec::Lz4, raw_len, bytes: out, blobs }
         }
-        _ => SealedBlock {
-            codec: Codec::Raw,
-            raw_len,
-            bytes: raw.to_vec(),
-            blobs,
-        },
+        _ => SealedBlock { codec: Codec::Raw, raw_len, bytes: raw.to_vec(), blobs },
     }
 }
 
 /// Decompresses a stored block into its raw bytes.
 pub fn open_block(codec: Codec, raw_len: u32, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
     if raw_len > MAX_BLOCK_RAW {
-        return Err(invalid(
-            "block",
-            format!("raw length {raw_len} is too large"),
-        ));
+        return Err(invalid("block", format!("raw length {raw_len} is too large")));
     }
     match codec {
         Codec::Raw if stored.len() == raw_len as usize => Ok(stored.to_vec()),
@@ -106,10 +93,7 @@ pub fn open_block(codec: Codec, raw_len: u32, stored: &[u8]) -> Result<Vec<u8>, 
             let mut out = vec![0u8; raw_len as usize];
             match lz4_flex::block::decompress_into(stored, &mut out) {
                 Ok(n) if n == raw_len as usize => Ok(out),
-                Ok(n) => Err(invalid(
-                    "block",
-                    format!("decompressed to {n} bytes, expected {raw_len}"),
-                )),
+                Ok(n) => Err(invalid("block", format!("decompressed to {n} bytes, expected {raw_len}"))),
                 Err(e) => Err(invalid("block", e.to_string())),
             }
         }
@@ -134,10 +118,7 @@ impl PackBuilder {
         bytes.extend_from_slice(HEADER_MAGIC);
         bytes.push(FORMAT_VERSION);
         bytes.extend_from_slice(&[0; 7]);
-        Self {
-            bytes,
-            footer: PackFooter::default(),
-        }
+        Self { bytes, footer: PackFooter::default() }
     }
 
     pub fn add(&mut self, block: SealedBlock) {
@@ -163,8 +144,7 @@ impl PackBuilder {
     pub fn finish(mut self) -> (Vec<u8>, PackFooter) {
         let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer));
         self.bytes.extend_from_slice(&footer);
-        self.bytes
-            .extend_from_slice(&(footer.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(&(footer.len() as u64).to_le_bytes());
         self.bytes.extend_from_slice(TRAILER_MAGIC);
         (self.bytes, self.footer)
     }
@@ -182,10 +162,7 @@ pub fn footer_location(trailer: &[u8], pack_len: u64) -> Result<(u64, usize), Fo
     let footer_len = u64::from_le_bytes(trailer[0..8].try_into().expect("8-byte slice"));
     let data_end = pack_len - TRAILER_LEN as u64;
     if footer_len > data_end - HEADER_LEN as u64 {
-        return Err(invalid(
-            "pack trailer",
-            format!("footer length {footer_len} exceeds the pack"),
-        ));
+        return Err(invalid("pack trailer", format!("footer length {footer_len} exceeds the pack")));
     }
     Ok((data_end - footer_len, footer_len as usize))
 }
@@ -205,10 +182,7 @@ pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
         return Err(FormatError::BadMagic);
     }
     if header[8] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion {
-            found: header[8],
-            supported: FORMAT_VERSION,
-        });
+        return Err(FormatError::UnsupportedVersion { found: header[8], supported: FORMAT_VERSION });
     }
     Ok(())
 }
@@ -219,23 +193,14 @@ pub fn validate_blocks(blocks: &[BlockInfo], data_end: u64) -> Result<(), Format
     for b in blocks {
         let end = b.offset.checked_add(u64::from(b.stored_len));
         if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > data_end) {
-            return Err(invalid(
-                "pack footer",
-                format!("block at {} lies outside the pack", b.offset),
-            ));
+            return Err(invalid("pack footer", format!("block at {} lies outside the pack", b.offset)));
         }
         if b.raw_len > MAX_BLOCK_RAW {
-            return Err(invalid(
-                "pack footer",
-                format!("block at {} is too large", b.offset),
-            ));
+            return Err(invalid("pack footer", format!("block at {} is too large", b.offset)));
         }
         for blob in &b.blobs {
             if u64::from(blob.offset) + u64::from(blob.len) > u64::from(b.raw_len) {
-                return Err(invalid(
-                    "pack footer",
-                    format!("blob {} lies outside its block", blob.id),
-                ));
+                return Err(invalid("pack footer", format!("blob {} lies outside its block", blob.id)));
             }
         }
     }
@@ -251,12 +216,7 @@ mod tests {
     use super::*;
 
     fn blob(id: u128, offset: u32, len: u32) -> BlobEntry {
-        BlobEntry {
-            id: BlobId(id),
-            kind: BlobKind::Data,
-            offset,
-            len,
-        }
+        BlobEntry { id: BlobId(id), kind: BlobKind::Data, offset, len }
     }
 
     #[test]
@@ -265,20 +225,20 @@ mod tests {
         let sealed = seal_block(&text, vec![blob(1, 0, text.len() as u32)]);
         assert_eq!(sealed.codec, Codec::Lz4);
         assert!(sealed.bytes.len() < text.len() / 4);
-        assert_eq!(
-            open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(),
-            text
-        );
+        assert_eq!(open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(), text);
 
-        let noise: Vec<u8> = (0..5000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
             .collect();
         let sealed = seal_block(&noise, vec![]);
         assert_eq!(sealed.codec, Codec::Raw);
-        assert_eq!(
-            open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(),
-            noise
-        );
+        assert_eq!(open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(), noise);
     }
 
     #[test]
@@ -286,12 +246,7 @@ mod tests {
         let text = b"abcdefgh".repeat(500);
         let sealed = seal_block(&text, vec![]);
         assert!(open_block(Codec::Lz4, sealed.raw_len + 1, &sealed.bytes).is_err());
-        assert!(open_block(
-            Codec::Lz4,
-            sealed.raw_len,
-            &sealed.bytes[..sealed.bytes.len() / 2]
-        )
-        .is_err());
+        assert!(open_block(Codec::Lz4, sealed.raw_len, &sealed.bytes[..sealed.bytes.len() / 2]).is_err());
         assert!(open_block(Codec::Raw, 3, b"ab").is_err());
         assert!(open_block(Codec::Lz4, MAX_BLOCK_RAW + 1, b"").is_err());
     }
@@ -299,10 +254,7 @@ mod tests {
     #[test]
     fn pack_round_trip_through_trailer_and_footer() {
         let mut builder = PackBuilder::new();
-        builder.add(seal_block(
-            b"hello world",
-            vec![blob(7, 0, 5), blob(8, 6, 5)],
-        ));
+        builder.add(seal_block(b"hello world", vec![blob(7, 0, 5), blob(8, 6, 5)]));
         builder.add(seal_block(&[0u8; 4096], vec![blob(9, 0, 4096)]));
         let (bytes, footer) = builder.finish();
         check_header(&bytes).unwrap();
@@ -311,40 +263,18 @@ mod tests {
         let decoded = decode_footer(&bytes[start as usize..start as usize + flen], start).unwrap();
         assert_eq!(decoded, footer);
         let b = &decoded.blocks[0];
-        let raw = open_block(
-            b.codec,
-            b.raw_len,
-            &bytes[b.offset as usize..][..b.stored_len as usize],
-        )
-        .unwrap();
+        let raw = open_block(b.codec, b.raw_len, &bytes[b.offset as usize..][..b.stored_len as usize]).unwrap();
         assert_eq!(&raw[6..11], b"world");
     }
 
     #[test]
     fn hostile_footers_are_rejected() {
-        let bad = vec![BlockInfo {
-            offset: 16,
-            stored_len: 100,
-            raw_len: 10,
-            codec: Codec::Raw,
-            blobs: vec![],
-        }];
+        let bad = vec![BlockInfo { offset: 16, stored_len: 100, raw_len: 10, codec: Codec::Raw, blobs: vec![] }];
         assert!(validate_blocks(&bad, 50).is_err());
-        let bad = vec![BlockInfo {
-            offset: 16,
-            stored_len: 10,
-            raw_len: 10,
-            codec: Codec::Raw,
-            blobs: vec![blob(1, 5, 6)],
-        }];
+        let bad =
+            vec![BlockInfo { offset: 16, stored_len: 10, raw_len: 10, codec: Codec::Raw, blobs: vec![blob(1, 5, 6)] }];
         assert!(validate_blocks(&bad, 50).is_err());
-        let bad = vec![BlockInfo {
-            offset: u64::MAX,
-            stored_len: 10,
-            raw_len: 10,
-            codec: Codec::Raw,
-            blobs: vec![],
-        }];
+        let bad = vec![BlockInfo { offset: u64::MAX, stored_len: 10, raw_len: 10, codec: Codec::Raw, blobs: vec![] }];
         assert!(validate_blocks(&bad, 50).is_err());
         assert!(footer_location(&[0u8; 16], 100).is_err());
         let mut t = [0u8; 16];

@@ -27,19 +27,7 @@ pub struct Config {
     pub created: Timestamp,
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    bitcode::Encode,
-    bitcode::Decode,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, bitcode::Encode, bitcode::Decode)]
 pub struct Timestamp {
     pub secs: i64,
     pub nanos: u32,
@@ -107,28 +95,13 @@ macro_rules! record_codec {
     };
 }
 
-record_codec!(
-    Config,
-    ObjectKind::Config,
-    "config",
-    encode_config,
-    decode_config_payload
-);
-record_codec!(
-    Snapshot,
-    ObjectKind::Snapshot,
-    "snapshot",
-    encode_snapshot,
-    decode_snapshot_payload
-);
+record_codec!(Config, ObjectKind::Config, "config", encode_config, decode_config_payload);
+record_codec!(Snapshot, ObjectKind::Snapshot, "snapshot", encode_snapshot, decode_snapshot_payload);
 
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     let snapshot = decode_snapshot_payload(bytes)?;
     if !matches!(snapshot.root.node, Node::Dir { .. }) {
-        return Err(FormatError::Invalid {
-            what: "snapshot",
-            detail: "root is not a directory".into(),
-        });
+        return Err(FormatError::Invalid { what: "snapshot", detail: "root is not a directory".into() });
     }
     Ok(snapshot)
 }
@@ -143,20 +116,8 @@ impl Snapshot {
         }
     }
 }
-record_codec!(
-    IndexFile,
-    ObjectKind::Index,
-    "index",
-    encode_index,
-    decode_index_payload
-);
-record_codec!(
-    DamageList,
-    ObjectKind::DamageList,
-    "damage list",
-    encode_damage_list,
-    decode_damage_list
-);
+record_codec!(IndexFile, ObjectKind::Index, "index", encode_index, decode_index_payload);
+record_codec!(DamageList, ObjectKind::DamageList, "damage list", encode_damage_list, decode_damage_list);
 
 pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
     let config = decode_config_payload(bytes)?;
@@ -170,10 +131,7 @@ pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
         && c.avg_size % 2 == 0
         && c.max_size % 2 == 0;
     if !sane {
-        return Err(FormatError::Invalid {
-            what: "config",
-            detail: "bad secret or chunker sizes".into(),
-        });
+        return Err(FormatError::Invalid { what: "config", detail: "bad secret or chunker sizes".into() });
     }
     Ok(config)
 }

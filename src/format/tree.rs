@@ -100,10 +100,7 @@ impl Entry {
 
 impl Tree {
     pub fn find(&self, name: &[u8]) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.name.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.entries[i])
+        self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &self.entries[i])
     }
 }
 
@@ -121,18 +118,13 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
         }
     }
     for e in &tree.entries {
-        let bad_name = e.name.is_empty()
-            || e.name == b"."
-            || e.name == b".."
-            || e.name.contains(&b'/')
-            || e.name.contains(&0);
+        let bad_name =
+            e.name.is_empty() || e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.contains(&0);
         if bad_name {
             return Err(invalid("an entry has an invalid name"));
         }
         if let Node::File { content } = &e.node {
-            let total = content
-                .iter()
-                .try_fold(0u64, |acc, x| acc.checked_add(x.len()));
+            let total = content.iter().try_fold(0u64, |acc, x| acc.checked_add(x.len()));
             if total != Some(e.size) {
                 return Err(invalid("a file's extents do not add up to its size"));
             }
@@ -142,8 +134,5 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
 }
 
 fn invalid(detail: &str) -> FormatError {
-    FormatError::Invalid {
-        what: "tree",
-        detail: detail.into(),
-    }
+    FormatError::Invalid { what: "tree", detail: detail.into() }
 }

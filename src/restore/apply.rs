@@ -7,8 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("path contains a NUL byte"))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::other("path contains a NUL byte"))
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -40,21 +39,15 @@ pub fn create_special(path: &Path, node: &Node, mode: u32) -> io::Result<()> {
     let rc = unsafe {
         match node {
             Node::Symlink { target } => {
-                let t = CString::new(target.clone())
-                    .map_err(|_| io::Error::other("symlink target contains a NUL byte"))?;
+                let t =
+                    CString::new(target.clone()).map_err(|_| io::Error::other("symlink target contains a NUL byte"))?;
                 libc::symlink(t.as_ptr(), c.as_ptr())
             }
             Node::Fifo => libc::mkfifo(c.as_ptr(), perm),
             Node::Socket => libc::mknod(c.as_ptr(), libc::S_IFSOCK | perm, 0),
-            Node::CharDevice { rdev } => {
-                libc::mknod(c.as_ptr(), libc::S_IFCHR | perm, *rdev as libc::dev_t)
-            }
-            Node::BlockDevice { rdev } => {
-                libc::mknod(c.as_ptr(), libc::S_IFBLK | perm, *rdev as libc::dev_t)
-            }
-            Node::File { .. } | Node::Dir { .. } => {
-                return Err(io::Error::other("not a special file"))
-            }
+            Node::CharDevice { rdev } => libc::mknod(c.as_ptr(), libc::S_IFCHR | perm, *rdev as libc::dev_t),
+            Node::BlockDevice { rdev } => libc::mknod(c.as_ptr(), libc::S_IFBLK | perm, *rdev as libc::dev_t),
+            Node::File { .. } | Node::Dir { .. } => return Err(io::Error::other("not a special file")),
         }
     };
     check(rc)
@@ -83,18 +76,8 @@ pub fn apply_metadata(path: &Path, entry: &Entry) -> io::Result<()> {
             }
         }
     }
-    let t = libc::timespec {
-        tv_sec: entry.mtime.secs as libc::time_t,
-        tv_nsec: entry.mtime.nanos as libc::c_long,
-    };
+    let t = libc::timespec { tv_sec: entry.mtime.secs as libc::time_t, tv_nsec: entry.mtime.nanos as libc::c_long };
     let times = [t, t];
     // SAFETY: valid path and a two-element timespec array.
-    check(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
 }

@@ -68,17 +68,11 @@ pub fn restore(
     if root_is_dir {
         collect(reader, entry, target, &mut items)?;
     } else {
-        items.push(Item {
-            path: target.join(std::ffi::OsStr::from_bytes(&entry.name)),
-            entry: entry.clone(),
-        });
+        items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&entry.name)), entry: entry.clone() });
     }
     let errors = Mutex::new(Vec::new());
     let fail = |path: &Path, e: &dyn std::fmt::Display| {
-        errors
-            .lock()
-            .expect("not poisoned")
-            .push(format!("{}: {e}", path.display()))
+        errors.lock().expect("not poisoned").push(format!("{}: {e}", path.display()))
     };
     let mut report = RestoreReport::default();
 
@@ -94,15 +88,12 @@ pub fn restore(
     let others = AtomicU64::new(0);
     first_names.par_iter().for_each(|item| {
         let result = match &item.entry.node {
-            Node::File { content } => {
-                restore_file(reader, &item.path, content, item.entry.size, opts.force).map(|n| {
-                    bytes.fetch_add(n, Ordering::Relaxed);
-                })
-            }
+            Node::File { content } => restore_file(reader, &item.path, content, item.entry.size, opts.force).map(|n| {
+                bytes.fetch_add(n, Ordering::Relaxed);
+            }),
             node => {
                 others.fetch_add(1, Ordering::Relaxed);
-                make_way(&item.path, opts.force)
-                    .and_then(|()| create_special(&item.path, node, item.entry.mode))
+                make_way(&item.path, opts.force).and_then(|()| create_special(&item.path, node, item.entry.mode))
             }
         };
         match result.and_then(|()| apply_metadata(&item.path, &item.entry)) {
@@ -111,8 +102,7 @@ pub fn restore(
         }
     });
     for (item, first) in &later_names {
-        let linked =
-            make_way(&item.path, opts.force).and_then(|()| fs::hard_link(first, &item.path));
+        let linked = make_way(&item.path, opts.force).and_then(|()| fs::hard_link(first, &item.path));
         if let Err(e) = linked {
             fail(&item.path, &e);
         }
@@ -128,10 +118,7 @@ pub fn restore(
             fail(target, &e);
         }
     }
-    report.files = items
-        .iter()
-        .filter(|i| matches!(i.entry.node, Node::File { .. }))
-        .count() as u64;
+    report.files = items.iter().filter(|i| matches!(i.entry.node, Node::File { .. })).count() as u64;
     report.other = others.load(Ordering::Relaxed);
     report.bytes = bytes.load(Ordering::Relaxed);
     report.errors = errors.into_inner().expect("not poisoned");
@@ -141,10 +128,7 @@ pub fn restore(
 /// The entry at `path` ('/'-separated, relative to `root`).
 pub fn find_path(reader: &BlobReader, root: &Entry, path: &[u8]) -> Result<Entry, RestoreError> {
     let mut current = root.clone();
-    for part in path
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty() && *p != b".")
-    {
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
         let not_found = || RestoreError::PathNotFound(String::from_utf8_lossy(path).into_owned());
         let Node::Dir { tree } = current.node else {
             return Err(not_found());
@@ -160,10 +144,7 @@ fn is_dir(e: &Entry) -> bool {
 }
 
 fn prepare_target(target: &Path, force: bool) -> Result<(), RestoreError> {
-    let err = |source| RestoreError::Target {
-        path: target.to_path_buf(),
-        source,
-    };
+    let err = |source| RestoreError::Target { path: target.to_path_buf(), source };
     match fs::read_dir(target) {
         Ok(mut d) => {
             if d.next().is_some() && !force {
@@ -171,20 +152,13 @@ fn prepare_target(target: &Path, force: bool) -> Result<(), RestoreError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(target).map_err(err)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(target).map_err(err),
         Err(e) => Err(err(e)),
     }
 }
 
 /// Every item below `dir`, pre-order.
-fn collect(
-    reader: &BlobReader,
-    dir: &Entry,
-    path: &Path,
-    out: &mut Vec<Item>,
-) -> Result<(), StoreError> {
+fn collect(reader: &BlobReader, dir: &Entry, path: &Path, out: &mut Vec<Item>) -> Result<(), StoreError> {
     let Node::Dir { tree } = dir.node else {
         return Ok(());
     };
@@ -192,10 +166,7 @@ fn collect(
     for entry in tree.entries {
         let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
         let recurse = is_dir(&entry);
-        out.push(Item {
-            path: child.clone(),
-            entry,
-        });
+        out.push(Item { path: child.clone(), entry });
         if recurse {
             let e = out.last().expect("just pushed").entry.clone();
             collect(reader, &e, &child, out)?;
@@ -233,19 +204,9 @@ fn create_dir(path: &Path, force: bool) -> std::io::Result<()> {
     fs::DirBuilder::new().mode(0o700).create(path)
 }
 
-fn restore_file(
-    reader: &BlobReader,
-    path: &Path,
-    content: &[Extent],
-    size: u64,
-    force: bool,
-) -> std::io::Result<u64> {
+fn restore_file(reader: &BlobReader, path: &Path, content: &[Extent], size: u64, force: bool) -> std::io::Result<u64> {
     make_way(path, force)?;
-    let file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let file: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     let mut pos = 0u64;
     for extent in content {
         if let Extent::Data { id, .. } = extent {

@@ -59,10 +59,7 @@ impl FileSaver<'_> {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
                         let result = self.save_file(job, &mut builder, &mut chunker);
-                        let fatal = matches!(
-                            result,
-                            Err(FileError::Store(_)) | Err(FileError::Interrupted)
-                        );
+                        let fatal = matches!(result, Err(FileError::Store(_)) | Err(FileError::Interrupted));
                         let _ = tx.send((i, result));
                         if fatal {
                             break;
@@ -75,9 +72,7 @@ impl FileSaver<'_> {
             for (i, result) in rx {
                 on_done(i, result);
             }
-            workers
-                .into_iter()
-                .try_for_each(|w| w.join().expect("file saver thread panicked"))
+            workers.into_iter().try_for_each(|w| w.join().expect("file saver thread panicked"))
         })
     }
 
@@ -92,26 +87,15 @@ impl FileSaver<'_> {
         if matches_scan {
             let mut stat = job.stat;
             stat.size = first.covered;
-            return Ok(SavedFile {
-                content: first.content,
-                stat,
-                bytes_read: first.bytes_read,
-            });
+            return Ok(SavedFile { content: first.content, stat, bytes_read: first.bytes_read });
         }
         let second = self.read_once(&job.path, builder, chunker)?;
         if second.changed {
-            eprintln!(
-                "chkfs: warning: {} changed while it was being read; stored as last read",
-                job.path.display()
-            );
+            eprintln!("chkfs: warning: {} changed while it was being read; stored as last read", job.path.display());
         }
         let mut stat = second.after;
         stat.size = second.covered;
-        Ok(SavedFile {
-            content: second.content,
-            stat,
-            bytes_read: first.bytes_read + second.bytes_read,
-        })
+        Ok(SavedFile { content: second.content, stat, bytes_read: first.bytes_read + second.bytes_read })
     }
 
     fn read_once(
@@ -148,10 +132,7 @@ impl FileSaver<'_> {
                     }
                     match self.writer.add(builder, chunk) {
                         Ok(id) => {
-                            content.push(Extent::Data {
-                                id,
-                                len: chunk.len() as u32,
-                            });
+                            content.push(Extent::Data { id, len: chunk.len() as u32 });
                             Ok(())
                         }
                         Err(e) => {
@@ -174,20 +155,11 @@ impl FileSaver<'_> {
         }
         let after = Stat::from_metadata(&file.metadata().map_err(source)?);
         if after.size > pos && before.may_be_sparse() {
-            content.push(Extent::Hole {
-                len: after.size - pos,
-            });
+            content.push(Extent::Hole { len: after.size - pos });
             pos = after.size;
         }
         let changed = !same_version(&before, &after) || pos != after.size;
-        Ok(ReadResult {
-            content,
-            before,
-            after,
-            covered: pos,
-            bytes_read,
-            changed,
-        })
+        Ok(ReadResult { content, before, after, covered: pos, bytes_read, changed })
     }
 }
 
@@ -205,12 +177,7 @@ fn same_version(a: &Stat, b: &Stat) -> bool {
 }
 
 fn open_for_reading(path: &Path) -> io::Result<File> {
-    let open = |flags| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)
-    };
+    let open = |flags| std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
     // O_NOATIME keeps a save from touching atimes; only the owner (or
     // root) may ask for it.
     match open(libc::O_NOFOLLOW | libc::O_NOATIME) {

@@ -16,13 +16,10 @@ impl IgnoreRules {
     pub fn new(root: &Path, excludes: &[String]) -> Result<Self, String> {
         let mut b = GitignoreBuilder::new(root);
         for pattern in excludes {
-            b.add_line(None, pattern)
-                .map_err(|e| format!("bad --exclude pattern {pattern:?}: {e}"))?;
+            b.add_line(None, pattern).map_err(|e| format!("bad --exclude pattern {pattern:?}: {e}"))?;
         }
         let g = b.build().map_err(|e| e.to_string())?;
-        Ok(Self {
-            stack: vec![(0, g)],
-        })
+        Ok(Self { stack: vec![(0, g)] })
     }
 
     /// Drops the rules of directories deeper than `depth`.

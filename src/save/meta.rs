@@ -32,14 +32,8 @@ impl Stat {
             gid: m.gid(),
             size: m.size(),
             blocks: m.blocks(),
-            mtime: Timestamp {
-                secs: m.mtime(),
-                nanos: m.mtime_nsec() as u32,
-            },
-            ctime: Timestamp {
-                secs: m.ctime(),
-                nanos: m.ctime_nsec() as u32,
-            },
+            mtime: Timestamp { secs: m.mtime(), nanos: m.mtime_nsec() as u32 },
+            ctime: Timestamp { secs: m.ctime(), nanos: m.ctime_nsec() as u32 },
             ino: m.ino(),
             dev: m.dev(),
             nlink: m.nlink(),
@@ -87,10 +81,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     for name in names {
         use std::os::unix::ffi::OsStrExt;
         match xattr::get(path, &name) {
-            Ok(Some(value)) => out.push(Xattr {
-                name: name.as_bytes().to_vec(),
-                value,
-            }),
+            Ok(Some(value)) => out.push(Xattr { name: name.as_bytes().to_vec(), value }),
             Ok(None) => {}
             Err(e) if is_unsupported(&e) => {}
             Err(e) => return Err(e),

@@ -45,10 +45,7 @@ pub enum SaveError {
 
 impl SaveError {
     fn source(path: &Path, source: std::io::Error) -> Self {
-        SaveError::Source {
-            path: path.to_path_buf(),
-            source,
-        }
+        SaveError::Source { path: path.to_path_buf(), source }
     }
 }
 
@@ -88,8 +85,7 @@ pub fn save(
     interrupted: &AtomicBool,
 ) -> Result<SaveOutcome, SaveError> {
     let started = Instant::now();
-    let source =
-        std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
+    let source = std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
     let _lock = repo.lock(opts.lock_wait)?;
     repo.remove_stale_temps()?;
     let mut index = repo.load_index()?;
@@ -102,42 +98,25 @@ pub fn save(
     let parent = if opts.force_read {
         None
     } else {
-        repo.snapshots()?
-            .into_iter()
-            .rev()
-            .find(|s| s.snapshot.host == host && s.snapshot.path == path)
+        repo.snapshots()?.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
     };
-    let repo_meta =
-        std::fs::metadata(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
+    let repo_meta = std::fs::metadata(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
     let scan_opts = ScanOptions {
         excludes: &opts.excludes,
         one_file_system: opts.one_file_system,
         skip_dirs: vec![(repo_meta.dev(), repo_meta.ino())],
     };
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
-    let mut scan = scan::scan(
-        &source,
-        prev_root,
-        Some(&reader),
-        &index,
-        &scan_opts,
-        interrupted,
-    )?;
+    let mut scan = scan::scan(&source, prev_root, Some(&reader), &index, &scan_opts, interrupted)?;
     progress.scanned(&scan.stats);
 
     let writer = BlobWriter::new(repo.clone(), index.clone());
-    let mut files: Vec<Option<file_saver::SavedFile>> =
-        (0..scan.jobs.len()).map(|_| None).collect();
+    let mut files: Vec<Option<file_saver::SavedFile>> = (0..scan.jobs.len()).map(|_| None).collect();
     let mut errors = std::mem::take(&mut scan.errors);
     let mut bytes_read = 0;
     let mut store_error = None;
     let mut was_interrupted = false;
-    let saver = FileSaver {
-        writer: &writer,
-        sizes: repo.chunk_sizes(),
-        threads: opts.threads,
-        interrupted,
-    };
+    let saver = FileSaver { writer: &writer, sizes: repo.chunk_sizes(), threads: opts.threads, interrupted };
     saver.run(&scan.jobs, |i, result| match result {
         Ok(saved) => {
             bytes_read += saved.bytes_read;
@@ -192,13 +171,8 @@ pub fn save(
 }
 
 pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        secs: d.as_secs() as i64,
-        nanos: d.subsec_nanos(),
-    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
 }
 
 pub fn hostname() -> String {

@@ -89,10 +89,7 @@ pub fn scan(
 ) -> Result<Scan, SaveError> {
     let meta = std::fs::symlink_metadata(root).map_err(|e| SaveError::source(root, e))?;
     if !meta.is_dir() {
-        return Err(SaveError::source(
-            root,
-            std::io::Error::other("not a directory"),
-        ));
+        return Err(SaveError::source(root, std::io::Error::other("not a directory")));
     }
     let stat = Stat::from_metadata(&meta);
     let xattrs = read_xattrs(root).map_err(|e| SaveError::source(root, e))?;
@@ -129,25 +126,15 @@ impl Scanner<'_> {
         match reader.read_tree(id) {
             Ok(t) => Some(t),
             Err(e) => {
-                eprintln!(
-                    "chkfs: warning: {}: previous tree unreadable, reading everything: {e}",
-                    path.display()
-                );
+                eprintln!("chkfs: warning: {}: previous tree unreadable, reading everything: {e}", path.display());
                 None
             }
         }
     }
 
-    fn scan_dir(
-        &mut self,
-        dir: &Path,
-        depth: usize,
-        prev: Option<&Tree>,
-    ) -> Result<usize, SaveError> {
+    fn scan_dir(&mut self, dir: &Path, depth: usize, prev: Option<&Tree>) -> Result<usize, SaveError> {
         let index = self.scan.dirs.len();
-        self.scan.dirs.push(ScannedDir {
-            entries: Vec::new(),
-        });
+        self.scan.dirs.push(ScannedDir { entries: Vec::new() });
         self.scan.stats.dirs += 1;
         if self.interrupted.load(Ordering::Relaxed) {
             return Err(SaveError::Interrupted);
@@ -162,16 +149,16 @@ impl Scanner<'_> {
         };
         children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let has_ignore = children.iter().any(|(n, _)| n == IGNORE_FILE);
-        self.rules
-            .enter(dir, depth, has_ignore)
-            .map_err(SaveError::Usage)?;
+        self.rules.enter(dir, depth, has_ignore).map_err(SaveError::Usage)?;
         let mut entries = Vec::with_capacity(children.len());
-        for (name, is_dir_hint) in children {
+        for (name, dirent) in children {
             let path = dir.join(&name);
+            let is_dir_hint = dirent.file_type().map(|t| t.is_dir()).unwrap_or(false);
             if self.rules.is_ignored(&path, is_dir_hint) {
                 continue;
             }
-            let meta = match std::fs::symlink_metadata(&path) {
+            // fstatat relative to the open directory: no path lookup.
+            let meta = match dirent.metadata() {
                 Ok(m) => m,
                 Err(e) => {
                     self.error(&path, &e);
@@ -202,22 +189,14 @@ impl Scanner<'_> {
         if ft == libc::S_IFREG {
             return Ok(self.scan_file(path, name, stat, prev));
         }
-        let xattrs = match read_xattrs(path) {
-            Ok(x) => x,
-            Err(e) => {
-                self.error(path, &e);
-                return Ok(None);
-            }
-        };
+        let Some(xattrs) = self.xattrs_for(path, &stat, prev) else { return Ok(None) };
         let (node, pending) = match ft {
             libc::S_IFDIR => {
                 if self.opts.skip_dirs.contains(&(stat.dev, stat.ino)) {
                     return Ok(None);
                 }
                 let child = if self.opts.one_file_system && stat.dev != self.root_dev {
-                    self.scan.dirs.push(ScannedDir {
-                        entries: Vec::new(),
-                    });
+                    self.scan.dirs.push(ScannedDir { entries: Vec::new() });
                     self.scan.stats.dirs += 1;
                     self.scan.dirs.len() - 1
                 } else {
@@ -230,12 +209,7 @@ impl Scanner<'_> {
                 (Node::Dir { tree: BlobId(0) }, Pending::Dir(child))
             }
             libc::S_IFLNK => match std::fs::read_link(path) {
-                Ok(target) => (
-                    Node::Symlink {
-                        target: target.as_os_str().as_bytes().to_vec(),
-                    },
-                    Pending::Ready,
-                ),
+                Ok(target) => (Node::Symlink { target: target.as_os_str().as_bytes().to_vec() }, Pending::Ready),
                 Err(e) => {
                     self.error(path, &e);
                     return Ok(None);
@@ -256,25 +230,13 @@ impl Scanner<'_> {
         Ok(Some((stat.to_entry(name.to_vec(), node, xattrs), pending)))
     }
 
-    fn scan_file(
-        &mut self,
-        path: &Path,
-        name: &[u8],
-        stat: Stat,
-        prev: Option<&Entry>,
-    ) -> Option<(Entry, Pending)> {
+    fn scan_file(&mut self, path: &Path, name: &[u8], stat: Stat, prev: Option<&Entry>) -> Option<(Entry, Pending)> {
         self.scan.stats.files += 1;
         self.scan.stats.bytes += stat.size;
         let group = (stat.nlink > 1).then(|| self.link_group(&stat));
         if let Some((group, count)) = group {
             if count > 1 {
-                let mut entry = stat.to_entry(
-                    name.to_vec(),
-                    Node::File {
-                        content: Vec::new(),
-                    },
-                    Vec::new(),
-                );
+                let mut entry = stat.to_entry(name.to_vec(), Node::File { content: Vec::new() }, Vec::new());
                 entry.xattrs = self.xattrs_for(path, &stat, prev)?;
                 entry.hard_link = Some(HardLink { group, nlink: 0 });
                 self.scan.stats.bytes -= stat.size;
@@ -283,13 +245,7 @@ impl Scanner<'_> {
         }
         let reusable = prev.and_then(|p| self.reusable_content(&stat, p));
         let xattrs = self.xattrs_for(path, &stat, prev)?;
-        let mut entry = stat.to_entry(
-            name.to_vec(),
-            Node::File {
-                content: Vec::new(),
-            },
-            xattrs,
-        );
+        let mut entry = stat.to_entry(name.to_vec(), Node::File { content: Vec::new() }, xattrs);
         let pending = match reusable {
             Some(content) => {
                 entry.node = Node::File { content };
@@ -297,10 +253,7 @@ impl Scanner<'_> {
             }
             None => {
                 self.scan.stats.bytes_to_read += stat.size;
-                self.scan.jobs.push(FileJob {
-                    path: path.to_path_buf(),
-                    stat,
-                });
+                self.scan.jobs.push(FileJob { path: path.to_path_buf(), stat });
                 Pending::File(self.scan.jobs.len() - 1)
             }
         };
@@ -339,16 +292,15 @@ impl Scanner<'_> {
         let Node::File { content } = &prev.node else {
             return None;
         };
-        let unchanged = prev.size == stat.size
-            && prev.mtime == stat.mtime
-            && prev.ctime == stat.ctime
-            && prev.inode == stat.ino;
+        let unchanged =
+            prev.size == stat.size && prev.mtime == stat.mtime && prev.ctime == stat.ctime && prev.inode == stat.ino;
         // A chunk found damaged must not be reused: reading the file again
         // stores a fresh copy and heals the repository.
-        let healthy = content.iter().all(|x| match x {
-            Extent::Data { id, .. } => self.index.has_healthy(*id),
-            Extent::Hole { .. } => true,
-        });
+        let healthy = !self.index.has_damage()
+            || content.iter().all(|x| match x {
+                Extent::Data { id, .. } => self.index.has_healthy(*id),
+                Extent::Hole { .. } => true,
+            });
         (unchanged && healthy).then(|| content.clone())
     }
 
@@ -363,10 +315,7 @@ impl Scanner<'_> {
             }
             self.groups.insert((stat.dev, stat.ino), (id, 0));
         }
-        let e = self
-            .groups
-            .get_mut(&(stat.dev, stat.ino))
-            .expect("inserted above");
+        let e = self.groups.get_mut(&(stat.dev, stat.ino)).expect("inserted above");
         e.1 += 1;
         *e
     }
@@ -396,13 +345,6 @@ impl Scanner<'_> {
     }
 }
 
-/// Names in `dir` with a hint (from d_type) whether each is a directory.
-fn list_dir(dir: &Path) -> std::io::Result<Vec<(std::ffi::OsString, bool)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        out.push((entry.file_name(), is_dir));
-    }
-    Ok(out)
+fn list_dir(dir: &Path) -> std::io::Result<Vec<(std::ffi::OsString, std::fs::DirEntry)>> {
+    std::fs::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e))).collect()
 }

@@ -30,9 +30,7 @@ pub fn save_trees(
     let mut groups_counted = HashSet::new();
     for d in (0..scan.dirs.len()).rev() {
         let pending = std::mem::take(&mut scan.dirs[d].entries);
-        let mut tree = Tree {
-            entries: Vec::with_capacity(pending.len()),
-        };
+        let mut tree = Tree { entries: Vec::with_capacity(pending.len()) };
         for (mut entry, p) in pending {
             let complete = match p {
                 Pending::Ready => true,

@@ -40,10 +40,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     pub fn new(root: &Path) -> Self {
         let cap = NonZeroUsize::new(64).expect("non-zero");
-        Self {
-            root: root.to_path_buf(),
-            open_files: Mutex::new(LruCache::new(cap)),
-        }
+        Self { root: root.to_path_buf(), open_files: Mutex::new(LruCache::new(cap)) }
     }
 
     fn full(&self, path: &str) -> PathBuf {
@@ -87,9 +84,7 @@ impl Backend for LocalBackend {
         for d in walk_dirs(&base)? {
             for entry in read_dir(&d)? {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let ft = entry
-                    .file_type()
-                    .map_err(|e| StoreError::io(entry.path(), e))?;
+                let ft = entry.file_type().map_err(|e| StoreError::io(entry.path(), e))?;
                 if !ft.is_file() || name.starts_with(TEMP_PREFIX) {
                     continue;
                 }
@@ -98,12 +93,7 @@ impl Backend for LocalBackend {
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
                     Err(e) => return Err(StoreError::io(entry.path(), e)),
                 };
-                let rel = entry
-                    .path()
-                    .strip_prefix(&self.root)
-                    .unwrap_or(&entry.path())
-                    .to_string_lossy()
-                    .into_owned();
+                let rel = entry.path().strip_prefix(&self.root).unwrap_or(&entry.path()).to_string_lossy().into_owned();
                 out.push((rel, len));
             }
         }
@@ -119,8 +109,7 @@ impl Backend for LocalBackend {
     fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         let file = self.open_cached(path)?;
         let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| StoreError::io(self.full(path), e))?;
+        file.read_exact_at(&mut buf, offset).map_err(|e| StoreError::io(self.full(path), e))?;
         Ok(buf)
     }
 
@@ -129,10 +118,7 @@ impl Backend for LocalBackend {
         if full.exists() {
             return Ok(false);
         }
-        let dir = full
-            .parent()
-            .expect("object paths have a parent")
-            .to_path_buf();
+        let dir = full.parent().expect("object paths have a parent").to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let tmp = dir.join(temp_name());
         let written = write_temp(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &full) {
@@ -161,10 +147,7 @@ impl Backend for LocalBackend {
 }
 
 fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)?;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(tmp)?;
     let half = data.len() / 2;
     f.write_all(&data[..half])?;
     fault::before_commit();
@@ -179,15 +162,12 @@ fn temp_name() -> String {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
     let rd = fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
-    rd.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::io(dir, e))
+    rd.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::io(dir, e))
 }
 
 /// `base` and every directory below it.
@@ -218,10 +198,7 @@ mod tests {
         assert_eq!(b.read("packs/ab/x.pack").unwrap(), b"0123456789");
         assert_eq!(b.read_range("packs/ab/x.pack", 3, 4).unwrap(), b"3456");
         assert!(b.read_range("packs/ab/x.pack", 8, 4).is_err());
-        assert_eq!(
-            b.list("packs").unwrap(),
-            vec![("packs/ab/x.pack".to_string(), 10)]
-        );
+        assert_eq!(b.list("packs").unwrap(), vec![("packs/ab/x.pack".to_string(), 10)]);
         b.delete("packs/ab/x.pack").unwrap();
         assert!(b.list("packs").unwrap().is_empty());
         assert!(b.read("packs/ab/x.pack").is_err());

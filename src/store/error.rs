@@ -23,43 +23,27 @@ pub enum StoreError {
     #[error("blob {0} is missing from the repository")]
     MissingBlob(BlobId),
     #[error("blob {id} in pack {pack} is damaged: {reason}")]
-    DamagedBlob {
-        id: BlobId,
-        pack: PackId,
-        reason: String,
-    },
+    DamagedBlob { id: BlobId, pack: PackId, reason: String },
     #[error("repository {0} is busy: another writer holds its lock")]
     Busy(PathBuf),
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
-    AmbiguousSnapshot {
-        prefix: String,
-        candidates: Vec<String>,
-    },
+    AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
 }
 
 impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io {
-            path: path.into(),
-            source,
-        }
+        StoreError::Io { path: path.into(), source }
     }
 
     pub(crate) fn format(what: impl Into<String>, source: FormatError) -> Self {
-        StoreError::Format {
-            what: what.into(),
-            source,
-        }
+        StoreError::Format { what: what.into(), source }
     }
 
     /// True when the error means data in the repository is damaged or
     /// missing (as opposed to the machine failing us).
     pub fn is_damage(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Format { .. } | StoreError::MissingBlob(_) | StoreError::DamagedBlob { .. }
-        )
+        matches!(self, StoreError::Format { .. } | StoreError::MissingBlob(_) | StoreError::DamagedBlob { .. })
     }
 }

@@ -79,10 +79,7 @@ pub struct Index {
 
 impl Index {
     pub fn new(damaged: impl IntoIterator<Item = (PackId, BlobId)>) -> Self {
-        Index {
-            damaged: damaged.into_iter().collect(),
-            ..Default::default()
-        }
+        Index { damaged: damaged.into_iter().collect(), ..Default::default() }
     }
 
     pub fn contains_pack(&self, id: PackId) -> bool {
@@ -105,12 +102,7 @@ impl Index {
         let slot = self.packs.len() as u32;
         let first_block = self.blocks.len() as u32;
         let block_count = pack.blocks.len() as u32;
-        self.packs.push(PackMeta {
-            id: pack.id,
-            size: pack.size,
-            first_block,
-            block_count,
-        });
+        self.packs.push(PackMeta { id: pack.id, size: pack.size, first_block, block_count });
         self.pack_slots.insert(pack.id, slot);
         for block in &pack.blocks {
             let block_no = self.blocks.len() as u32;
@@ -125,13 +117,7 @@ impl Index {
             });
             for b in &block.blobs {
                 let pos = self.blobs.len() as u32;
-                self.blobs.push(BlobLoc {
-                    id: b.id,
-                    kind: b.kind,
-                    block: block_no,
-                    offset: b.offset,
-                    len: b.len,
-                });
+                self.blobs.push(BlobLoc { id: b.id, kind: b.kind, block: block_no, offset: b.offset, len: b.len });
                 self.insert_location(b.id, pos, pack.id);
             }
         }
@@ -154,25 +140,28 @@ impl Index {
     }
 
     fn is_damaged_at(&self, pos: u32) -> bool {
+        if self.damaged.is_empty() {
+            return false;
+        }
         let loc = self.blobs[pos as usize];
         self.damaged.contains(&(self.pack_of(&loc).id, loc.id))
     }
 
+    /// True when some blob copy is known to be damaged.
+    pub fn has_damage(&self) -> bool {
+        !self.damaged.is_empty()
+    }
+
     /// True when a healthy copy exists: what a save may deduplicate against.
     pub fn has_healthy(&self, id: BlobId) -> bool {
-        self.primary
-            .get(&id)
-            .is_some_and(|&p| !self.is_damaged_at(p))
+        self.primary.get(&id).is_some_and(|&p| !self.is_damaged_at(p))
     }
 
     /// Every stored copy of `id`, the preferred one first.
     pub fn locations(&self, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
         let first = self.primary.get(&id).copied();
         let rest = self.alternates.get(&id).into_iter().flatten().copied();
-        first
-            .into_iter()
-            .chain(rest)
-            .map(|p| self.blobs[p as usize])
+        first.into_iter().chain(rest).map(|p| self.blobs[p as usize])
     }
 
     /// The blocks of the pack in `slot`.
@@ -218,23 +207,12 @@ mod tests {
         let entries = blobs
             .iter()
             .enumerate()
-            .map(|(i, &b)| BlobEntry {
-                id: BlobId(b),
-                kind: BlobKind::Data,
-                offset: i as u32 * 10,
-                len: 10,
-            })
+            .map(|(i, &b)| BlobEntry { id: BlobId(b), kind: BlobKind::Data, offset: i as u32 * 10, len: 10 })
             .collect();
         IndexedPack {
             id: PackId(id),
             size: 1000,
-            blocks: vec![BlockInfo {
-                offset: 16,
-                stored_len: 100,
-                raw_len: 100,
-                codec: Codec::Raw,
-                blobs: entries,
-            }],
+            blocks: vec![BlockInfo { offset: 16, stored_len: 100, raw_len: 100, codec: Codec::Raw, blobs: entries }],
         }
     }
 
@@ -246,10 +224,7 @@ mod tests {
         idx.add_pack(&pack(2, &[11, 12]));
         assert_eq!(idx.packs().len(), 2);
         assert_eq!(idx.blob_count(), 3);
-        let locs: Vec<_> = idx
-            .locations(BlobId(11))
-            .map(|l| idx.pack_of(&l).id)
-            .collect();
+        let locs: Vec<_> = idx.locations(BlobId(11)).map(|l| idx.pack_of(&l).id).collect();
         assert_eq!(locs, vec![PackId(1), PackId(2)]);
         assert!(idx.has_healthy(BlobId(12)));
         assert!(!idx.has_healthy(BlobId(13)));

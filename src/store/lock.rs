@@ -30,9 +30,7 @@ impl WriteLock {
                 return Ok(WriteLock { _file: file });
             }
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK)
-                && err.kind() != std::io::ErrorKind::Interrupted
-            {
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.kind() != std::io::ErrorKind::Interrupted {
                 return Err(StoreError::io(&path, err));
             }
             if Instant::now() >= deadline {

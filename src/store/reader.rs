@@ -49,11 +49,7 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub fn new(repo: Arc<Repository>, index: Arc<Index>, cache_bytes: u64) -> Self {
-        let cache = BlockCache::with_weighter(
-            (cache_bytes / (64 << 10)).max(16) as usize,
-            cache_bytes,
-            BlockWeighter,
-        );
+        let cache = BlockCache::with_weighter((cache_bytes / (64 << 10)).max(16) as usize, cache_bytes, BlockWeighter);
         Self { repo, index, cache }
     }
 
@@ -79,33 +75,18 @@ impl BlobReader {
 
     fn read_at(&self, loc: &BlobLoc) -> Result<BlobBytes, StoreError> {
         let pack = self.index.pack_of(loc).id;
-        let block = self
-            .cache
-            .get_or_insert_with(&loc.block, || self.load_block(loc.block))
-            .map_err(|e| {
-                if e.is_damage() {
-                    StoreError::DamagedBlob {
-                        id: loc.id,
-                        pack,
-                        reason: e.to_string(),
-                    }
-                } else {
-                    e
-                }
-            })?;
+        let block = self.cache.get_or_insert_with(&loc.block, || self.load_block(loc.block)).map_err(|e| {
+            if e.is_damage() {
+                StoreError::DamagedBlob { id: loc.id, pack, reason: e.to_string() }
+            } else {
+                e
+            }
+        })?;
         if block.bad.contains(&loc.id) {
             let reason = "content does not match its hash".into();
-            return Err(StoreError::DamagedBlob {
-                id: loc.id,
-                pack,
-                reason,
-            });
+            return Err(StoreError::DamagedBlob { id: loc.id, pack, reason });
         }
-        Ok(BlobBytes {
-            block,
-            start: loc.offset as usize,
-            end: (loc.offset + loc.len) as usize,
-        })
+        Ok(BlobBytes { block, start: loc.offset as usize, end: (loc.offset + loc.len) as usize })
     }
 
     /// Reads, decompresses and verifies block `n` without caching it.
@@ -113,12 +94,8 @@ impl BlobReader {
         let b = *self.index.block(n);
         let pack = self.index.pack(b.pack);
         let path = pack_path(pack.id);
-        let stored = self
-            .repo
-            .backend()
-            .read_range(&path, b.offset, b.stored_len as usize)?;
-        let raw =
-            open_block(b.codec, b.raw_len, &stored).map_err(|e| StoreError::format(&path, e))?;
+        let stored = self.repo.backend().read_range(&path, b.offset, b.stored_len as usize)?;
+        let raw = open_block(b.codec, b.raw_len, &stored).map_err(|e| StoreError::format(&path, e))?;
         Ok(Arc::new(self.verify(n, raw)))
     }
 
@@ -129,8 +106,7 @@ impl BlobReader {
             .iter()
             .filter(|l| {
                 let range = l.offset as usize..(l.offset + l.len) as usize;
-                raw.get(range)
-                    .is_none_or(|bytes| self.repo.blob_id(bytes) != l.id)
+                raw.get(range).is_none_or(|bytes| self.repo.blob_id(bytes) != l.id)
             })
             .map(|l| l.id)
             .collect();

@@ -16,9 +16,8 @@ use super::{StoreError, WriteLock};
 use crate::chunking::ChunkSizes;
 use crate::format::pack::{check_header, decode_footer, footer_location, HEADER_LEN, TRAILER_LEN};
 use crate::format::records::{
-    decode_config, decode_damage_list, decode_index, decode_snapshot, encode_config,
-    encode_damage_list, encode_index, encode_snapshot, ChunkerParams, Config, DamageList,
-    IndexFile, IndexedPack, Snapshot, Timestamp, HASH_SECRET_LEN,
+    decode_config, decode_damage_list, decode_index, decode_snapshot, encode_config, encode_damage_list, encode_index,
+    encode_snapshot, ChunkerParams, Config, DamageList, IndexFile, IndexedPack, Snapshot, Timestamp, HASH_SECRET_LEN,
 };
 use crate::format::{BlobId, PackId, SnapshotId};
 use std::io::Read;
@@ -45,9 +44,7 @@ impl Repository {
     /// Creates a new, empty repository at `root` (which must be missing or
     /// an empty directory).
     pub fn init(root: &Path, sizes: ChunkSizes) -> Result<Repository, StoreError> {
-        let not_empty = std::fs::read_dir(root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
+        let not_empty = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
         if not_empty {
             return Err(StoreError::AlreadyExists(root.to_path_buf()));
         }
@@ -83,16 +80,10 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let config = decode_config(&bytes)
-            .map_err(|e| StoreError::format(format!("{}/config", root.display()), e))?;
-        let secret = SecretInput::try_new(config.hash_secret.clone())
-            .ok_or_else(|| StoreError::NotARepository(root.clone()))?;
-        Ok(Repository {
-            root,
-            backend,
-            config,
-            secret,
-        })
+        let config = decode_config(&bytes).map_err(|e| StoreError::format(format!("{}/config", root.display()), e))?;
+        let secret =
+            SecretInput::try_new(config.hash_secret.clone()).ok_or_else(|| StoreError::NotARepository(root.clone()))?;
+        Ok(Repository { root, backend, config, secret })
     }
 
     pub fn root(&self) -> &Path {
@@ -111,11 +102,7 @@ impl Repository {
 
     pub fn chunk_sizes(&self) -> ChunkSizes {
         let c = &self.config.chunker;
-        ChunkSizes {
-            min: c.min_size as usize,
-            avg: c.avg_size as usize,
-            max: c.max_size as usize,
-        }
+        ChunkSizes { min: c.min_size as usize, avg: c.avg_size as usize, max: c.max_size as usize }
     }
 
     /// The keyed content hash that names blobs.
@@ -169,25 +156,15 @@ impl Repository {
     pub fn read_pack_footer(&self, id: PackId, size: u64) -> Result<IndexedPack, StoreError> {
         let path = pack_path(id);
         if size < (HEADER_LEN + TRAILER_LEN) as u64 {
-            return Err(StoreError::format(
-                &path,
-                crate::format::FormatError::Truncated(size as usize),
-            ));
+            return Err(StoreError::format(&path, crate::format::FormatError::Truncated(size as usize)));
         }
         let header = self.backend.read_range(&path, 0, HEADER_LEN)?;
         check_header(&header).map_err(|e| StoreError::format(&path, e))?;
-        let trailer = self
-            .backend
-            .read_range(&path, size - TRAILER_LEN as u64, TRAILER_LEN)?;
-        let (start, len) =
-            footer_location(&trailer, size).map_err(|e| StoreError::format(&path, e))?;
+        let trailer = self.backend.read_range(&path, size - TRAILER_LEN as u64, TRAILER_LEN)?;
+        let (start, len) = footer_location(&trailer, size).map_err(|e| StoreError::format(&path, e))?;
         let bytes = self.backend.read_range(&path, start, len)?;
         let footer = decode_footer(&bytes, start).map_err(|e| StoreError::format(&path, e))?;
-        Ok(IndexedPack {
-            id,
-            size,
-            blocks: footer.blocks,
-        })
+        Ok(IndexedPack { id, size, blocks: footer.blocks })
     }
 
     /// Writes an index file for `packs`; returns its size.
@@ -259,11 +236,7 @@ impl Repository {
                 Err(e) => return Err(e),
             };
             let snapshot = decode_snapshot(&bytes).map_err(|e| StoreError::format(&path, e))?;
-            out.push(SnapshotEntry {
-                id,
-                snapshot,
-                record_len: len,
-            });
+            out.push(SnapshotEntry { id, snapshot, record_len: len });
         }
         out.sort_by_key(|s| (s.snapshot.time, s.id));
         Ok(out)
@@ -273,20 +246,15 @@ impl Repository {
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotEntry, StoreError> {
         let mut all = self.snapshots()?;
         if spec == "latest" {
-            return all
-                .pop()
-                .ok_or_else(|| StoreError::SnapshotNotFound(spec.into()));
+            return all.pop().ok_or_else(|| StoreError::SnapshotNotFound(spec.into()));
         }
-        let valid =
-            !spec.is_empty() && spec.len() <= 8 && spec.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid = !spec.is_empty() && spec.len() <= 8 && spec.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid {
             return Err(StoreError::SnapshotNotFound(spec.into()));
         }
         let spec_lower = spec.to_ascii_lowercase();
-        let mut matches: Vec<SnapshotEntry> = all
-            .into_iter()
-            .filter(|s| s.id.to_hex().starts_with(&spec_lower))
-            .collect();
+        let mut matches: Vec<SnapshotEntry> =
+            all.into_iter().filter(|s| s.id.to_hex().starts_with(&spec_lower)).collect();
         match matches.len() {
             0 => Err(StoreError::SnapshotNotFound(spec.into())),
             1 => Ok(matches.remove(0)),
@@ -341,9 +309,7 @@ fn snapshot_id_from_path(path: &str) -> Option<SnapshotId> {
 
 fn random_vec(ctx: &Path, n: usize) -> Result<Vec<u8>, StoreError> {
     let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| StoreError::io(ctx, e))?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).map_err(|e| StoreError::io(ctx, e))?;
     Ok(buf)
 }
 
@@ -353,11 +319,6 @@ fn random_bytes<const N: usize>(ctx: &Path) -> Result<[u8; N], StoreError> {
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        secs: d.as_secs() as i64,
-        nanos: d.subsec_nanos(),
-    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
 }

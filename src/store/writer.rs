@@ -32,11 +32,7 @@ pub struct BlockBuilder {
 
 impl BlockBuilder {
     pub fn new(kind: BlobKind) -> Self {
-        Self {
-            kind,
-            raw: Vec::with_capacity(BLOCK_TARGET),
-            blobs: Vec::new(),
-        }
+        Self { kind, raw: Vec::with_capacity(BLOCK_TARGET), blobs: Vec::new() }
     }
 }
 
@@ -118,8 +114,7 @@ impl BlobWriter {
         });
         builder.raw.extend_from_slice(data);
         self.blobs_added.fetch_add(1, Ordering::Relaxed);
-        self.raw_bytes_added
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.raw_bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
         if builder.raw.len() >= BLOCK_TARGET {
             self.seal(builder)?;
         }
@@ -172,15 +167,8 @@ struct Packer {
 
 impl Packer {
     fn add(&mut self, block: SealedBlock) -> Result<(), StoreError> {
-        let is_tree = block
-            .blobs
-            .first()
-            .is_some_and(|b| b.kind == BlobKind::Tree);
-        let builder = if is_tree {
-            &mut self.tree
-        } else {
-            &mut self.data
-        };
+        let is_tree = block.blobs.first().is_some_and(|b| b.kind == BlobKind::Tree);
+        let builder = if is_tree { &mut self.tree } else { &mut self.data };
         builder.add(block);
         if builder.len() >= PACK_TARGET {
             let full = std::mem::take(builder);
@@ -195,15 +183,9 @@ impl Packer {
         }
         let (bytes, footer) = builder.finish();
         let id = PackId(xxh3_128(&bytes));
-        self.repo
-            .backend()
-            .write_if_absent(&pack_path(id), &bytes)?;
+        self.repo.backend().write_if_absent(&pack_path(id), &bytes)?;
         self.bytes += bytes.len() as u64;
-        self.done.push(IndexedPack {
-            id,
-            size: bytes.len() as u64,
-            blocks: footer.blocks,
-        });
+        self.done.push(IndexedPack { id, size: bytes.len() as u64, blocks: footer.blocks });
         Ok(())
     }
 

@@ -1,0 +1,173 @@
+//! Golden fixtures of format version 1: every encoder's bytes are pinned,
+//! and the committed bytes must decode to the same values. A change here
+//! is a format change: bump FORMAT_VERSION and keep reading the old files.
+//!
+//! Regenerate (only for a new format version) with
+//! `CHKFS_UPDATE_GOLDEN=1 cargo test --test format_golden`.
+
+use chkfs::format::pack::{decode_footer, footer_location, seal_block, BlobEntry, BlobKind, PackBuilder, TRAILER_LEN};
+use chkfs::format::records::*;
+use chkfs::format::tree::{decode_tree, encode_tree, Entry, Extent, HardLink, Node, Tree, Xattr};
+use chkfs::format::{BlobId, PackId};
+use std::path::PathBuf;
+
+fn fixture(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1").join(name);
+    if std::env::var_os("CHKFS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(stored, bytes, "{name}: encoder output differs from the committed fixture");
+    stored
+}
+
+fn ts(secs: i64, nanos: u32) -> Timestamp {
+    Timestamp { secs, nanos }
+}
+
+fn entry(name: &[u8], node: Node) -> Entry {
+    Entry {
+        name: name.to_vec(),
+        node,
+        mode: 0o4755,
+        uid: 1000,
+        gid: 100,
+        size: 0,
+        blocks: 8,
+        mtime: ts(1_700_000_000, 123_456_789),
+        ctime: ts(1_700_000_001, 987_654_321),
+        inode: 424242,
+        hard_link: None,
+        xattrs: vec![],
+    }
+}
+
+fn sample_tree() -> Tree {
+    let mut file = entry(
+        b"f-caf\xc3\xa9\nname",
+        Node::File {
+            content: vec![
+                Extent::Data { id: BlobId(0x0123456789abcdef0123456789abcdef), len: 10 },
+                Extent::Hole { len: 4096 },
+            ],
+        },
+    );
+    file.size = 4106;
+    file.hard_link = Some(HardLink { group: 7, nlink: 2 });
+    file.xattrs = vec![Xattr { name: b"user.k".to_vec(), value: b"v\0bin".to_vec() }];
+    Tree {
+        entries: vec![
+            entry(b"a-dir", Node::Dir { tree: BlobId(42) }),
+            entry(b"b-fifo", Node::Fifo),
+            entry(b"c-sock", Node::Socket),
+            entry(b"d-chr", Node::CharDevice { rdev: 0x0103 }),
+            entry(b"e-blk", Node::BlockDevice { rdev: 0x0801 }),
+            file,
+            entry(b"\xff\xfe-not-utf8", Node::Symlink { target: b"../target".to_vec() }),
+        ],
+    }
+}
+
+#[test]
+fn tree_v1() {
+    let tree = sample_tree();
+    let bytes = fixture("tree.bin", &encode_tree(&tree));
+    assert_eq!(decode_tree(&bytes).unwrap(), tree);
+}
+
+#[test]
+fn snapshot_v1() {
+    let snap = Snapshot {
+        time: ts(1_750_000_000, 5),
+        host: "host-a".into(),
+        path: b"/home/u/work".to_vec(),
+        message: "before upgrade".into(),
+        parent: Some(0x03f9a1c2),
+        root: entry(b"", Node::Dir { tree: BlobId(99) }),
+        partial: true,
+        errors: vec!["/home/u/work/secret: Permission denied".into()],
+        stats: SnapshotStats {
+            files: 1,
+            dirs: 2,
+            other: 3,
+            bytes: 4,
+            bytes_read: 5,
+            added_bytes: 6,
+            added_blobs: 7,
+            duration_ms: 8,
+        },
+        chkfs_version: "0.1.0".into(),
+    };
+    let bytes = fixture("snapshot.bin", &encode_snapshot(&snap));
+    assert_eq!(decode_snapshot(&bytes).unwrap(), snap);
+}
+
+#[test]
+fn config_v1() {
+    let config = Config {
+        repo_id: 0xfeed,
+        hash_secret: (0..HASH_SECRET_LEN as u32).map(|i| (i * 7) as u8).collect(),
+        chunker: ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131072 },
+        created: ts(1_700_000_000, 0),
+    };
+    let bytes = fixture("config.bin", &encode_config(&config));
+    assert_eq!(decode_config(&bytes).unwrap(), config);
+}
+
+fn sample_pack() -> (Vec<u8>, chkfs::format::pack::PackFooter) {
+    let mut b = PackBuilder::new();
+    let blob = |id, kind, offset, len| BlobEntry { id: BlobId(id), kind, offset, len };
+    b.add(seal_block(
+        &b"one two three ".repeat(20),
+        vec![blob(1, BlobKind::Data, 0, 100), blob(2, BlobKind::Data, 100, 180)],
+    ));
+    b.add(seal_block(b"\x01\x02\x03\x04", vec![blob(3, BlobKind::Tree, 0, 4)]));
+    b.finish()
+}
+
+#[test]
+fn pack_and_index_v1() {
+    let (pack, footer) = sample_pack();
+    let bytes = fixture("pack.bin", &pack);
+    let (start, len) = footer_location(&bytes[bytes.len() - TRAILER_LEN..], bytes.len() as u64).unwrap();
+    assert_eq!(decode_footer(&bytes[start as usize..start as usize + len], start).unwrap(), footer);
+
+    let index =
+        IndexFile { packs: vec![IndexedPack { id: PackId(0xabc), size: bytes.len() as u64, blocks: footer.blocks }] };
+    let bytes = fixture("index.bin", &encode_index(&index));
+    assert_eq!(decode_index(&bytes).unwrap(), index);
+}
+
+#[test]
+fn damage_list_v1() {
+    let list = DamageList { entries: vec![(PackId(1), BlobId(2)), (PackId(3), BlobId(4))] };
+    let bytes = fixture("damaged.bin", &encode_damage_list(&list));
+    assert_eq!(decode_damage_list(&bytes).unwrap(), list);
+}
+
+/// Hostile inputs: every truncation and every single-bit flip of every
+/// fixture is an error or (for flips the checksum cannot see, none in v1)
+/// a value, never a panic.
+#[test]
+fn damaged_fixtures_never_panic() {
+    let tree = encode_tree(&sample_tree());
+    for cut in 0..tree.len() {
+        assert!(decode_tree(&tree[..cut]).is_err());
+    }
+    for i in 0..tree.len() {
+        for bit in 0..8 {
+            let mut t = tree.clone();
+            t[i] ^= 1 << bit;
+            assert!(decode_tree(&t).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+        }
+    }
+    let (pack, _) = sample_pack();
+    for i in pack.len() - 64..pack.len() {
+        let mut p = pack.clone();
+        p[i] ^= 0x55;
+        let n = p.len();
+        if let Ok((start, len)) = footer_location(&p[n - TRAILER_LEN..], n as u64) {
+            let _ = decode_footer(&p[start as usize..(start as usize + len).min(n)], start);
+        }
+    }
+}
