@@ -23,4 +23,4 @@ fi
 grep -E ' fuse(\.[a-z0-9]+)? ' /proc/mounts | awk '{print $2}' | grep -F "$PWD/target" |
   while read -r m; do umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true; done
 
-cargo test --locked --all-targets "$@"
+cargo test --locked "$@"
