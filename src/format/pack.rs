@@ -114,7 +114,12 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn new() -> Self {
-        let mut bytes = Vec::with_capacity(1 << 20);
+        Self::with_capacity(64 << 10)
+    }
+
+    /// A builder whose buffer holds `capacity` bytes without reallocating.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut bytes = Vec::with_capacity(capacity.max(HEADER_LEN));
         bytes.extend_from_slice(HEADER_MAGIC);
         bytes.push(FORMAT_VERSION);
         bytes.extend_from_slice(&[0; 7]);

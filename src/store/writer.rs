@@ -64,13 +64,7 @@ impl BlobWriter {
         let thread = std::thread::Builder::new()
             .name("chkfs-packs".into())
             .spawn(move || {
-                let mut packer = Packer {
-                    repo: thread_repo,
-                    data: PackBuilder::new(),
-                    tree: PackBuilder::new(),
-                    done: Vec::new(),
-                    bytes: 0,
-                };
+                let mut packer = Packer::new(thread_repo);
                 for block in rx {
                     packer.add(block)?;
                 }
@@ -157,43 +151,101 @@ fn pack_thread_gone() -> StoreError {
     StoreError::io("packs", std::io::Error::other("the pack writer stopped"))
 }
 
+/// Packs being written to storage at once. Each pack's write ends with an
+/// fsync; while one waits for the disk, the next is written, and chunking
+/// goes on.
+const PACK_WRITERS: usize = 2;
+
+/// Assembles blocks into packs and hands full packs to writer threads.
 struct Packer {
-    repo: Arc<Repository>,
     data: PackBuilder,
     tree: PackBuilder,
-    done: Vec<IndexedPack>,
-    bytes: u64,
+    uploads: Option<Sender<PackBuilder>>,
+    writers: Vec<JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>>,
 }
 
 impl Packer {
+    fn new(repo: Arc<Repository>) -> Self {
+        // A rendezvous channel: at most PACK_WRITERS packs being written
+        // plus one being filled are in memory.
+        let (tx, rx) = bounded::<PackBuilder>(0);
+        let writers = (0..PACK_WRITERS)
+            .map(|_| {
+                let rx = rx.clone();
+                let repo = repo.clone();
+                std::thread::Builder::new()
+                    .name("chkfs-pack-io".into())
+                    .spawn(move || {
+                        let mut done = Vec::new();
+                        let mut bytes = 0;
+                        for pack in rx {
+                            let (p, n) = write_pack(&repo, pack)?;
+                            done.push(p);
+                            bytes += n;
+                        }
+                        Ok((done, bytes))
+                    })
+                    .expect("spawning a pack writer thread")
+            })
+            .collect();
+        Packer { data: new_data_pack(), tree: PackBuilder::new(), uploads: Some(tx), writers }
+    }
+
     fn add(&mut self, block: SealedBlock) -> Result<(), StoreError> {
         let is_tree = block.blobs.first().is_some_and(|b| b.kind == BlobKind::Tree);
         let builder = if is_tree { &mut self.tree } else { &mut self.data };
         builder.add(block);
         if builder.len() >= PACK_TARGET {
-            let full = std::mem::take(builder);
-            self.write(full)?;
+            let fresh = if is_tree { PackBuilder::new() } else { new_data_pack() };
+            let full = std::mem::replace(builder, fresh);
+            self.upload(full)?;
         }
         Ok(())
     }
 
-    fn write(&mut self, builder: PackBuilder) -> Result<(), StoreError> {
-        if builder.is_empty() {
+    fn upload(&mut self, pack: PackBuilder) -> Result<(), StoreError> {
+        if pack.is_empty() {
             return Ok(());
         }
-        let (bytes, footer) = builder.finish();
-        let id = PackId(xxh3_128(&bytes));
-        self.repo.backend().write_if_absent(&pack_path(id), &bytes)?;
-        self.bytes += bytes.len() as u64;
-        self.done.push(IndexedPack { id, size: bytes.len() as u64, blocks: footer.blocks });
-        Ok(())
+        let tx = self.uploads.as_ref().expect("open until finish");
+        tx.send(pack).map_err(|_| pack_thread_gone())
     }
 
+    /// Writes what is left and waits for every pack to be durable.
     fn finish(mut self) -> Result<(Vec<IndexedPack>, u64), StoreError> {
         let data = std::mem::take(&mut self.data);
         let tree = std::mem::take(&mut self.tree);
-        self.write(data)?;
-        self.write(tree)?;
-        Ok((self.done, self.bytes))
+        let sent = self.upload(data).and_then(|()| self.upload(tree));
+        drop(self.uploads.take());
+        let mut done = Vec::new();
+        let mut bytes = 0;
+        let mut first_error = sent.err();
+        for w in self.writers {
+            match w.join().map_err(|_| pack_thread_gone()).and_then(|r| r) {
+                Ok((p, n)) => {
+                    done.extend(p);
+                    bytes += n;
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((done, bytes)),
+        }
     }
+}
+
+/// Sized for a full pack, its last block and its footer, so that filling
+/// it never reallocates (a doubling would hold two copies at once).
+fn new_data_pack() -> PackBuilder {
+    PackBuilder::with_capacity(PACK_TARGET + BLOCK_TARGET * 2 + (1 << 20))
+}
+
+fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, u64), StoreError> {
+    let (bytes, footer) = pack.finish();
+    let id = PackId(xxh3_128(&bytes));
+    repo.backend().write_if_absent(&pack_path(id), &bytes)?;
+    let size = bytes.len() as u64;
+    Ok((IndexedPack { id, size, blocks: footer.blocks }, size))
 }
