@@ -52,11 +52,16 @@ impl CheckReport {
 
 pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
-    let (mut index, bad_index) = repo.load_index_tolerant()?;
-    for (path, e) in bad_index {
+    let loaded = repo.load_index()?;
+    for (path, e) in &loaded.bad_files {
         report.errors.push(format!("{path}: {e}"));
     }
-    check_packs_exist(&repo, &mut index, &mut report)?;
+    for (id, e) in &loaded.bad_packs {
+        report.errors.push(format!("unindexed pack {id} is unreadable: {e}"));
+    }
+    report.unindexed_packs = (loaded.adopted.len() + loaded.bad_packs.len()) as u64;
+    let index = loaded.index;
+    check_packs_exist(&repo, &index, &mut report)?;
     let mut bad: HashMap<BlobId, (Vec<PackId>, String)> = HashMap::new();
     if read_data {
         let copies = read_all_packs(&repo, &index, &mut report);
@@ -94,9 +99,8 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     Ok(report)
 }
 
-/// Every indexed pack must exist with its indexed size; packs left
-/// unindexed are read from their own footers so their blobs count.
-fn check_packs_exist(repo: &Repository, index: &mut Index, report: &mut CheckReport) -> Result<(), StoreError> {
+/// Every indexed pack must exist with its indexed size.
+fn check_packs_exist(repo: &Repository, index: &Index, report: &mut CheckReport) -> Result<(), StoreError> {
     let on_disk: HashMap<String, u64> = repo.backend().list("packs")?.into_iter().collect();
     report.packs = on_disk.len() as u64;
     for pack in index.packs() {
@@ -106,13 +110,6 @@ fn check_packs_exist(repo: &Repository, index: &mut Index, report: &mut CheckRep
                 report.errors.push(format!("pack {} has {size} bytes, the index says {}", pack.id, pack.size))
             }
             Some(_) => {}
-        }
-    }
-    for (id, size) in repo.unindexed_packs(index)? {
-        report.unindexed_packs += 1;
-        match repo.read_pack_footer(id, size) {
-            Ok(pack) => index.add_pack(&pack),
-            Err(e) => report.errors.push(format!("unindexed pack {id} is unreadable: {e}")),
         }
     }
     Ok(())

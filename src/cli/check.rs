@@ -30,7 +30,10 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
         eprintln!("note: {} damaged chunk(s) no snapshot uses", report.unreferenced_damaged);
     }
     if report.unindexed_packs > 0 {
-        eprintln!("note: {} pack(s) left by an interrupted save; the next save indexes them", report.unindexed_packs);
+        eprintln!(
+            "note: {} pack(s) not listed by any index file (an interrupted save); the next save indexes them",
+            report.unindexed_packs
+        );
     }
     let read = if args.read_data {
         format!(

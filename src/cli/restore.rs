@@ -30,7 +30,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         None => (args.snapshot.as_str(), &b""[..]),
     };
     let snap = repo.resolve_snapshot(spec)?;
-    let index = Arc::new(repo.load_index()?);
+    let index = Arc::new(repo.load_index()?.index);
     let reader = BlobReader::new(repo.clone(), index, 256 << 20);
     let entry = find_path(&reader, &snap.snapshot.root, path)?;
     let report = restore(&reader, &entry, &args.target, &RestoreOptions { force: args.force })?;

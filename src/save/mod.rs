@@ -88,9 +88,9 @@ pub fn save(
     let source = std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
     let _lock = repo.lock(opts.lock_wait)?;
     repo.remove_stale_temps()?;
-    let mut index = repo.load_index()?;
-    repo.adopt_unindexed_packs(&mut index)?;
-    let index = Arc::new(index);
+    let mut loaded = repo.load_index()?;
+    repo.repair_index(&mut loaded)?;
+    let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);
 
     let host = opts.host.clone().unwrap_or_else(hostname);

@@ -18,5 +18,5 @@ pub use error::StoreError;
 pub use index::Index;
 pub use lock::WriteLock;
 pub use reader::BlobReader;
-pub use repo::{Repository, SnapshotEntry};
+pub use repo::{LoadedIndex, Repository, SnapshotEntry};
 pub use writer::{BlobWriter, BlockBuilder, WriteSummary};

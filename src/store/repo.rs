@@ -32,6 +32,17 @@ pub struct Repository {
     secret: SecretInput<Vec<u8>>,
 }
 
+/// The index as loaded, with what could not be loaded.
+pub struct LoadedIndex {
+    pub index: Index,
+    /// Index files that do not decode.
+    pub bad_files: Vec<(String, StoreError)>,
+    /// Packs no (good) index file lists, read from their footers.
+    pub adopted: Vec<IndexedPack>,
+    /// Unindexed packs whose footer cannot be read.
+    pub bad_packs: Vec<(PackId, StoreError)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SnapshotEntry {
     pub id: SnapshotId,
@@ -114,32 +125,37 @@ impl Repository {
         WriteLock::acquire(&self.root, wait)
     }
 
-    /// Loads every index file and damage list.
-    pub fn load_index(&self) -> Result<Index, StoreError> {
-        let (index, mut bad) = self.load_index_tolerant()?;
-        match bad.pop() {
-            Some((_, e)) => Err(e),
-            None => Ok(index),
-        }
-    }
-
-    /// Loads the index files that decode; returns the others with their
-    /// errors (their packs then show up as unindexed).
-    pub fn load_index_tolerant(&self) -> Result<(Index, Vec<(String, StoreError)>), StoreError> {
+    /// The index: every index file that decodes, plus the footers of packs
+    /// no index lists (from an interrupted save, or whose index file is
+    /// damaged), so every complete pack is readable.
+    pub fn load_index(&self) -> Result<LoadedIndex, StoreError> {
         let mut index = Index::new(self.damage_list()?);
-        let mut bad = Vec::new();
+        let mut bad_files = Vec::new();
         for (path, _) in self.backend.list("index")? {
             let bytes = self.backend.read(&path)?;
             match decode_index(&bytes) {
                 Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
-                Err(e) => bad.push((path.clone(), StoreError::format(&path, e))),
+                Err(e) => bad_files.push((path.clone(), StoreError::format(&path, e))),
             }
         }
-        Ok((index, bad))
+        let mut adopted = Vec::new();
+        let mut bad_packs = Vec::new();
+        for (id, size) in self.unindexed_packs(&index)? {
+            match self.read_pack_footer(id, size) {
+                Ok(pack) => adopted.push(pack),
+                Err(e) if e.is_damage() => bad_packs.push((id, e)),
+                // Deleted between listing and reading.
+                Err(StoreError::Io { source, .. }) if is_missing(&source) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for pack in &adopted {
+            index.add_pack(pack);
+        }
+        Ok(LoadedIndex { index, bad_files, adopted, bad_packs })
     }
 
-    /// Packs on disk that no index file lists (left by an interrupted
-    /// writer).
+    /// Packs on disk that no index file lists.
     pub fn unindexed_packs(&self, index: &Index) -> Result<Vec<(PackId, u64)>, StoreError> {
         let mut out = Vec::new();
         for (path, size) in self.backend.list("packs")? {
@@ -178,24 +194,22 @@ impl Repository {
         Ok(bytes.len() as u64)
     }
 
-    /// Indexes packs that an interrupted writer left without an index, so
-    /// their blobs are reused; a pack that cannot be read is left alone.
-    /// Callers hold the write lock.
-    pub fn adopt_unindexed_packs(&self, index: &mut Index) -> Result<usize, StoreError> {
-        let mut adopted = Vec::new();
-        for (id, size) in self.unindexed_packs(index)? {
-            match self.read_pack_footer(id, size) {
-                Ok(pack) => adopted.push(pack),
-                Err(e) if e.is_damage() => eprintln!("chkfs: ignoring unreadable pack {id}: {e}"),
-                Err(e) => return Err(e),
-            }
+    /// Makes the index on disk whole again: removes damaged index files,
+    /// then indexes every pack that was read from its footer. A crash in
+    /// between only leaves packs unindexed, which the next load adopts
+    /// again. Callers hold the write lock.
+    pub fn repair_index(&self, loaded: &mut LoadedIndex) -> Result<(), StoreError> {
+        for (path, e) in std::mem::take(&mut loaded.bad_files) {
+            eprintln!("chkfs: removing damaged index file ({e}); its packs are indexed again");
+            // A damaged file may bear the name the repaired one will have.
+            self.backend.delete(&path)?;
         }
-        for pack in &adopted {
-            index.add_pack(pack);
+        let adopted = std::mem::take(&mut loaded.adopted);
+        if !adopted.is_empty() {
+            eprintln!("chkfs: indexing {} pack(s) left without an index", adopted.len());
         }
-        let n = adopted.len();
         self.write_index(adopted)?;
-        Ok(n)
+        Ok(())
     }
 
     pub fn damage_list(&self) -> Result<Vec<(PackId, BlobId)>, StoreError> {
