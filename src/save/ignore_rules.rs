@@ -1,56 +1,54 @@
 //! Which paths a save leaves out: `.chkfsignore` files (gitignore syntax,
 //! each applying to its directory and below, deeper files overriding) and
 //! `--exclude` patterns, which act like a `.chkfsignore` at the source root.
+//!
+//! Rules form a chain from a directory up to the root, shared between the
+//! threads that walk sibling directories.
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::path::Path;
+use std::sync::Arc;
 
 pub const IGNORE_FILE: &str = ".chkfsignore";
 
 pub struct IgnoreRules {
-    /// Innermost last.
-    stack: Vec<(usize, Gitignore)>,
+    matcher: Gitignore,
+    parent: Option<Arc<IgnoreRules>>,
 }
 
 impl IgnoreRules {
-    pub fn new(root: &Path, excludes: &[String]) -> Result<Self, String> {
+    /// The rules at the root: the `--exclude` patterns.
+    pub fn root(root: &Path, excludes: &[String]) -> Result<Arc<Self>, String> {
         let mut b = GitignoreBuilder::new(root);
         for pattern in excludes {
             b.add_line(None, pattern).map_err(|e| format!("bad --exclude pattern {pattern:?}: {e}"))?;
         }
-        let g = b.build().map_err(|e| e.to_string())?;
-        Ok(Self { stack: vec![(0, g)] })
+        let matcher = b.build().map_err(|e| e.to_string())?;
+        Ok(Arc::new(Self { matcher, parent: None }))
     }
 
-    /// Drops the rules of directories deeper than `depth`.
-    pub fn leave_below(&mut self, depth: usize) {
-        self.stack.retain(|(d, _)| *d <= depth);
-    }
-
-    /// Enters a directory at `depth` (the root is 1), loading its ignore
-    /// file if it has one.
-    pub fn enter(&mut self, dir: &Path, depth: usize, has_ignore_file: bool) -> Result<(), String> {
-        self.leave_below(depth - 1);
-        if has_ignore_file {
-            let mut b = GitignoreBuilder::new(dir);
-            if let Some(e) = b.add(dir.join(IGNORE_FILE)) {
-                return Err(format!("{}: {e}", dir.join(IGNORE_FILE).display()));
-            }
-            let g = b.build().map_err(|e| e.to_string())?;
-            self.stack.push((depth, g));
+    /// The rules inside `dir`, which has an ignore file.
+    pub fn enter(self: &Arc<Self>, dir: &Path) -> Result<Arc<Self>, String> {
+        let file = dir.join(IGNORE_FILE);
+        let mut b = GitignoreBuilder::new(dir);
+        if let Some(e) = b.add(&file) {
+            return Err(format!("{}: {e}", file.display()));
         }
-        Ok(())
+        let matcher = b.build().map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Arc::new(Self { matcher, parent: Some(self.clone()) }))
     }
 
     pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
-        for (_, g) in self.stack.iter().rev() {
-            let m = g.matched(path, is_dir);
+        let mut rules = Some(self);
+        while let Some(r) = rules {
+            let m = r.matcher.matched(path, is_dir);
             if m.is_ignore() {
                 return true;
             }
             if m.is_whitelist() {
                 return false;
             }
+            rules = r.parent.as_deref();
         }
         false
     }

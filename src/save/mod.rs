@@ -10,6 +10,7 @@ mod ignore_rules;
 pub mod meta;
 mod scan;
 mod tree_saver;
+mod walk;
 
 use crate::format::records::{Snapshot, SnapshotStats, Timestamp};
 use crate::format::SnapshotId;
@@ -107,7 +108,7 @@ pub fn save(
         skip_dirs: vec![(repo_meta.dev(), repo_meta.ino())],
     };
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
-    let mut scan = scan::scan(&source, prev_root, Some(&reader), &index, &scan_opts, interrupted)?;
+    let mut scan = scan::scan(&source, prev_root, &reader, &index, &scan_opts, interrupted)?;
     progress.scanned(&scan.stats);
 
     let writer = BlobWriter::new(repo.clone(), index.clone());
