@@ -43,7 +43,8 @@ fn text(n: usize) -> Vec<u8> {
 #[divan::bench(args = ["random", "text"])]
 fn chunk_8mib(b: Bencher, kind: &str) {
     let data = if kind == "random" { random(8 << 20) } else { text(8 << 20) };
-    b.counter(BytesCount::of_slice(&data)).bench(|| chunk_lengths(divan::black_box(&data), ChunkSizes::DEFAULT).count());
+    b.counter(BytesCount::of_slice(&data))
+        .bench(|| chunk_lengths(divan::black_box(&data), ChunkSizes::DEFAULT).count());
 }
 
 #[divan::bench]
@@ -69,6 +70,9 @@ fn open_and_verify_block_128kib(b: Bencher) {
     let sealed = seal_block(&data, blobs.clone());
     b.counter(BytesCount::of_slice(&data)).bench(|| {
         let raw = open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap();
-        blobs.iter().map(|e| xxh3_128_with_secret_input(&raw[e.offset as usize..][..e.len as usize], &secret)).sum::<u128>()
+        blobs
+            .iter()
+            .map(|e| xxh3_128_with_secret_input(&raw[e.offset as usize..][..e.len as usize], &secret))
+            .sum::<u128>()
     });
 }

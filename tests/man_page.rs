@@ -10,10 +10,7 @@ fn man_page_is_in_sync_with_the_command_line() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "man/chkfs.1 is out of date: run CHKFS_UPDATE_MAN=1 cargo test --test man_page"
-    );
+    assert!(committed == generated, "man/chkfs.1 is out of date: run CHKFS_UPDATE_MAN=1 cargo test --test man_page");
     for needle in ["EXIT STATUS", "save \\-\\-json", "\\-\\-read\\-data", "CHKFS_REPO", "\\-\\-lock\\-wait"] {
         assert!(generated.contains(needle), "man page lacks {needle}");
     }

@@ -28,7 +28,8 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     /// Referenced blobs with no healthy copy.
     pub damaged_blobs: Vec<DamagedBlob>,
-    /// Damaged copies that no snapshot needs (reported, not an error).
+    /// Damaged copies that no snapshot needs: unused, or with a healthy
+    /// copy elsewhere (reported, not an error).
     pub unreferenced_damaged: u64,
     /// Packs no index lists (left by an interrupted save; reused by the
     /// next one).
@@ -63,9 +64,10 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let index = loaded.index;
     check_packs_exist(&repo, &index, &mut report)?;
     let mut bad: HashMap<BlobId, (Vec<PackId>, String)> = HashMap::new();
+    let mut superseded = 0;
     if read_data {
         let copies = read_all_packs(&repo, &index, &mut report);
-        record_bad_copies(&repo, &index, &copies, &mut bad, &mut report)?;
+        superseded = record_bad_copies(&repo, &index, &copies, &mut bad, &mut report)?;
     }
     let index = Arc::new(index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
@@ -82,7 +84,7 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let used_by = std::mem::take(&mut walker.used_by);
     let unreadable = std::mem::take(&mut walker.unreadable);
     let referenced: HashSet<BlobId> = used_by.keys().copied().collect();
-    report.unreferenced_damaged = bad.keys().filter(|b| !referenced.contains(b)).count() as u64;
+    report.unreferenced_damaged = superseded + bad.keys().filter(|b| !referenced.contains(b)).count() as u64;
     for (blob, users) in used_by {
         let (packs, reason) = match (bad.get(&blob), unreadable.get(&blob)) {
             (Some(b), _) => b.clone(),
@@ -184,7 +186,8 @@ fn record_bad_copies(
     copies: &[(PackId, BlobId, String)],
     bad: &mut HashMap<BlobId, (Vec<PackId>, String)>,
     report: &mut CheckReport,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut superseded = 0;
     let bad_copies: HashSet<(PackId, BlobId)> = copies.iter().map(|(p, b, _)| (*p, *b)).collect();
     for (pack, blob, reason) in copies {
         if blob.0 == 0 {
@@ -192,12 +195,15 @@ fn record_bad_copies(
             continue;
         }
         let healthy_left = index.locations(*blob).any(|l| !bad_copies.contains(&(index.pack_of(&l).id, *blob)));
-        if !healthy_left {
+        if healthy_left {
+            superseded += 1;
+        } else {
             let e = bad.entry(*blob).or_insert_with(|| (Vec::new(), reason.clone()));
             e.0.push(*pack);
         }
     }
-    repo.record_damage(bad_copies.into_iter().filter(|(_, b)| b.0 != 0).collect())
+    repo.record_damage(bad_copies.into_iter().filter(|(_, b)| b.0 != 0).collect())?;
+    Ok(superseded)
 }
 
 struct Walker<'a> {

@@ -96,7 +96,7 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     /// Snapshot id (any unique prefix, or `latest`), optionally followed by :PATH
     #[arg(value_name = "SNAPSHOT[:PATH]")]
-    pub snapshot: String,
+    pub snapshot: std::ffi::OsString,
     /// Directory to restore into; created if missing
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,

@@ -1,13 +1,14 @@
 //! `chkfs restore SNAPSHOT[:PATH] TARGET`.
 
 use super::args::RestoreArgs;
-use super::exit::ExitCode;
+use super::exit::{ExitCode, UsageError};
 use super::format::bytes;
 use super::repo_path::RepoArgs;
 use crate::restore::{find_path, restore, RestoreOptions};
 use crate::store::BlobReader;
 use anyhow::Result;
 use serde::Serialize;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,10 +26,13 @@ struct RestoreJson<'a> {
 pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let repo = Arc::new(ctx.open()?);
-    let (spec, path) = match args.snapshot.split_once(':') {
-        Some((s, p)) => (s, p.as_bytes()),
-        None => (args.snapshot.as_str(), &b""[..]),
+    let arg = args.snapshot.as_bytes();
+    let (spec, path) = match arg.iter().position(|&b| b == b':') {
+        Some(i) => (&arg[..i], &arg[i + 1..]),
+        None => (arg, &b""[..]),
     };
+    let spec =
+        std::str::from_utf8(spec).map_err(|_| UsageError(format!("{:?} is not a snapshot id", args.snapshot)))?;
     let snap = repo.resolve_snapshot(spec)?;
     let index = Arc::new(repo.load_index()?.index);
     let reader = BlobReader::new(repo.clone(), index, 256 << 20);

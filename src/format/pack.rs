@@ -1,7 +1,7 @@
 //! Pack files: immutable containers of compressed blocks of blobs.
 //!
 //! ```text
-//! header   "CHKFPACK" version(1) reserved(7)                 16 bytes
+//! header   "CHKFPACK" version(1) salt(7)                     16 bytes
 //! blocks   each lz4-compressed or raw, back to back
 //! footer   envelope(PackFooter): every block and the blobs in it
 //! trailer  footer_len(u64 LE) "CHKFTAIL"                      16 bytes
@@ -153,6 +153,14 @@ impl PackBuilder {
         self.bytes.extend_from_slice(TRAILER_MAGIC);
         (self.bytes, self.footer)
     }
+}
+
+/// Sets the salt bytes (header bytes 9..16) of a finished pack. A writer
+/// whose pack has the same bytes, and so the same name, as one already
+/// stored (which can only be a damaged copy being healed) stores it under
+/// the name of its salted bytes instead.
+pub fn salt_pack(pack: &mut [u8], salt: u64) {
+    pack[9..16].copy_from_slice(&salt.to_le_bytes()[..7]);
 }
 
 /// Reads the trailer (the last TRAILER_LEN bytes of a pack of `pack_len`

@@ -87,6 +87,15 @@ pub fn save(
 ) -> Result<SaveOutcome, SaveError> {
     let started = Instant::now();
     let source = std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
+    let repo_root = std::fs::canonicalize(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
+    if source.starts_with(&repo_root) {
+        let msg = format!(
+            "{} is inside the repository {}: it cannot be saved into itself",
+            source.display(),
+            repo_root.display()
+        );
+        return Err(SaveError::Usage(msg));
+    }
     let _lock = repo.lock(opts.lock_wait)?;
     repo.remove_stale_temps()?;
     let mut loaded = repo.load_index()?;

@@ -5,7 +5,7 @@
 
 use super::index::{pack_path, IdSet, Index};
 use super::{Repository, StoreError};
-use crate::format::pack::{seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock};
+use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock};
 use crate::format::records::IndexedPack;
 use crate::format::{BlobId, PackId};
 use crossbeam_channel::{bounded, Sender};
@@ -243,9 +243,19 @@ fn new_data_pack() -> PackBuilder {
 }
 
 fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, u64), StoreError> {
-    let (bytes, footer) = pack.finish();
-    let id = PackId(xxh3_128(&bytes));
-    repo.backend().write_if_absent(&pack_path(id), &bytes)?;
-    let size = bytes.len() as u64;
-    Ok((IndexedPack { id, size, blocks: footer.blocks }, size))
+    let (mut bytes, footer) = pack.finish();
+    // A pack is only rebuilt byte for byte when its blobs were all found
+    // damaged (a save healing them): the stored file with that name is the
+    // damaged one, so the new pack gets a salted, different name.
+    for salt in 0u64.. {
+        if salt > 0 {
+            salt_pack(&mut bytes, salt);
+        }
+        let id = PackId(xxh3_128(&bytes));
+        if repo.backend().write_if_absent(&pack_path(id), &bytes)? {
+            let size = bytes.len() as u64;
+            return Ok((IndexedPack { id, size, blocks: footer.blocks }, size));
+        }
+    }
+    unreachable!("some salt gives an unused name")
 }

@@ -1,0 +1,103 @@
+//! Incremental saves: unchanged files are recognised from their metadata
+//! and never read again; changed ones (content or only mtime) are read.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+
+const DIRS: usize = 400;
+const FILES_PER_DIR: usize = 200;
+
+fn file_path(root: &Path, d: usize, f: usize) -> std::path::PathBuf {
+    root.join(format!("d{d:03}")).join(format!("f{f:03}.txt"))
+}
+
+/// 80,000 small files; returns their total size.
+fn make_tree(root: &Path) -> u64 {
+    let mut total = 0u64;
+    for d in 0..DIRS {
+        let dir = root.join(format!("d{d:03}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..FILES_PER_DIR {
+            let content = format!("{d}/{f}{}\n", "+".repeat((d * 7 + f) % 23));
+            total += content.len() as u64;
+            fs::write(file_path(root, d, f), content).unwrap();
+        }
+    }
+    total
+}
+
+fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+#[test]
+fn unchanged_files_are_not_read_again() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    let total = make_tree(&src);
+    let n = (DIRS * FILES_PER_DIR) as u64;
+
+    let first = w.save(&src, &[]);
+    assert_eq!(first["files"], n, "{first}");
+    assert_eq!(first["bytes"], total);
+    assert_eq!(first["bytes_read"], total);
+    assert!(first["parent"].is_null(), "{first}");
+
+    let second = w.save(&src, &[]);
+    assert_eq!(second["bytes_read"], 0, "{second}");
+    assert_eq!(second["parent"].as_str(), Some(id(&first).as_str()));
+    assert_eq!(second["files"], n);
+    assert_eq!(second["bytes"], total);
+    // Nothing changed: no new chunk, no new tree.
+    assert_eq!(second["added_blobs"], 0, "{second}");
+
+    // Content changes (one growing, one keeping its size) and a touch.
+    let grown = file_path(&src, 3, 17);
+    let same_size = file_path(&src, 250, 199);
+    let touched = file_path(&src, 399, 0);
+    let old_sizes: u64 = [&grown, &same_size, &touched].iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    fs::write(&grown, "this file grew quite a bit longer than before\n").unwrap();
+    let old = fs::read(&same_size).unwrap();
+    let mut flipped = old.clone();
+    flipped[0] = b'#';
+    fs::write(&same_size, &flipped).unwrap();
+    assert_eq!(fs::metadata(&same_size).unwrap().len(), old.len() as u64);
+    set_mtime(&touched, 1_700_000_000, 42);
+    let expect: u64 = [&grown, &same_size, &touched].iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let new_total = total - old_sizes + expect;
+
+    let third = w.save(&src, &[]);
+    assert_eq!(third["bytes_read"], expect, "{third}");
+    assert_eq!(third["parent"].as_str(), Some(id(&second).as_str()));
+    assert_eq!(third["files"], n);
+    assert_eq!(third["bytes"], new_total, "{third}");
+
+    // The snapshot holds the new content and the new mtime.
+    let out = w.path("out");
+    for (i, p) in [&grown, &same_size, &touched].iter().enumerate() {
+        let rel = p.strip_prefix(&src).unwrap().to_str().unwrap();
+        let t = out.join(i.to_string());
+        w.restore(&format!("{}:{rel}", id(&third)), &t);
+        let r = t.join(p.file_name().unwrap());
+        assert_eq!(fs::read(&r).unwrap(), fs::read(p).unwrap(), "{rel}");
+        assert_eq!(meta_of(&r).mtime, meta_of(p).mtime, "{rel}");
+    }
+    // ... and the old snapshot the old content.
+    let t = out.join("old");
+    w.restore(&format!("{}:d250/f199.txt", id(&second)), &t);
+    assert_eq!(fs::read(t.join("f199.txt")).unwrap(), old);
+
+    // --force-read reads everything, reuses nothing, stores nothing new.
+    let forced = w.save(&src, &["--force-read"]);
+    assert_eq!(forced["bytes_read"], new_total, "{forced}");
+    assert!(forced["parent"].is_null(), "{forced}");
+    assert_eq!(forced["added_blobs"], 0, "{forced}");
+
+    // After a forced save, the next one is incremental again.
+    let after = w.save(&src, &[]);
+    assert_eq!(after["bytes_read"], 0, "{after}");
+    assert_eq!(after["parent"].as_str(), Some(id(&forced).as_str()));
+}
