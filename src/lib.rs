@@ -8,6 +8,8 @@ pub mod check;
 pub mod chunking;
 pub mod cli;
 pub mod format;
+pub mod fs;
+pub mod fuse;
 pub mod restore;
 pub mod save;
 pub mod store;

@@ -41,6 +41,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository: structure, and with --read-data every chunk
     Check(CheckArgs),
+    /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
+    #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
+    Mount(MountArgs),
     /// Write the man page to standard output
     #[command(hide = true)]
     Man,
@@ -116,4 +119,36 @@ pub struct CheckArgs {
     /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The repository (overrides --repo and CHKFS_REPO), then the mount point; with one
+    /// argument, the mount point
+    #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Detach into the background once the mount is ready
+    #[arg(long)]
+    pub daemon: bool,
+    /// Mount options, comma-separated: allow_other lets other users in, with permissions
+    /// enforced by the kernel (default_permissions)
+    #[arg(short = 'o', value_name = "OPTIONS", value_delimiter = ',')]
+    pub options: Vec<String>,
+    /// Memory for decompressed chunks and trees, e.g. 256M or 1G
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Threads serving requests
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.trim().to_ascii_uppercase().chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
+    n.checked_mul(mult).filter(|&b| b >= 1 << 20).ok_or_else(|| format!("{s:?}: give at least 1M"))
 }

@@ -7,6 +7,7 @@ mod exit;
 mod format;
 mod list;
 pub mod man;
+mod mount;
 mod progress;
 mod repo_path;
 mod restore;
@@ -42,6 +43,7 @@ pub fn main() -> i32 {
         Command::List(a) => list::run(&ctx, &a),
         Command::Restore(a) => restore::run(&ctx, &a),
         Command::Check(a) => check::run(&ctx, &a),
+        Command::Mount(a) => mount::run(&ctx, &a),
         Command::Man => man::print(),
     };
     match result {

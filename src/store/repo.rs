@@ -256,6 +256,21 @@ impl Repository {
         Ok(out)
     }
 
+    /// The ids of all snapshots, from the file names alone.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError> {
+        Ok(self.backend.list("snapshots")?.iter().filter_map(|(p, _)| snapshot_id_from_path(p)).collect())
+    }
+
+    /// One snapshot record; None when it is gone (forgotten meanwhile).
+    pub fn read_snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
+        let path = format!("snapshots/{}.snap", id.to_hex());
+        match self.backend.read(&path) {
+            Ok(bytes) => decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(&path, e)),
+            Err(StoreError::Io { source, .. }) if is_missing(&source) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Finds a snapshot by `latest` or a unique prefix of its id.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotEntry, StoreError> {
         let mut all = self.snapshots()?;

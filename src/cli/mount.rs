@@ -1,0 +1,157 @@
+//! `chkfs mount [REPO] MOUNTPOINT`.
+
+use super::args::MountArgs;
+use super::exit::{ExitCode, UsageError};
+use super::repo_path::RepoArgs;
+use crate::fs::{FsOptions, SnapshotFs};
+use crate::fuse::FuseFs;
+use crate::store::Repository;
+use anyhow::{bail, Context, Result};
+use fuser::{Config, MountOption, SessionACL};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
+    let (repo_arg, mountpoint) = match args.paths.as_slice() {
+        [mnt] => (None, mnt.clone()),
+        [repo, mnt] => (Some(repo.as_path()), mnt.clone()),
+        _ => unreachable!("clap takes one or two paths"),
+    };
+    let allow_other = parse_options(&args.options)?;
+    let chosen = ctx.choose(repo_arg)?;
+    let repo = Arc::new(Repository::open(&chosen.path)?);
+    let mountpoint = check_mountpoint(&mountpoint, repo.root())?;
+    let ready = if args.daemon { Some(daemonize()?) } else { None };
+
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);
+    let mut options = vec![
+        MountOption::FSName(format!("chkfs:{}", repo.root().display())),
+        MountOption::Subtype("chkfs".into()),
+        MountOption::RO,
+        MountOption::NoAtime,
+    ];
+    if allow_other {
+        options.push(MountOption::DefaultPermissions);
+    }
+    let mut config = Config::default();
+    config.mount_options = options;
+    config.acl = if allow_other { SessionACL::All } else { SessionACL::Owner };
+    config.n_threads = Some(usize::from(args.threads));
+    config.clone_fd = true;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let session = fuser::spawn_mount(FuseFs(fs), &mountpoint, &config)
+        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+    match ready {
+        Some(pipe) => announce_ready(pipe),
+        None => eprintln!(
+            "chkfs: {} mounted at {} (Ctrl-C or umount to leave)",
+            repo.root().display(),
+            mountpoint.display()
+        ),
+    }
+    while !stop.load(Ordering::Relaxed) && !session.guard.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if session.guard.is_finished() {
+        // Unmounted from outside.
+        let _ = session.join();
+        return Ok(ExitCode::Ok);
+    }
+    if let Err(e) = session.umount_and_join() {
+        eprintln!("chkfs: unmounting {} failed ({e}); detaching it lazily", mountpoint.display());
+        lazy_unmount(&mountpoint);
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// Returns whether allow_other was asked for.
+fn parse_options(options: &[String]) -> Result<bool> {
+    let mut allow_other = false;
+    for o in options.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        match o {
+            "allow_other" => allow_other = true,
+            "ro" | "default_permissions" => {}
+            other => return Err(UsageError(format!("unknown mount option {other:?} (known: allow_other)")).into()),
+        }
+    }
+    Ok(allow_other)
+}
+
+/// The mount point must be an existing, empty directory outside the
+/// repository.
+fn check_mountpoint(mnt: &Path, repo_root: &Path) -> Result<PathBuf> {
+    let canonical = std::fs::canonicalize(mnt).with_context(|| format!("mount point {}", mnt.display()))?;
+    if !canonical.is_dir() {
+        bail!("mount point {} is not a directory", mnt.display());
+    }
+    if std::fs::read_dir(&canonical)?.next().is_some() {
+        bail!("mount point {} is not empty", mnt.display());
+    }
+    let repo_root = std::fs::canonicalize(repo_root)?;
+    if canonical.starts_with(&repo_root) {
+        bail!("mount point {} is inside the repository {}", mnt.display(), repo_root.display());
+    }
+    Ok(canonical)
+}
+
+/// Forks: the parent waits until the child says the mount is ready (or
+/// dies), then exits; the child goes on in a new session. Called before
+/// any thread is started.
+fn daemonize() -> Result<OwnedFd> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two descriptors on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: both descriptors were just created and are owned here.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other thread exists yet, so the child may go on freely.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error().into()),
+        0 => {
+            drop(read_end);
+            // SAFETY: setsid has no preconditions; failure is harmless here.
+            unsafe { libc::setsid() };
+            Ok(write_end)
+        }
+        _ => {
+            drop(write_end);
+            let mut byte = [0u8; 1];
+            let mut pipe = std::fs::File::from(read_end);
+            match pipe.read(&mut byte) {
+                Ok(1) => std::process::exit(0),
+                _ => std::process::exit(ExitCode::Failure as i32),
+            }
+        }
+    }
+}
+
+/// Tells the waiting parent the mount is up, then leaves the terminal.
+fn announce_ready(pipe: OwnedFd) {
+    let _ = std::fs::File::from(pipe).write_all(b"1");
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: duplicating a valid descriptor onto the standard ones.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+fn lazy_unmount(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: valid path; MNT_DETACH only detaches.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}

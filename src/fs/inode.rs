@@ -1,0 +1,202 @@
+//! Inode numbers: stable across mounts, derived from what a node is.
+//!
+//! * A directory gets one number per snapshot and path.
+//! * A file, symlink or special file gets a number derived from everything
+//!   `stat` shows plus its content, xattrs and source inode: the same
+//!   unchanged file has the same number in every snapshot, so GNU
+//!   `diff -r` between two snapshots skips it without reading.
+//! * The names of a hard-link group share one number per snapshot and group.
+//!
+//! Derived numbers have the top bit clear; a collision (two different
+//! nodes deriving the same number) is detected and the newcomer gets a
+//! number from a counter with the top bit set, so no number is ever
+//! served for two nodes.
+
+use crate::format::tree::{Entry, Node};
+use crate::format::SnapshotId;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use xxhash_rust::xxh3::xxh3_128;
+
+pub const ROOT: u64 = 1;
+pub const SNAPSHOTS: u64 = 2;
+pub const BY_TIME: u64 = 3;
+pub const LATEST: u64 = 4;
+const FIRST_DERIVED: u64 = 16;
+const FALLBACK_BIT: u64 = 1 << 63;
+
+/// What an inode number stands for.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    Root,
+    Snapshots,
+    ByTime,
+    Latest,
+    /// A symlink in by-time/ pointing at a snapshot.
+    TimeLink(SnapshotId),
+    /// A directory inside a snapshot (path "" is the snapshot itself).
+    Dir {
+        snap: SnapshotId,
+        path: Arc<[u8]>,
+        entry: Arc<Entry>,
+        parent: u64,
+    },
+    /// A file, symlink or special file inside a snapshot.
+    Leaf(Arc<Leaf>),
+}
+
+#[derive(Debug)]
+pub struct Leaf {
+    pub entry: Entry,
+    /// "SNAPSHOT:/path" of the first name it was found under, for messages.
+    pub origin: String,
+    /// Start offset of each extent, computed on first read.
+    pub starts: OnceLock<Vec<u64>>,
+}
+
+struct Slot {
+    key: u128,
+    kind: NodeKind,
+    lookups: u64,
+}
+
+#[derive(Default)]
+pub struct InodeTable {
+    slots: HashMap<u64, Slot>,
+    fallback: HashMap<u128, u64>,
+    next_fallback: u64,
+}
+
+/// The identity of a node inside a snapshot.
+pub fn dir_key(snap: SnapshotId, path: &[u8]) -> u128 {
+    let mut buf = b"dir\0".to_vec();
+    buf.extend_from_slice(&snap.0.to_le_bytes());
+    buf.extend_from_slice(path);
+    xxh3_128(&buf)
+}
+
+pub fn leaf_key(snap: SnapshotId, e: &Entry) -> u128 {
+    if let Some(link) = e.hard_link {
+        let mut buf = b"link\0".to_vec();
+        buf.extend_from_slice(&snap.0.to_le_bytes());
+        buf.extend_from_slice(&link.group.to_le_bytes());
+        return xxh3_128(&buf);
+    }
+    let mut nameless = e.clone();
+    nameless.name.clear();
+    let mut buf = b"leaf\0".to_vec();
+    buf.extend_from_slice(&bitcode::encode(&nameless));
+    xxh3_128(&buf)
+}
+
+pub fn time_link_key(snap: SnapshotId) -> u128 {
+    let mut buf = b"time\0".to_vec();
+    buf.extend_from_slice(&snap.0.to_le_bytes());
+    xxh3_128(&buf)
+}
+
+fn derived(key: u128) -> u64 {
+    let n = (key as u64) & !FALLBACK_BIT;
+    if n < FIRST_DERIVED {
+        n + FIRST_DERIVED
+    } else {
+        n
+    }
+}
+
+impl InodeTable {
+    /// The number for `key`, registering the node if the kernel does not
+    /// know it yet; `counted` adds one kernel lookup reference.
+    pub fn register(&mut self, key: u128, make: impl FnOnce() -> NodeKind, counted: bool) -> u64 {
+        let mut ino = derived(key);
+        if self.slots.get(&ino).is_some_and(|s| s.key != key) {
+            ino = *self.fallback.entry(key).or_insert_with(|| {
+                self.next_fallback += 1;
+                FALLBACK_BIT | self.next_fallback
+            });
+        }
+        let slot = self.slots.entry(ino).or_insert_with(|| Slot { key, kind: make(), lookups: 0 });
+        if counted {
+            slot.lookups += 1;
+        }
+        ino
+    }
+
+    /// The number `key` has or would have, without registering anything.
+    pub fn peek(&self, key: u128) -> u64 {
+        let ino = derived(key);
+        match self.slots.get(&ino) {
+            Some(s) if s.key != key => self.fallback.get(&key).copied().unwrap_or(ino),
+            _ => ino,
+        }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<NodeKind> {
+        match ino {
+            ROOT => Some(NodeKind::Root),
+            SNAPSHOTS => Some(NodeKind::Snapshots),
+            BY_TIME => Some(NodeKind::ByTime),
+            LATEST => Some(NodeKind::Latest),
+            _ => self.slots.get(&ino).map(|s| s.kind.clone()),
+        }
+    }
+
+    /// The kernel dropped `n` references; a node with none left is freed.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.lookups = slot.lookups.saturating_sub(n);
+            if slot.lookups == 0 {
+                let key = slot.key;
+                self.slots.remove(&ino);
+                if ino & FALLBACK_BIT != 0 {
+                    self.fallback.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// True for entries that are directories.
+pub fn is_dir(e: &Entry) -> bool {
+    matches!(e.node, Node::Dir { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf() -> NodeKind {
+        NodeKind::Root
+    }
+
+    #[test]
+    fn same_key_same_number_and_forget_frees() {
+        let mut t = InodeTable::default();
+        let a = t.register(42, leaf, true);
+        assert_eq!(t.register(42, leaf, true), a);
+        assert!(a >= FIRST_DERIVED && a & FALLBACK_BIT == 0);
+        t.forget(a, 1);
+        assert!(t.get(a).is_some());
+        t.forget(a, 1);
+        assert!(t.get(a).is_none());
+    }
+
+    #[test]
+    fn colliding_keys_never_share_a_number() {
+        let mut t = InodeTable::default();
+        // Same low 63 bits, different keys.
+        let k1 = 1000u128;
+        let k2 = 1000u128 | (1u128 << 100);
+        let a = t.register(k1, leaf, true);
+        let b = t.register(k2, leaf, true);
+        assert_ne!(a, b);
+        assert!(b & FALLBACK_BIT != 0);
+        assert_eq!(t.register(k2, leaf, true), b, "stable within a mount");
+        assert_eq!(t.peek(k2), b);
+        assert_eq!(t.peek(k1), a);
+    }
+}

@@ -1,0 +1,536 @@
+//! The mounted view of a repository, without fuser: inodes, attributes,
+//! directory listings, reads. `crate::fuse` only translates calls.
+//!
+//! ```text
+//! /                      (read-only)
+//! ├── snapshots/
+//! │   ├── <id>/          one directory per snapshot: the saved tree
+//! │   └── latest -> <id> the newest snapshot
+//! └── by-time/
+//!     └── <YYYY-MM-DD_HH-MM-SS>_<id> -> ../snapshots/<id>
+//! ```
+//! The top level follows the repository (zero kernel TTLs, re-read twice
+//! a second at most); everything inside a snapshot is immutable and
+//! cached by the kernel for long.
+
+mod attr;
+mod content;
+mod error;
+mod inode;
+mod snapshots;
+
+pub use attr::{Attr, Kind};
+pub use error::FsError;
+
+use crate::format::records::Timestamp;
+use crate::format::tree::{Extent, Node, Tree};
+use crate::format::{BlobId, SnapshotId};
+use crate::store::{BlobReader, Index, Repository, StoreError};
+use attr::entry_attr;
+use inode::{dir_key, leaf_key, time_link_key, InodeTable, Leaf, NodeKind, BY_TIME, LATEST, ROOT, SNAPSHOTS};
+use parking_lot::{Mutex, RwLock};
+use snapshots::SnapshotList;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How long the kernel may cache what lies inside a snapshot.
+const IMMUTABLE: Duration = Duration::from_secs(24 * 3600);
+
+/// Kernel cache lifetimes for a name (entry) and for its attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl {
+    pub entry: Duration,
+    pub attr: Duration,
+}
+
+const VOLATILE: Ttl = Ttl { entry: Duration::ZERO, attr: Duration::ZERO };
+const STABLE: Ttl = Ttl { entry: IMMUTABLE, attr: IMMUTABLE };
+/// A snapshot directory: its name may go away (forget), its content not.
+const SNAPSHOT_ROOT: Ttl = Ttl { entry: Duration::ZERO, attr: IMMUTABLE };
+
+/// One entry of a directory listing.
+pub struct DirItem<'a> {
+    pub name: &'a [u8],
+    /// Resume the listing after this item by passing this offset.
+    pub next_offset: u64,
+    pub attr: Attr,
+    pub ttl: Ttl,
+}
+
+pub struct FsOptions {
+    pub cache_bytes: u64,
+    /// Owner of the top-level directories.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct SnapshotFs {
+    repo: Arc<Repository>,
+    reader: BlobReader,
+    index_loaded: Mutex<bool>,
+    snapshots: RwLock<SnapshotList>,
+    inodes: Mutex<InodeTable>,
+    trees: quick_cache::sync::Cache<BlobId, Arc<Tree>, TreeWeighter>,
+    opts: FsOptions,
+    mounted_at: Timestamp,
+}
+
+#[derive(Clone)]
+struct TreeWeighter;
+
+impl quick_cache::Weighter<BlobId, Arc<Tree>> for TreeWeighter {
+    fn weight(&self, _: &BlobId, t: &Arc<Tree>) -> u64 {
+        // Rough in-memory size of a decoded tree.
+        t.entries.iter().map(|e| 160 + e.name.len() as u64 + 24 * extent_count(&e.node)).sum::<u64>() + 64
+    }
+}
+
+fn extent_count(n: &Node) -> u64 {
+    match n {
+        Node::File { content } => content.len() as u64,
+        _ => 0,
+    }
+}
+
+fn store_err(e: StoreError) -> FsError {
+    FsError::Io(e.to_string())
+}
+
+impl SnapshotFs {
+    /// Lists the snapshots (names only are needed to start); the index is
+    /// loaded on first need, or by `preload`.
+    pub fn new(repo: Arc<Repository>, opts: FsOptions) -> Result<Self, StoreError> {
+        let reader = BlobReader::new(repo.clone(), Arc::new(Index::default()), opts.cache_bytes);
+        let tree_bytes = (opts.cache_bytes / 8).max(16 << 20);
+        let fs = SnapshotFs {
+            repo,
+            reader,
+            index_loaded: Mutex::new(false),
+            snapshots: RwLock::new(SnapshotList::default()),
+            inodes: Mutex::new(InodeTable::default()),
+            trees: quick_cache::sync::Cache::with_weighter(4096, tree_bytes, TreeWeighter),
+            opts,
+            mounted_at: crate::save::now(),
+        };
+        fs.snapshots.write().refresh(&fs.repo)?;
+        Ok(fs)
+    }
+
+    /// Loads the index now (mounting stays instant: call it from a thread).
+    pub fn preload(&self) {
+        if let Err(e) = self.ensure_index() {
+            eprintln!("chkfs mount: cannot load the index: {e}");
+        }
+    }
+
+    fn ensure_index(&self) -> Result<(), FsError> {
+        let mut loaded = self.index_loaded.lock();
+        if !*loaded {
+            self.reload_index_locked()?;
+            *loaded = true;
+        }
+        Ok(())
+    }
+
+    fn reload_index_locked(&self) -> Result<(), FsError> {
+        let index = self.repo.load_index().map_err(store_err)?.index;
+        self.reader.set_index(Arc::new(index));
+        Ok(())
+    }
+
+    /// Re-reads the snapshot list when it may be stale; new snapshots bring
+    /// new index files.
+    fn refresh_snapshots(&self) {
+        if !self.snapshots.read().is_stale() {
+            return;
+        }
+        let mut list = self.snapshots.write();
+        if !list.is_stale() {
+            return;
+        }
+        match list.refresh(&self.repo) {
+            Ok(true) => {
+                let loaded = self.index_loaded.lock();
+                if *loaded {
+                    if let Err(e) = self.reload_index_locked() {
+                        eprintln!("chkfs mount: cannot reload the index: {e}");
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(e) => eprintln!("chkfs mount: cannot list snapshots: {e}"),
+        }
+    }
+
+    fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
+        self.ensure_index()?;
+        self.trees.get_or_insert_with(&id, || self.reader.read_tree(id).map(Arc::new)).map_err(|e| {
+            eprintln!("chkfs mount: tree {id}: {e}");
+            store_err(e)
+        })
+    }
+
+    fn node(&self, ino: u64) -> Result<NodeKind, FsError> {
+        self.inodes.lock().get(ino).ok_or(FsError::NotFound)
+    }
+
+    // ---------------------------------------------------------------- attrs
+
+    fn top_dir_attr(&self, ino: u64) -> Attr {
+        let newest = self.snapshots.read().by_id.values().map(|s| s.time).max().unwrap_or(self.mounted_at);
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            perm: 0o555,
+            nlink: 2,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+            size: 0,
+            blocks: 0,
+            mtime: newest,
+            ctime: newest,
+            rdev: 0,
+        }
+    }
+
+    fn symlink_attr(&self, ino: u64, target_len: usize) -> Attr {
+        Attr { kind: Kind::Symlink, perm: 0o777, nlink: 1, size: target_len as u64, ..self.top_dir_attr(ino) }
+    }
+
+    fn attr_of(&self, ino: u64, kind: &NodeKind) -> Result<(Attr, Ttl), FsError> {
+        Ok(match kind {
+            NodeKind::Root | NodeKind::Snapshots | NodeKind::ByTime => (self.top_dir_attr(ino), VOLATILE),
+            NodeKind::Latest | NodeKind::TimeLink(_) => {
+                (self.symlink_attr(ino, self.link_target(kind)?.len()), VOLATILE)
+            }
+            NodeKind::Dir { entry, path, .. } => {
+                (entry_attr(ino, entry), if path.is_empty() { SNAPSHOT_ROOT } else { STABLE })
+            }
+            NodeKind::Leaf(leaf) => (entry_attr(ino, &leaf.entry), STABLE),
+        })
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<(Attr, Ttl), FsError> {
+        let kind = self.node(ino)?;
+        self.attr_of(ino, &kind)
+    }
+
+    // --------------------------------------------------------------- lookup
+
+    /// The child `name` of directory `parent`, registered as looked up once.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(Attr, Ttl), FsError> {
+        let (key, kind) = self.child(parent, name)?;
+        let ino = match key {
+            Some(key) => self.inodes.lock().register(key, || kind.clone(), true),
+            None => fixed_ino(&kind),
+        };
+        self.attr_of(ino, &kind)
+    }
+
+    /// The kernel dropped `n` references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.lock().forget(ino, n);
+    }
+
+    /// What `name` in `parent` is, with its identity key (None for the
+    /// fixed top-level inodes).
+    fn child(&self, parent: u64, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
+        match self.node(parent)? {
+            NodeKind::Root => match name {
+                b"snapshots" => Ok((None, NodeKind::Snapshots)),
+                b"by-time" => Ok((None, NodeKind::ByTime)),
+                _ => Err(FsError::NotFound),
+            },
+            NodeKind::Snapshots => {
+                self.refresh_snapshots();
+                if name == b"latest" {
+                    return match self.snapshots.read().latest() {
+                        Some(_) => Ok((None, NodeKind::Latest)),
+                        None => Err(FsError::NotFound),
+                    };
+                }
+                let id = std::str::from_utf8(name).ok().and_then(|s| SnapshotId::from_hex(s).ok());
+                let snap = id.and_then(|id| self.snapshots.read().by_id.get(&id).map(|s| (id, s.clone())));
+                let (id, snap) = snap.ok_or(FsError::NotFound)?;
+                Ok((Some(dir_key(id, b"")), snapshot_root(id, &snap)))
+            }
+            NodeKind::ByTime => {
+                self.refresh_snapshots();
+                let names = self.snapshots.read().time_names();
+                let id = names.iter().find(|(n, _)| n.as_bytes() == name).map(|(_, id)| *id);
+                let id = id.ok_or(FsError::NotFound)?;
+                Ok((Some(time_link_key(id)), NodeKind::TimeLink(id)))
+            }
+            NodeKind::Dir { snap, path, entry, .. } => {
+                let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
+                let tree = self.tree(tree)?;
+                let child = tree.find(name).ok_or(FsError::NotFound)?;
+                Ok(self.inside(snap, &path, parent, child))
+            }
+            _ => Err(FsError::NotDir),
+        }
+    }
+
+    /// Key and node of `entry`, found in directory `dir_path` of `snap`.
+    fn inside(
+        &self,
+        snap: SnapshotId,
+        dir_path: &[u8],
+        parent: u64,
+        entry: &crate::format::tree::Entry,
+    ) -> (Option<u128>, NodeKind) {
+        let mut path = dir_path.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(&entry.name);
+        if inode::is_dir(entry) {
+            let key = dir_key(snap, &path);
+            (Some(key), NodeKind::Dir { snap, path: path.into(), entry: Arc::new(entry.clone()), parent })
+        } else {
+            let key = leaf_key(snap, entry);
+            let origin = format!("{snap}:{}", String::from_utf8_lossy(&path));
+            (Some(key), NodeKind::Leaf(Arc::new(Leaf { entry: entry.clone(), origin, starts: OnceLock::new() })))
+        }
+    }
+
+    // -------------------------------------------------------------- listing
+
+    /// Lists directory `ino` from `offset`; `add` returns true once the
+    /// reply is full. With `plus`, every item added counts as a lookup.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        offset: u64,
+        plus: bool,
+        add: &mut dyn FnMut(&DirItem) -> bool,
+    ) -> Result<(), FsError> {
+        let kind = self.node(ino)?;
+        let parent = match &kind {
+            NodeKind::Dir { parent, .. } => *parent,
+            NodeKind::Snapshots | NodeKind::ByTime => ROOT,
+            _ => ROOT,
+        };
+        let dots: [(&[u8], u64); 2] = [(b".", ino), (b"..", parent)];
+        for (i, (name, dino)) in dots.iter().enumerate().skip(offset as usize) {
+            let (attr, ttl) = self.getattr(*dino).unwrap_or_else(|_| (self.top_dir_attr(*dino), VOLATILE));
+            if add(&DirItem { name, next_offset: i as u64 + 1, attr, ttl }) {
+                return Ok(());
+            }
+        }
+        let skip = offset.saturating_sub(2) as usize;
+        let mut emit = |i: usize, name: &[u8], key: Option<u128>, node: NodeKind| -> Result<bool, FsError> {
+            let ino = match key {
+                Some(k) => self.inodes.lock().peek(k),
+                None => fixed_ino(&node),
+            };
+            let (attr, ttl) = self.attr_of(ino, &node)?;
+            let item = DirItem { name, next_offset: (i + 3) as u64, attr, ttl };
+            let full = add(&item);
+            if !full && plus {
+                if let Some(k) = key {
+                    self.inodes.lock().register(k, || node, true);
+                }
+            }
+            Ok(full)
+        };
+        match kind {
+            NodeKind::Root => {
+                let items: [(&[u8], NodeKind); 2] =
+                    [(b"snapshots", NodeKind::Snapshots), (b"by-time", NodeKind::ByTime)];
+                for (i, (name, node)) in items.into_iter().enumerate().skip(skip) {
+                    if emit(i, name, None, node)? {
+                        break;
+                    }
+                }
+            }
+            NodeKind::Snapshots => {
+                self.refresh_snapshots();
+                let list: Vec<_> = self.snapshots.read().by_id.iter().map(|(id, s)| (*id, s.clone())).collect();
+                let has_latest = !list.is_empty();
+                for (i, (id, snap)) in list.iter().enumerate().skip(skip) {
+                    if emit(i, id.to_hex().as_bytes(), Some(dir_key(*id, b"")), snapshot_root(*id, snap))? {
+                        return Ok(());
+                    }
+                }
+                if has_latest && skip <= list.len() {
+                    emit(list.len(), b"latest", None, NodeKind::Latest)?;
+                }
+            }
+            NodeKind::ByTime => {
+                self.refresh_snapshots();
+                let names = self.snapshots.read().time_names();
+                for (i, (name, id)) in names.iter().enumerate().skip(skip) {
+                    if emit(i, name.as_bytes(), Some(time_link_key(*id)), NodeKind::TimeLink(*id))? {
+                        break;
+                    }
+                }
+            }
+            NodeKind::Dir { snap, path, entry, .. } => {
+                let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
+                let tree = self.tree(tree)?;
+                for (i, e) in tree.entries.iter().enumerate().skip(skip) {
+                    let (key, node) = self.inside(snap, &path, ino, e);
+                    if emit(i, &e.name, key, node)? {
+                        break;
+                    }
+                }
+            }
+            _ => return Err(FsError::NotDir),
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------- links and xattrs
+
+    fn link_target(&self, kind: &NodeKind) -> Result<Vec<u8>, FsError> {
+        match kind {
+            NodeKind::Latest => {
+                self.refresh_snapshots();
+                let latest = self.snapshots.read().latest().ok_or(FsError::NotFound)?;
+                Ok(latest.to_hex().into_bytes())
+            }
+            NodeKind::TimeLink(id) => Ok(format!("../snapshots/{id}").into_bytes()),
+            NodeKind::Leaf(leaf) => match &leaf.entry.node {
+                Node::Symlink { target } => Ok(target.clone()),
+                _ => Err(FsError::Invalid),
+            },
+            _ => Err(FsError::Invalid),
+        }
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+        self.link_target(&self.node(ino)?)
+    }
+
+    fn xattrs(&self, ino: u64) -> Result<Vec<crate::format::tree::Xattr>, FsError> {
+        Ok(match self.node(ino)? {
+            NodeKind::Dir { entry, .. } => entry.xattrs.clone(),
+            NodeKind::Leaf(leaf) => leaf.entry.xattrs.clone(),
+            _ => Vec::new(),
+        })
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, FsError> {
+        self.xattrs(ino)?.into_iter().find(|x| x.name == name).map(|x| x.value).ok_or(FsError::NoAttr)
+    }
+
+    /// Attribute names, each followed by a NUL byte.
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+        let mut out = Vec::new();
+        for x in self.xattrs(ino)? {
+            out.extend_from_slice(&x.name);
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- files
+
+    /// Opening for writing is refused; true means the kernel may keep
+    /// cached pages across opens (snapshot content never changes).
+    pub fn open(&self, ino: u64, write: bool) -> Result<bool, FsError> {
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        match self.node(ino)? {
+            NodeKind::Leaf(_) => Ok(true),
+            _ => Ok(false),
+        }
+    }
+
+    fn leaf(&self, ino: u64) -> Result<Arc<Leaf>, FsError> {
+        match self.node(ino)? {
+            NodeKind::Leaf(leaf) => Ok(leaf),
+            _ => Err(FsError::Invalid),
+        }
+    }
+
+    /// Exactly the bytes of `[offset, offset + size)` that exist (fewer only
+    /// at end of file); any damaged chunk fails the whole request.
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        let leaf = self.leaf(ino)?;
+        let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
+        let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
+        let len = u64::from(size).min(leaf.entry.size.saturating_sub(offset));
+        let mut out = Vec::with_capacity(len as usize);
+        for (i, from, take) in content::pieces(content, starts, offset, len) {
+            match content[i] {
+                Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
+                Extent::Data { id, .. } => {
+                    self.ensure_index()?;
+                    let bytes = self.reader.read(id).map_err(|e| {
+                        eprintln!("chkfs mount: {}: chunk {}: {e}", leaf.origin, id);
+                        store_err(e)
+                    })?;
+                    let chunk = bytes
+                        .get(from as usize..(from + take) as usize)
+                        .ok_or_else(|| FsError::Io(format!("{}: chunk {id} is shorter than recorded", leaf.origin)))?;
+                    out.extend_from_slice(chunk);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`.
+    pub fn seek(&self, ino: u64, offset: u64, data: bool) -> Result<u64, FsError> {
+        let leaf = self.leaf(ino)?;
+        let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
+        let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
+        content::seek(content, starts, leaf.entry.size, offset, data)
+    }
+
+    // ----------------------------------------------------------------- misc
+
+    /// (blocks, free blocks, files) in 4 KiB blocks: the repository's size
+    /// as used space, the free space of the filesystem holding it as free.
+    pub fn statfs(&self) -> StatFs {
+        let index = self.reader.index();
+        let used: u64 = index.packs().iter().map(|p| p.size).sum();
+        let free = free_bytes(self.repo.root()).unwrap_or(0);
+        StatFs {
+            block_size: 4096,
+            blocks: (used + free) / 4096,
+            free_blocks: free / 4096,
+            files: index.blob_count() as u64,
+        }
+    }
+
+    /// Inodes the kernel currently holds references to.
+    pub fn live_inodes(&self) -> usize {
+        self.inodes.lock().count()
+    }
+}
+
+pub struct StatFs {
+    pub block_size: u32,
+    pub blocks: u64,
+    pub free_blocks: u64,
+    pub files: u64,
+}
+
+fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {
+    NodeKind::Dir { snap: id, path: Arc::from(&b""[..]), entry: Arc::new(snap.root.clone()), parent: SNAPSHOTS }
+}
+
+fn fixed_ino(kind: &NodeKind) -> u64 {
+    match kind {
+        NodeKind::Root => ROOT,
+        NodeKind::Snapshots => SNAPSHOTS,
+        NodeKind::ByTime => BY_TIME,
+        NodeKind::Latest => LATEST,
+        _ => unreachable!("only top-level nodes have fixed numbers"),
+    }
+}
+
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: valid path and a buffer statvfs fills on success.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so the struct is initialised.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}

@@ -1,0 +1,70 @@
+//! The snapshot list as the mount sees it, re-read when it may be stale
+//! so that new snapshots appear and forgotten ones disappear.
+
+use crate::format::records::Snapshot;
+use crate::format::SnapshotId;
+use crate::store::{Repository, StoreError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How old the list may get before a lookup re-reads it.
+pub const MAX_AGE: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub struct SnapshotList {
+    pub by_id: BTreeMap<SnapshotId, Arc<Snapshot>>,
+    checked: Option<Instant>,
+}
+
+impl SnapshotList {
+    pub fn is_stale(&self) -> bool {
+        self.checked.is_none_or(|t| t.elapsed() > MAX_AGE)
+    }
+
+    /// Re-reads the list; returns true when snapshots were added.
+    pub fn refresh(&mut self, repo: &Repository) -> Result<bool, StoreError> {
+        let listed = repo.snapshot_ids()?;
+        let mut added = false;
+        let mut by_id = BTreeMap::new();
+        for id in listed {
+            match self.by_id.get(&id) {
+                Some(s) => {
+                    by_id.insert(id, s.clone());
+                }
+                None => match repo.read_snapshot(id) {
+                    Ok(Some(s)) => {
+                        by_id.insert(id, Arc::new(s));
+                        added = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("chkfs mount: snapshot {id} is unreadable: {e}"),
+                },
+            }
+        }
+        self.by_id = by_id;
+        self.checked = Some(Instant::now());
+        Ok(added)
+    }
+
+    /// The newest snapshot.
+    pub fn latest(&self) -> Option<SnapshotId> {
+        self.by_id.iter().max_by_key(|(id, s)| (s.time, **id)).map(|(id, _)| *id)
+    }
+
+    /// Names for the by-time view: local time without colons, then the id.
+    pub fn time_names(&self) -> Vec<(String, SnapshotId)> {
+        let tz = jiff::tz::TimeZone::system();
+        let mut names: Vec<_> = self
+            .by_id
+            .iter()
+            .map(|(id, s)| {
+                let ts = jiff::Timestamp::new(s.time.secs, s.time.nanos as i32).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                let local = ts.to_zoned(tz.clone()).strftime("%Y-%m-%d_%H-%M-%S").to_string();
+                (format!("{local}_{id}"), *id)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
