@@ -100,6 +100,15 @@ pub fn open_block(codec: Codec, raw_len: u32, stored: &[u8]) -> Result<Vec<u8>, 
     }
 }
 
+/// Like [`open_block`], taking the stored bytes by value: a raw block is
+/// returned as it is, without a copy.
+pub fn open_block_owned(codec: Codec, raw_len: u32, stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    match codec {
+        Codec::Raw if stored.len() == raw_len as usize && raw_len <= MAX_BLOCK_RAW => Ok(stored),
+        _ => open_block(codec, raw_len, &stored),
+    }
+}
+
 /// Builds a pack in memory, block by block.
 pub struct PackBuilder {
     bytes: Vec<u8>,

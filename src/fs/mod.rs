@@ -447,11 +447,19 @@ impl SnapshotFs {
     /// Exactly the bytes of `[offset, offset + size)` that exist (fewer only
     /// at end of file); any damaged chunk fails the whole request.
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        let mut out = Vec::new();
+        self.read_into(ino, offset, size, &mut out)?;
+        Ok(out)
+    }
+
+    /// `read` into `out` (cleared first), so a caller can reuse one buffer.
+    pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
+        out.clear();
         let leaf = self.leaf(ino)?;
         let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
         let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
         let len = u64::from(size).min(leaf.entry.size.saturating_sub(offset));
-        let mut out = Vec::with_capacity(len as usize);
+        out.reserve(len as usize);
         for (i, from, take) in content::pieces(content, starts, offset, len) {
             match content[i] {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
@@ -468,7 +476,7 @@ impl SnapshotFs {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`.

@@ -160,7 +160,8 @@ impl Index {
     /// Every stored copy of `id`, the preferred one first.
     pub fn locations(&self, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
         let first = self.primary.get(&id).copied();
-        let rest = self.alternates.get(&id).into_iter().flatten().copied();
+        let rest = if self.alternates.is_empty() { None } else { self.alternates.get(&id) };
+        let rest = rest.into_iter().flatten().copied();
         first.into_iter().chain(rest).map(|p| self.blobs[p as usize])
     }
 

@@ -7,7 +7,7 @@
 
 use super::index::{pack_path, BlobLoc, Index};
 use super::{Repository, StoreError};
-use crate::format::pack::open_block;
+use crate::format::pack::open_block_owned;
 use crate::format::tree::{decode_tree, Tree};
 use crate::format::{BlobId, PackId};
 use parking_lot::RwLock;
@@ -118,7 +118,7 @@ fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlo
     let pack = index.pack(b.pack);
     let path = pack_path(pack.id);
     let stored = repo.backend().read_range(&path, b.offset, b.stored_len as usize)?;
-    let raw = open_block(b.codec, b.raw_len, &stored).map_err(|e| StoreError::format(&path, e))?;
+    let raw = open_block_owned(b.codec, b.raw_len, stored).map_err(|e| StoreError::format(&path, e))?;
     let bad = index
         .blobs_in_block(n)
         .iter()
