@@ -43,20 +43,21 @@ fn render_subcommand(sub: &clap::Command) -> String {
         if id == "help" || id == "version" {
             continue;
         }
-        let mut head = String::new();
-        if let Some(short) = arg.get_short() {
-            head.push_str(&format!("\\fB\\-{short}\\fR, "));
-        }
         let value = arg.get_value_names().and_then(|v| v.first()).map(|v| v.to_string());
-        match arg.get_long() {
-            Some(long) => {
-                head.push_str(&format!("\\fB\\-\\-{}\\fR", escape(long)));
-                if arg.get_action().takes_values() {
-                    head.push_str(&format!(" \\fI{}\\fR", escape(&value.unwrap_or_else(|| id.to_uppercase()))));
-                }
-            }
-            None => head.push_str(&format!("\\fI{}\\fR", escape(&value.unwrap_or_else(|| id.to_uppercase())))),
+        let value = format!("\\fI{}\\fR", escape(&value.unwrap_or_else(|| id.to_uppercase())));
+        let takes_value = arg.get_action().takes_values();
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("\\fB\\-{short}\\fR"));
         }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("\\fB\\-\\-{}\\fR", escape(long)));
+        }
+        let head = match (names.is_empty(), takes_value) {
+            (true, _) => value,
+            (false, true) => format!("{} {value}", names.join(", ")),
+            (false, false) => names.join(", "),
+        };
         let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
         let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned());
         let default = match default {
