@@ -100,8 +100,11 @@ impl SnapshotFs {
     /// Lists the snapshots (names only are needed to start); the index is
     /// loaded on first need, or by `preload`.
     pub fn new(repo: Arc<Repository>, opts: FsOptions) -> Result<Self, StoreError> {
-        let reader = BlobReader::new(repo.clone(), Arc::new(Index::default()), opts.cache_bytes);
-        let tree_bytes = (opts.cache_bytes / 8).max(16 << 20);
+        // The budget is shared: an eighth for decoded trees, the rest for
+        // decompressed blocks.
+        let tree_bytes = (opts.cache_bytes / 8).max(1 << 20);
+        let block_bytes = opts.cache_bytes.saturating_sub(tree_bytes).max(1 << 20);
+        let reader = BlobReader::new(repo.clone(), Arc::new(Index::default()), block_bytes);
         let fs = SnapshotFs {
             repo,
             reader,
