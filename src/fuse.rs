@@ -143,11 +143,11 @@ impl Filesystem for FuseFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.0.getattr(ino.0) {
+        match self.0.is_immutable_dir(ino.0) {
             // A snapshot's directories never change: let the kernel keep
-            // their listings.
-            Ok((_, ttl)) if !ttl.attr.is_zero() => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR),
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            // their listings, across opens too.
+            Ok(true) => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(false) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
         }
     }

@@ -27,6 +27,13 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     let mountpoint = check_mountpoint(&mountpoint, repo.root())?;
     let ready = if args.daemon { Some(daemonize()?) } else { None };
 
+    // Cached blocks come and go all the time, freed by whichever thread
+    // evicts them: per-thread malloc arenas would each keep their own free
+    // memory, well beyond the cache budget. One arena keeps RSS near the
+    // budget (measured: 363 -> 286 MB with a 256 MiB cache) and was no
+    // slower here.
+    // SAFETY: mallopt only tunes the allocator; called before any thread.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);

@@ -43,10 +43,19 @@ pub struct Ttl {
     pub attr: Duration,
 }
 
-const VOLATILE: Ttl = Ttl { entry: Duration::ZERO, attr: Duration::ZERO };
+/// How long names and attributes that follow the repository may be cached:
+/// every path walk into a snapshot passes through them, so zero would cost
+/// a round trip per path; a new snapshot still shows within this delay.
+const SHORT: Duration = Duration::from_secs(1);
+
+/// `/`, `snapshots/`, `by-time/`: the names are fixed, the times follow
+/// the newest snapshot.
+const TOP_DIR: Ttl = Ttl { entry: IMMUTABLE, attr: SHORT };
+/// `latest` and the by-time links: their targets change.
+const MOVING_LINK: Ttl = Ttl { entry: SHORT, attr: Duration::ZERO };
 const STABLE: Ttl = Ttl { entry: IMMUTABLE, attr: IMMUTABLE };
 /// A snapshot directory: its name may go away (forget), its content not.
-const SNAPSHOT_ROOT: Ttl = Ttl { entry: Duration::ZERO, attr: IMMUTABLE };
+const SNAPSHOT_ROOT: Ttl = Ttl { entry: SHORT, attr: IMMUTABLE };
 
 /// One entry of a directory listing.
 pub struct DirItem<'a> {
@@ -202,9 +211,9 @@ impl SnapshotFs {
 
     fn attr_of(&self, ino: u64, kind: &NodeKind) -> Result<(Attr, Ttl), FsError> {
         Ok(match kind {
-            NodeKind::Root | NodeKind::Snapshots | NodeKind::ByTime => (self.top_dir_attr(ino), VOLATILE),
+            NodeKind::Root | NodeKind::Snapshots | NodeKind::ByTime => (self.top_dir_attr(ino), TOP_DIR),
             NodeKind::Latest | NodeKind::TimeLink(_) => {
-                (self.symlink_attr(ino, self.link_target(kind)?.len()), VOLATILE)
+                (self.symlink_attr(ino, self.link_target(kind)?.len()), MOVING_LINK)
             }
             NodeKind::Dir { entry, path, .. } => {
                 (entry_attr(ino, entry), if path.is_empty() { SNAPSHOT_ROOT } else { STABLE })
@@ -314,7 +323,7 @@ impl SnapshotFs {
         };
         let dots: [(&[u8], u64); 2] = [(b".", ino), (b"..", parent)];
         for (i, (name, dino)) in dots.iter().enumerate().skip(offset as usize) {
-            let (attr, ttl) = self.getattr(*dino).unwrap_or_else(|_| (self.top_dir_attr(*dino), VOLATILE));
+            let (attr, ttl) = self.getattr(*dino).unwrap_or_else(|_| (self.top_dir_attr(*dino), TOP_DIR));
             if add(&DirItem { name, next_offset: i as u64 + 1, attr, ttl }) {
                 return Ok(());
             }
@@ -427,6 +436,12 @@ impl SnapshotFs {
     }
 
     // ---------------------------------------------------------------- files
+
+    /// True for directories whose listing never changes (inside snapshots):
+    /// the kernel may cache their listings across opens.
+    pub fn is_immutable_dir(&self, ino: u64) -> Result<bool, FsError> {
+        Ok(matches!(self.node(ino)?, NodeKind::Dir { .. }))
+    }
 
     /// Opening for writing is refused; true means the kernel may keep
     /// cached pages across opens (snapshot content never changes).
