@@ -174,9 +174,23 @@ impl SnapshotFs {
         }
     }
 
+    /// Reads a blob; when it is missing or its pack is gone (a gc moved
+    /// it), reloads the index once and tries again before giving up.
+    fn read_blob<T>(&self, read: impl Fn(&BlobReader) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.ensure_index().map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+        match read(&self.reader) {
+            Err(e) if moved(&e) => {
+                let _guard = self.index_loaded.lock();
+                self.reload_index_locked()
+                    .map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+                read(&self.reader)
+            }
+            other => other,
+        }
+    }
+
     fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
-        self.ensure_index()?;
-        self.trees.get_or_insert_with(&id, || self.reader.read_tree(id).map(Arc::new)).map_err(|e| {
+        self.trees.get_or_insert_with(&id, || self.read_blob(|r| r.read_tree(id)).map(Arc::new)).map_err(|e| {
             eprintln!("chkfs mount: tree {id}: {e}");
             store_err(e)
         })
@@ -482,8 +496,7 @@ impl SnapshotFs {
             match content[i] {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
                 Extent::Data { id, .. } => {
-                    self.ensure_index()?;
-                    let bytes = self.reader.read(id).map_err(|e| {
+                    let bytes = self.read_blob(|r| r.read(id)).map_err(|e| {
                         eprintln!("chkfs mount: {}: chunk {}: {e}", leaf.origin, id);
                         store_err(e)
                     })?;
@@ -532,6 +545,16 @@ pub struct StatFs {
     pub blocks: u64,
     pub free_blocks: u64,
     pub files: u64,
+}
+
+/// True when a read failed because the blob or its pack is no longer where
+/// the index says (as opposed to damage).
+fn moved(e: &StoreError) -> bool {
+    match e {
+        StoreError::MissingBlob(_) => true,
+        StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {
