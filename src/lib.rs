@@ -7,9 +7,11 @@
 pub mod check;
 pub mod chunking;
 pub mod cli;
+pub mod forget;
 pub mod format;
 pub mod fs;
 pub mod fuse;
+pub mod gc;
 pub mod restore;
 pub mod save;
 pub mod store;

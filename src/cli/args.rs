@@ -41,6 +41,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository: structure, and with --read-data every chunk
     Check(CheckArgs),
+    /// Drop snapshots, by id or by a retention policy (space is reclaimed by gc)
+    Forget(ForgetArgs),
+    /// Reclaim the space that no kept snapshot uses
+    Gc(GcArgs),
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
     #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
     Mount(MountArgs),
@@ -151,4 +155,57 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     let n: u64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
     n.checked_mul(mult).filter(|&b| b >= 1 << 20).ok_or_else(|| format!("{s:?}: give at least 1M"))
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to drop (unique id prefixes)
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within DURATION (e.g. 30d, 12h, 1y6m) of the newest one
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Show what would be dropped and why each kept snapshot stays; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for another writer to finish before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub lock_wait: f64,
+    /// Print the decisions as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Rewrite packs in which more than this percentage of bytes is unused
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub max_waste: f64,
+    /// Print the plan; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for another writer to finish before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub lock_wait: f64,
+    /// Print the report as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
 }

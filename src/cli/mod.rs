@@ -4,7 +4,9 @@
 mod args;
 mod check;
 mod exit;
+mod forget;
 mod format;
+mod gc;
 mod list;
 pub mod man;
 mod mount;
@@ -44,6 +46,8 @@ pub fn main() -> i32 {
         Command::Restore(a) => restore::run(&ctx, &a),
         Command::Check(a) => check::run(&ctx, &a),
         Command::Mount(a) => mount::run(&ctx, &a),
+        Command::Forget(a) => forget::run(&ctx, &a),
+        Command::Gc(a) => gc::run(&ctx, &a),
         Command::Man => man::print(),
     };
     match result {

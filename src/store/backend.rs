@@ -136,13 +136,20 @@ impl Backend for LocalBackend {
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         let full = self.full(path);
+        fault::before_commit();
         match fs::remove_file(&full) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io(&full, e)),
         }
         self.open_files.lock().pop(path);
-        sync_dir(full.parent().expect("object paths have a parent"))
+        let parent = full.parent().expect("object paths have a parent");
+        // A pack's fan-out directory goes with its last pack (fails, as it
+        // should, while the directory has other entries).
+        if path.matches('/').count() >= 2 && fs::remove_dir(parent).is_ok() {
+            return sync_dir(parent.parent().expect("fan-out directories have a parent"));
+        }
+        sync_dir(parent)
     }
 }
 

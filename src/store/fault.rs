@@ -1,8 +1,8 @@
 //! A fault hook for crash tests: with CHKFS_FAULT_ABORT_AFTER_WRITES=N in
-//! the environment, the process aborts in the middle of its (N+1)-th
-//! storage write, leaving a partly written temporary file behind, exactly
-//! as a crash or kill -9 would. Without the variable it costs one atomic
-//! increment per write.
+//! the environment, the process aborts at its (N+1)-th storage write or
+//! delete: a write is cut off halfway through its temporary file, a
+//! delete does not happen, exactly as a crash or kill -9 would leave them.
+//! Without the variable it costs one atomic increment per operation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

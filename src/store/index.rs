@@ -4,7 +4,7 @@
 //! lists as the pack footers. A blob may be stored more than once (a
 //! damaged copy healed by a later save); a healthy copy is preferred.
 
-use crate::format::pack::{BlobKind, Codec};
+use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
 use crate::format::records::IndexedPack;
 use crate::format::{BlobId, PackId};
 use std::collections::{HashMap, HashSet};
@@ -165,6 +165,24 @@ impl Index {
         first.into_iter().chain(rest).map(|p| self.blobs[p as usize])
     }
 
+    /// The pack in `slot` as an index file lists it.
+    pub fn indexed_pack(&self, slot: u32) -> IndexedPack {
+        let meta = self.packs[slot as usize];
+        let blocks = self
+            .blocks_of_pack(slot)
+            .map(|n| {
+                let b = self.blocks[n as usize];
+                let blobs = self
+                    .blobs_in_block(n)
+                    .iter()
+                    .map(|l| BlobEntry { id: l.id, kind: l.kind, offset: l.offset, len: l.len })
+                    .collect();
+                BlockInfo { offset: b.offset, stored_len: b.stored_len, raw_len: b.raw_len, codec: b.codec, blobs }
+            })
+            .collect();
+        IndexedPack { id: meta.id, size: meta.size, blocks }
+    }
+
     /// The blocks of the pack in `slot`.
     pub fn blocks_of_pack(&self, slot: u32) -> std::ops::Range<u32> {
         let p = &self.packs[slot as usize];
@@ -202,7 +220,6 @@ pub fn pack_path(id: PackId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::pack::{BlobEntry, BlockInfo};
 
     fn pack(id: u128, blobs: &[u128]) -> IndexedPack {
         let entries = blobs

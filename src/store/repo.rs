@@ -183,15 +183,28 @@ impl Repository {
         Ok(IndexedPack { id, size, blocks: footer.blocks })
     }
 
-    /// Writes an index file for `packs`; returns its size.
-    pub fn write_index(&self, packs: Vec<IndexedPack>) -> Result<u64, StoreError> {
+    /// Writes an index file for `packs` (none for no packs); returns its
+    /// path and size.
+    pub fn write_index(&self, packs: Vec<IndexedPack>) -> Result<Option<(String, u64)>, StoreError> {
         if packs.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let bytes = encode_index(&IndexFile { packs });
         let path = format!("index/{}.idx", PackId(xxh3_128(&bytes)).to_hex());
         self.backend.write_if_absent(&path, &bytes)?;
-        Ok(bytes.len() as u64)
+        Ok(Some((path, bytes.len() as u64)))
+    }
+
+    /// Removes damage lists that only name packs in `gone`.
+    pub fn prune_damage_lists(&self, gone: &std::collections::HashSet<PackId>) -> Result<(), StoreError> {
+        for (path, _) in self.backend.list("damaged")? {
+            let bytes = self.backend.read(&path)?;
+            let all_gone = decode_damage_list(&bytes).is_ok_and(|l| l.entries.iter().all(|(p, _)| gone.contains(p)));
+            if all_gone {
+                self.backend.delete(&path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes the index on disk whole again: removes damaged index files,

@@ -132,18 +132,26 @@ impl BlobWriter {
 
     /// Writes the last packs and an index file listing every pack written.
     /// Blobs still in a builder that was not flushed are lost.
-    pub fn finish(mut self) -> Result<WriteSummary, StoreError> {
+    pub fn finish(self) -> Result<WriteSummary, StoreError> {
+        let repo = self.repo.clone();
+        let (packs, mut summary) = self.finish_packs()?;
+        summary.bytes_written += repo.write_index(packs)?.map_or(0, |(_, n)| n);
+        Ok(summary)
+    }
+
+    /// Writes the last packs and returns them, leaving the index to the
+    /// caller.
+    pub fn finish_packs(mut self) -> Result<(Vec<IndexedPack>, WriteSummary), StoreError> {
         drop(self.tx.take());
         let thread = self.thread.take().expect("finish is called once");
         let (packs, pack_bytes) = thread.join().map_err(|_| pack_thread_gone())??;
-        let n = packs.len() as u64;
-        let index_bytes = self.repo.write_index(packs)?;
-        Ok(WriteSummary {
-            packs: n,
-            bytes_written: pack_bytes + index_bytes,
+        let summary = WriteSummary {
+            packs: packs.len() as u64,
+            bytes_written: pack_bytes,
             blobs_added: self.blobs_added.load(Ordering::Relaxed),
             raw_bytes_added: self.raw_bytes_added.load(Ordering::Relaxed),
-        })
+        };
+        Ok((packs, summary))
     }
 }
 

@@ -1,0 +1,85 @@
+//! `chkfs forget`.
+
+use super::args::ForgetArgs;
+use super::exit::{ExitCode, UsageError};
+use super::format::local;
+use super::repo_path::RepoArgs;
+use crate::forget::{self, Policy};
+use anyhow::Result;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Serialize)]
+struct DecisionJson {
+    id: String,
+    time: String,
+    host: String,
+    path: String,
+    keep: bool,
+    reasons: Vec<String>,
+}
+
+pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
+    let policy = Policy {
+        last: args.keep_last,
+        hourly: args.keep_hourly,
+        daily: args.keep_daily,
+        weekly: args.keep_weekly,
+        monthly: args.keep_monthly,
+        yearly: args.keep_yearly,
+        within: args.keep_within.as_deref().map(forget::parse_duration).transpose().map_err(UsageError)?,
+    };
+    if policy.is_empty() == args.snapshots.is_empty() {
+        let msg = "give snapshot ids or a --keep-* policy (not both)";
+        return Err(UsageError(msg.into()).into());
+    }
+    let repo = ctx.open()?;
+    let lock = if args.dry_run { None } else { Some(repo.lock(Duration::from_secs_f64(args.lock_wait.max(0.0)))?) };
+    let candidates = forget::candidates(&repo)?;
+    let decisions = if policy.is_empty() {
+        let mut drop = Vec::new();
+        for spec in &args.snapshots {
+            drop.push(repo.resolve_snapshot(spec)?.id);
+        }
+        candidates
+            .iter()
+            .map(|c| forget::Decision { id: c.id, keep: !drop.contains(&c.id), reasons: vec!["not named".into()] })
+            .collect()
+    } else {
+        forget::apply(&policy, &candidates, &jiff::tz::TimeZone::system())
+    };
+    let doomed: Vec<_> = decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
+    if args.json {
+        let rows: Vec<DecisionJson> = candidates
+            .iter()
+            .zip(&decisions)
+            .map(|(c, d)| DecisionJson {
+                id: c.id.to_hex(),
+                time: super::format::rfc3339(c.time),
+                host: c.host.clone(),
+                path: String::from_utf8_lossy(&c.path).into_owned(),
+                keep: d.keep,
+                reasons: if d.keep { d.reasons.clone() } else { Vec::new() },
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    for (c, d) in candidates.iter().zip(&decisions) {
+        let what = if d.keep { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
+        eprintln!("{}  {}  {}  {}  {what}", c.id, local(c.time), c.host, String::from_utf8_lossy(&c.path));
+    }
+    match lock {
+        Some(lock) => {
+            forget::remove(&repo, &lock, &doomed)?;
+            eprintln!(
+                "forgot {} snapshot(s), kept {}; run `chkfs gc` to reclaim space",
+                doomed.len(),
+                decisions.len() - doomed.len()
+            );
+        }
+        None => {
+            eprintln!("dry run: would forget {} snapshot(s), keep {}", doomed.len(), decisions.len() - doomed.len())
+        }
+    }
+    Ok(ExitCode::Ok)
+}

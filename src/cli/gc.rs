@@ -1,0 +1,49 @@
+//! `chkfs gc`.
+
+use super::args::GcArgs;
+use super::exit::{ExitCode, UsageError};
+use super::format::bytes;
+use super::repo_path::RepoArgs;
+use crate::gc::{gc, Action, GcOptions};
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
+    if !(0.0..=100.0).contains(&args.max_waste) {
+        return Err(UsageError("--max-waste is a percentage between 0 and 100".into()).into());
+    }
+    let repo = Arc::new(ctx.open()?);
+    let _lock = repo.lock(Duration::from_secs_f64(args.lock_wait.max(0.0)))?;
+    let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run };
+    let (plan, report) = gc(&repo, &opts)?;
+    if args.dry_run {
+        for p in plan.packs.iter().filter(|p| p.action != Action::Keep) {
+            let what = if p.action == Action::Delete { "delete " } else { "rewrite" };
+            eprintln!(
+                "{what} pack {}  {}  live {} in {} blobs, unused {} in {} blobs",
+                p.id,
+                bytes(p.size),
+                bytes(p.live_bytes),
+                p.live_blobs,
+                bytes(p.dead_bytes),
+                p.dead_blobs
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    eprintln!(
+        "{verb} {} pack(s), rewrote {} into {}, reclaimed {} ({} -> {}) in {:.2}s",
+        report.packs_deleted,
+        report.packs_rewritten,
+        report.packs_written,
+        bytes(report.bytes_reclaimed),
+        bytes(report.bytes_before),
+        bytes(report.bytes_after),
+        report.duration_ms as f64 / 1000.0
+    );
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,162 @@
+//! What a gc will do, as a plain value: for every pack, how much of it is
+//! live, and whether it is kept, deleted or rewritten. Computing it reads
+//! nothing; `--dry-run` prints it.
+
+use crate::format::{BlobId, PackId};
+use crate::store::index::{IdMap, IdSet, Index};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Keep,
+    /// Nothing in it is live.
+    Delete,
+    /// Its live blobs are copied into new packs, then it is deleted.
+    Rewrite,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackPlan {
+    pub id: PackId,
+    pub slot: u32,
+    pub size: u64,
+    pub live_blobs: u64,
+    pub live_bytes: u64,
+    pub dead_blobs: u64,
+    pub dead_bytes: u64,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GcPlan {
+    pub packs: Vec<PackPlan>,
+    /// Live blob -> the block holding the copy that is kept.
+    pub keepers: IdMap<u32>,
+}
+
+impl GcPlan {
+    pub fn count(&self, action: Action) -> usize {
+        self.packs.iter().filter(|p| p.action == action).count()
+    }
+
+    /// Bytes of packs that go away (before rewritten data is added back).
+    pub fn bytes_removed(&self) -> u64 {
+        self.packs.iter().filter(|p| p.action != Action::Keep).map(|p| p.size).sum()
+    }
+
+    /// Raw bytes copied by rewrites.
+    pub fn bytes_to_copy(&self) -> u64 {
+        self.packs.iter().filter(|p| p.action == Action::Rewrite).map(|p| p.live_bytes).sum()
+    }
+
+    pub fn is_live_copy(&self, id: BlobId, block: u32) -> bool {
+        self.keepers.get(&id) == Some(&block)
+    }
+}
+
+/// Plans a gc keeping exactly the blobs in `live`. A pack whose dead share
+/// of raw bytes exceeds `max_waste` (0.0..=1.0) is rewritten.
+pub fn plan(index: &Index, live: &IdSet, max_waste: f64) -> GcPlan {
+    let mut keepers = IdMap::default();
+    for &id in live {
+        let healthy = index.locations(id).find(|l| !index.damaged().contains(&(index.pack_of(l).id, id)));
+        if let Some(loc) = healthy.or_else(|| index.locations(id).next()) {
+            keepers.insert(id, loc.block);
+        }
+    }
+    let mut packs = Vec::new();
+    for (slot, meta) in index.packs().iter().enumerate() {
+        let slot = slot as u32;
+        let mut p = PackPlan {
+            id: meta.id,
+            slot,
+            size: meta.size,
+            live_blobs: 0,
+            live_bytes: 0,
+            dead_blobs: 0,
+            dead_bytes: 0,
+            action: Action::Keep,
+        };
+        for block in index.blocks_of_pack(slot) {
+            for b in index.blobs_in_block(block) {
+                if keepers.get(&b.id) == Some(&block) {
+                    p.live_blobs += 1;
+                    p.live_bytes += u64::from(b.len);
+                } else {
+                    p.dead_blobs += 1;
+                    p.dead_bytes += u64::from(b.len);
+                }
+            }
+        }
+        let total = p.live_bytes + p.dead_bytes;
+        p.action = if p.live_blobs == 0 {
+            Action::Delete
+        } else if total > 0 && p.dead_bytes as f64 / total as f64 > max_waste {
+            Action::Rewrite
+        } else {
+            Action::Keep
+        };
+        packs.push(p);
+    }
+    GcPlan { packs, keepers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
+    use crate::format::records::IndexedPack;
+
+    fn pack(id: u128, blobs: &[(u128, u32)]) -> IndexedPack {
+        let mut off = 0;
+        let entries = blobs
+            .iter()
+            .map(|&(b, len)| {
+                off += len;
+                BlobEntry { id: BlobId(b), kind: BlobKind::Data, offset: off - len, len }
+            })
+            .collect();
+        IndexedPack {
+            id: PackId(id),
+            size: u64::from(off) + 100,
+            blocks: vec![BlockInfo { offset: 16, stored_len: off, raw_len: off, codec: Codec::Raw, blobs: entries }],
+        }
+    }
+
+    fn live(ids: &[u128]) -> IdSet {
+        ids.iter().map(|&i| BlobId(i)).collect()
+    }
+
+    #[test]
+    fn dead_packs_go_mostly_dead_packs_are_rewritten_live_packs_stay() {
+        let mut idx = Index::new([]);
+        idx.add_pack(&pack(1, &[(10, 100), (11, 100)])); // all dead
+        idx.add_pack(&pack(2, &[(20, 100), (21, 900)])); // 90% dead
+        idx.add_pack(&pack(3, &[(30, 950), (31, 50)])); // 5% dead
+        let p = plan(&idx, &live(&[20, 30]), 0.10);
+        let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
+        assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Rewrite), (3, Action::Keep)]);
+        assert_eq!(p.bytes_to_copy(), 100);
+        assert_eq!(p.count(Action::Delete), 1);
+        let p = plan(&idx, &live(&[20, 30]), 0.95);
+        assert_eq!(p.packs[1].action, Action::Keep);
+    }
+
+    #[test]
+    fn duplicates_keep_one_copy_healthy_first() {
+        let mut idx = Index::new([(PackId(1), BlobId(7))]);
+        idx.add_pack(&pack(1, &[(7, 100)]));
+        idx.add_pack(&pack(2, &[(7, 100)]));
+        let p = plan(&idx, &live(&[7]), 0.10);
+        let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
+        assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Keep)]);
+    }
+
+    #[test]
+    fn nothing_live_deletes_everything() {
+        let mut idx = Index::new([]);
+        idx.add_pack(&pack(1, &[(1, 10)]));
+        idx.add_pack(&pack(2, &[(2, 10)]));
+        let p = plan(&idx, &IdSet::default(), 0.10);
+        assert_eq!(p.count(Action::Delete), 2);
+    }
+}
