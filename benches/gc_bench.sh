@@ -49,5 +49,6 @@ plan = json.load(open(sys.argv[1] + "/plan.json")); gc = json.load(open(sys.argv
 print(f"packs: {gc['packs_before']} before, {gc['packs_deleted']} deleted, {gc['packs_rewritten']} rewritten into {gc['packs_written']}")
 print(f"reclaimed {gc['bytes_reclaimed']/2**20:.1f} MiB ({gc['bytes_before']/2**20:.1f} -> {gc['bytes_after']/2**20:.1f} MiB); "
       f"copied {gc['bytes_copied']/2**20:.1f} MiB raw; time {gc['duration_ms']} ms")
+print(f"bytes only the forgotten snapshots used (uncompressed): {gc['bytes_unused']/2**20:.1f} MiB")
 PY
 "$chkfs" --repo "$repo" check 2>&1 | tail -1

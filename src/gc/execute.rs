@@ -23,6 +23,8 @@ pub struct GcReport {
     pub bytes_reclaimed: u64,
     /// Raw bytes copied out of rewritten packs.
     pub bytes_copied: u64,
+    /// Raw (uncompressed) bytes of the blobs no kept snapshot uses.
+    pub bytes_unused: u64,
     pub duration_ms: u64,
 }
 
@@ -37,6 +39,7 @@ impl GcReport {
             packs_rewritten: plan.count(Action::Rewrite) as u64,
             bytes_before: before,
             bytes_copied: plan.bytes_to_copy(),
+            bytes_unused: plan.bytes_unused(),
             // An estimate: rewritten data comes back compressed.
             bytes_reclaimed: plan.bytes_removed().saturating_sub(plan.bytes_to_copy()),
             bytes_after: before.saturating_sub(plan.bytes_removed()) + plan.bytes_to_copy(),
@@ -113,6 +116,7 @@ pub fn execute(
         bytes_after,
         bytes_reclaimed: bytes_before.saturating_sub(bytes_after),
         bytes_copied: copied,
+        bytes_unused: plan.bytes_unused(),
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }

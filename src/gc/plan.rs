@@ -43,6 +43,11 @@ impl GcPlan {
         self.packs.iter().filter(|p| p.action != Action::Keep).map(|p| p.size).sum()
     }
 
+    /// Raw bytes of the blobs nothing needs.
+    pub fn bytes_unused(&self) -> u64 {
+        self.packs.iter().map(|p| p.dead_bytes).sum()
+    }
+
     /// Raw bytes copied by rewrites.
     pub fn bytes_to_copy(&self) -> u64 {
         self.packs.iter().filter(|p| p.action == Action::Rewrite).map(|p| p.live_bytes).sum()
