@@ -71,11 +71,12 @@ const GEN: Generation = Generation(0);
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // No FUSE_CACHE_SYMLINKS: `latest` changes target without changing
+        // size, and the kernel would keep serving the old one.
         for cap in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,
-            InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_ASYNC_READ,
         ] {
             // An older kernel without one of these still mounts.
