@@ -27,8 +27,9 @@ use thiserror::Error;
 pub enum GcError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("refusing to delete anything: snapshot {snapshot}: {detail}")]
-    Unprovable { snapshot: String, detail: String },
+    /// Something a kept snapshot needs cannot be found or read.
+    #[error("refusing to delete anything: {0}")]
+    Unprovable(String),
 }
 
 pub struct GcOptions {
@@ -42,12 +43,14 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport)
     let started = std::time::Instant::now();
     let mut loaded = repo.load_index()?;
     if !opts.dry_run {
+        repo.remove_stale_temps()?;
         repo.repair_index(&mut loaded)?;
     }
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
     let live = mark(repo, &reader, &index)?;
     let plan = plan::plan(&index, &live, opts.max_waste);
+    require_live_packs(repo, &plan)?;
     let report = if opts.dry_run {
         GcReport::planned(&plan, live.len(), started)
     } else {
@@ -66,10 +69,9 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
             if !live.insert(tree_id) {
                 continue;
             }
-            let tree = reader.read_tree(tree_id).map_err(|e| GcError::Unprovable {
-                snapshot: snap.id.to_hex(),
-                detail: format!("tree {tree_id} at {}/: {e}", path),
-            })?;
+            let tree = reader
+                .read_tree(tree_id)
+                .map_err(|e| GcError::Unprovable(format!("snapshot {}: tree {tree_id} at {path}/: {e}", snap.id)))?;
             for entry in &tree.entries {
                 match &entry.node {
                     Node::Dir { tree } => {
@@ -91,12 +93,27 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
     Ok(live)
 }
 
+/// Every pack holding a live blob must exist: a gc over a missing pack
+/// would write an index naming it and delete what it was compared with.
+fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
+    let on_disk: std::collections::HashSet<String> =
+        repo.backend().list("packs")?.into_iter().map(|(p, _)| p).collect();
+    for p in plan.packs.iter().filter(|p| p.live_blobs > 0) {
+        if !on_disk.contains(&crate::store::index::pack_path(p.id)) {
+            let why =
+                format!("pack {} holds {} chunk(s) that kept snapshots need, but it is missing", p.id, p.live_blobs);
+            return Err(GcError::Unprovable(why));
+        }
+    }
+    Ok(())
+}
+
 fn require(index: &Index, id: BlobId, snap: &str, dir: &str, name: &[u8]) -> Result<(), GcError> {
     match index.locations(id).next() {
         Some(l) if l.kind == BlobKind::Data => Ok(()),
-        _ => Err(GcError::Unprovable {
-            snapshot: snap.to_string(),
-            detail: format!("chunk {id} of {dir}/{} is missing from the index", String::from_utf8_lossy(name)),
-        }),
+        _ => Err(GcError::Unprovable(format!(
+            "snapshot {snap}: chunk {id} of {dir}/{} is missing from the index",
+            String::from_utf8_lossy(name)
+        ))),
     }
 }
