@@ -84,9 +84,8 @@ pub struct SaveArgs {
     /// Read every file, even those unchanged since the previous snapshot
     #[arg(long)]
     pub force_read: bool,
-    /// Seconds to wait for another writer to finish before giving up
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub lock_wait: f64,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -186,9 +185,8 @@ pub struct ForgetArgs {
     /// Show what would be dropped and why each kept snapshot stays; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Seconds to wait for another writer to finish before giving up
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub lock_wait: f64,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Print the decisions as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -202,10 +200,32 @@ pub struct GcArgs {
     /// Print the plan; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Seconds to wait for another writer to finish before giving up
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub lock_wait: f64,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
+}
+
+/// How long a writer waits for the repository lock.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for another writer to finish before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub lock_wait: f64,
+}
+
+impl LockArgs {
+    pub fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.lock_wait)
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.0..=86400.0 * 365.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not a number of seconds between 0 and a year"))
+    }
 }

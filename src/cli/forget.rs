@@ -7,7 +7,6 @@ use super::repo_path::RepoArgs;
 use crate::forget::{self, Policy};
 use anyhow::Result;
 use serde::Serialize;
-use std::time::Duration;
 
 #[derive(Serialize)]
 struct DecisionJson {
@@ -34,7 +33,7 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
         return Err(UsageError(msg.into()).into());
     }
     let repo = ctx.open()?;
-    let lock = if args.dry_run { None } else { Some(repo.lock(Duration::from_secs_f64(args.lock_wait.max(0.0)))?) };
+    let lock = if args.dry_run { None } else { Some(repo.lock(args.lock.wait())?) };
     let candidates = forget::candidates(&repo)?;
     let decisions = if policy.is_empty() {
         let mut drop = Vec::new();

@@ -7,14 +7,13 @@ use super::repo_path::RepoArgs;
 use crate::gc::{gc, Action, GcOptions};
 use anyhow::Result;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     if !(0.0..=100.0).contains(&args.max_waste) {
         return Err(UsageError("--max-waste is a percentage between 0 and 100".into()).into());
     }
     let repo = Arc::new(ctx.open()?);
-    let _lock = repo.lock(Duration::from_secs_f64(args.lock_wait.max(0.0)))?;
+    let _lock = repo.lock(args.lock.wait())?;
     let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run };
     let (plan, report) = gc(&repo, &opts)?;
     if args.dry_run {

@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     let chosen = ctx.choose(args.path.as_deref())?;
@@ -43,9 +42,6 @@ struct SaveJson<'a> {
 
 pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
     let time = args.time.as_deref().map(parse_rfc3339).transpose().map_err(UsageError)?;
-    if !(0.0..=86400.0 * 365.0).contains(&args.lock_wait) {
-        return Err(UsageError("--lock-wait must be a number of seconds".into()).into());
-    }
     let source = match &args.dir {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
@@ -64,7 +60,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         time,
         excludes: args.exclude.clone(),
         one_file_system: args.one_file_system,
-        lock_wait: Duration::from_secs_f64(args.lock_wait),
+        lock_wait: args.lock.wait(),
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
