@@ -196,6 +196,9 @@ impl Filesystem for FuseFs {
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         match self.0.getattr(ino.0) {
             Ok(_) if mask.contains(AccessFlags::W_OK) => reply.error(Errno::from_i32(libc::EROFS)),
+            Ok((attr, _)) if mask.contains(AccessFlags::X_OK) && attr.perm & 0o111 == 0 => {
+                reply.error(Errno::from_i32(libc::EACCES))
+            }
             Ok(_) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }

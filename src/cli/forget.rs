@@ -38,12 +38,17 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
     let decisions = if policy.is_empty() {
         let mut drop = Vec::new();
         for spec in &args.snapshots {
-            drop.push(repo.resolve_snapshot(spec)?.id);
+            drop.push(repo.resolve_snapshot_id(spec)?);
         }
-        candidates
+        let mut decisions: Vec<forget::Decision> = candidates
             .iter()
             .map(|c| forget::Decision { id: c.id, keep: !drop.contains(&c.id), reasons: vec!["not named".into()] })
-            .collect()
+            .collect();
+        // Named records that cannot be read (damaged) go too.
+        for id in drop.iter().filter(|id| !candidates.iter().any(|c| c.id == **id)) {
+            decisions.push(forget::Decision { id: *id, keep: false, reasons: Vec::new() });
+        }
+        decisions
     } else {
         forget::apply(&policy, &candidates, &jiff::tz::TimeZone::system())
     };

@@ -23,7 +23,7 @@ struct ListJson {
 
 pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let snaps = repo.snapshots()?;
+    let snaps = repo.readable_snapshots()?;
     if args.json {
         let rows: Vec<ListJson> = snaps
             .iter()

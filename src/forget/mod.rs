@@ -10,7 +10,7 @@ pub use policy::{apply, parse_duration, Candidate, Decision, Policy};
 /// Candidates for a policy: every snapshot of the repository.
 pub fn candidates(repo: &Repository) -> Result<Vec<Candidate>, StoreError> {
     Ok(repo
-        .snapshots()?
+        .readable_snapshots()?
         .into_iter()
         .map(|s| Candidate { id: s.id, time: s.snapshot.time, host: s.snapshot.host, path: s.snapshot.path })
         .collect())

@@ -18,8 +18,10 @@ pub const HEADER_LEN: usize = 16;
 pub const TRAILER_LEN: usize = 16;
 
 /// No block may claim to expand to more than this (guards allocations
-/// against hostile footers).
-pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+/// against hostile footers). A tree lists every chunk of every file in its
+/// directory (about 20 bytes per 16 KiB chunk), so this bounds a directory's
+/// files to roughly 800 GiB together; a save beyond that fails cleanly.
+pub const MAX_BLOCK_RAW: u32 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bitcode::Encode, bitcode::Decode)]
 pub enum BlobKind {
@@ -217,7 +219,9 @@ pub fn validate_blocks(blocks: &[BlockInfo], data_end: u64) -> Result<(), Format
         if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > data_end) {
             return Err(invalid("pack footer", format!("block at {} lies outside the pack", b.offset)));
         }
-        if b.raw_len > MAX_BLOCK_RAW {
+        // lz4 never expands by more than 1/255 plus a little.
+        let stored_max = u64::from(b.raw_len) + u64::from(b.raw_len) / 255 + 64;
+        if b.raw_len > MAX_BLOCK_RAW || u64::from(b.stored_len) > stored_max {
             return Err(invalid("pack footer", format!("block at {} is too large", b.offset)));
         }
         for blob in &b.blobs {

@@ -100,7 +100,8 @@ record_codec!(Snapshot, ObjectKind::Snapshot, "snapshot", encode_snapshot, decod
 
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     let snapshot = decode_snapshot_payload(bytes)?;
-    if !matches!(snapshot.root.node, Node::Dir { .. }) {
+    let bad_time = !(super::tree::valid_time(snapshot.root.mtime) && super::tree::valid_time(snapshot.root.ctime));
+    if !matches!(snapshot.root.node, Node::Dir { .. }) || bad_time {
         return Err(FormatError::Invalid { what: "snapshot", detail: "root is not a directory".into() });
     }
     Ok(snapshot)
@@ -122,11 +123,13 @@ record_codec!(DamageList, ObjectKind::DamageList, "damage list", encode_damage_l
 pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
     let config = decode_config_payload(bytes)?;
     let c = &config.chunker;
+    // The ranges fastcdc supports.
     let sane = config.hash_secret.len() == HASH_SECRET_LEN
-        && c.min_size >= 64
+        && (64..=1 << 20).contains(&c.min_size)
+        && (256..=4 << 20).contains(&c.avg_size)
+        && (1024..=16 << 20).contains(&c.max_size)
         && c.min_size <= c.avg_size
         && c.avg_size <= c.max_size
-        && c.max_size <= 16 << 20
         && c.min_size % 2 == 0
         && c.avg_size % 2 == 0
         && c.max_size % 2 == 0;

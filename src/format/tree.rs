@@ -123,6 +123,9 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
         if bad_name {
             return Err(invalid("an entry has an invalid name"));
         }
+        if !(valid_time(e.mtime) && valid_time(e.ctime)) {
+            return Err(invalid("an entry has an impossible time"));
+        }
         if let Node::File { content } = &e.node {
             let total = content.iter().try_fold(0u64, |acc, x| acc.checked_add(x.len()));
             if total != Some(e.size) {
@@ -131,6 +134,11 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
         }
     }
     Ok(tree)
+}
+
+/// Nanoseconds below one second, and seconds within ±10,000 years.
+pub fn valid_time(t: Timestamp) -> bool {
+    t.nanos < 1_000_000_000 && t.secs.unsigned_abs() < 10_000 * 366 * 86400
 }
 
 fn invalid(detail: &str) -> FormatError {

@@ -77,6 +77,7 @@ pub struct SnapshotFs {
     repo: Arc<Repository>,
     reader: BlobReader,
     index_loaded: Mutex<bool>,
+    index_ready: std::sync::atomic::AtomicBool,
     snapshots: RwLock<SnapshotList>,
     inodes: Mutex<InodeTable>,
     trees: quick_cache::sync::Cache<BlobId, Arc<Tree>, TreeWeighter>,
@@ -118,6 +119,7 @@ impl SnapshotFs {
             repo,
             reader,
             index_loaded: Mutex::new(false),
+            index_ready: Default::default(),
             snapshots: RwLock::new(SnapshotList::default()),
             inodes: Mutex::new(InodeTable::default()),
             trees: quick_cache::sync::Cache::with_weighter(4096, tree_bytes, TreeWeighter),
@@ -136,10 +138,14 @@ impl SnapshotFs {
     }
 
     fn ensure_index(&self) -> Result<(), FsError> {
+        if self.index_ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         let mut loaded = self.index_loaded.lock();
         if !*loaded {
             self.reload_index_locked()?;
             *loaded = true;
+            self.index_ready.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }
@@ -160,17 +166,23 @@ impl SnapshotFs {
         if !list.is_stale() {
             return;
         }
-        match list.refresh(&self.repo) {
-            Ok(true) => {
-                let loaded = self.index_loaded.lock();
-                if *loaded {
-                    if let Err(e) = self.reload_index_locked() {
-                        eprintln!("chkfs mount: cannot reload the index: {e}");
-                    }
+        let added = match list.refresh(&self.repo) {
+            Ok(added) => added,
+            Err(e) => {
+                eprintln!("chkfs mount: cannot list snapshots: {e}");
+                false
+            }
+        };
+        drop(list);
+        // New snapshots come with new index files; reload outside the
+        // snapshot list's lock.
+        if added {
+            let loaded = self.index_loaded.lock();
+            if *loaded {
+                if let Err(e) = self.reload_index_locked() {
+                    eprintln!("chkfs mount: cannot reload the index: {e}");
                 }
             }
-            Ok(false) => {}
-            Err(e) => eprintln!("chkfs mount: cannot list snapshots: {e}"),
         }
     }
 
@@ -178,11 +190,15 @@ impl SnapshotFs {
     /// it), reloads the index once and tries again before giving up.
     fn read_blob<T>(&self, read: impl Fn(&BlobReader) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.ensure_index().map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+        let seen = self.reader.index();
         match read(&self.reader) {
             Err(e) if moved(&e) => {
                 let _guard = self.index_loaded.lock();
-                self.reload_index_locked()
-                    .map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+                // Another thread may have reloaded while this one waited.
+                if Arc::ptr_eq(&seen, &self.reader.index()) {
+                    self.reload_index_locked()
+                        .map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+                }
                 read(&self.reader)
             }
             other => other,
@@ -344,17 +360,19 @@ impl SnapshotFs {
         }
         let skip = offset.saturating_sub(2) as usize;
         let mut emit = |i: usize, name: &[u8], key: Option<u128>, node: NodeKind| -> Result<bool, FsError> {
+            // With plus, the entry becomes a lookup: register it first, so
+            // that the number sent is the one counted (a colliding key gets
+            // its fallback number here), and uncount it if it did not fit.
             let ino = match key {
+                Some(k) if plus => self.inodes.lock().register(k, || node.clone(), true),
                 Some(k) => self.inodes.lock().peek(k),
                 None => fixed_ino(&node),
             };
             let (attr, ttl) = self.attr_of(ino, &node)?;
             let item = DirItem { name, next_offset: (i + 3) as u64, attr, ttl };
             let full = add(&item);
-            if !full && plus {
-                if let Some(k) = key {
-                    self.inodes.lock().register(k, || node, true);
-                }
+            if full && plus && key.is_some() {
+                self.inodes.lock().forget(ino, 1);
             }
             Ok(full)
         };

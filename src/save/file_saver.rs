@@ -90,11 +90,14 @@ impl FileSaver<'_> {
             return Ok(SavedFile { content: first.content, stat, bytes_read: first.bytes_read });
         }
         let second = self.read_once(&job.path, builder, chunker)?;
-        if second.changed {
-            eprintln!("chkfs: warning: {} changed while it was being read; stored as last read", job.path.display());
-        }
         let mut stat = second.after;
         stat.size = second.covered;
+        if second.changed {
+            eprintln!("chkfs: warning: {} changed while it was being read; stored as last read", job.path.display());
+            // The stored content may match no version of the file: never
+            // let a later save take it as unchanged.
+            stat.ino = 0;
+        }
         Ok(SavedFile { content: second.content, stat, bytes_read: first.bytes_read + second.bytes_read })
     }
 

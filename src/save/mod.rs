@@ -108,7 +108,7 @@ pub fn save(
     let parent = if opts.force_read {
         None
     } else {
-        repo.snapshots()?.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
+        repo.readable_snapshots()?.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
     };
     let repo_meta = std::fs::metadata(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
     let scan_opts = ScanOptions {

@@ -119,7 +119,11 @@ impl Backend for LocalBackend {
             return Ok(false);
         }
         let dir = full.parent().expect("object paths have a parent").to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            // The new directory's own entry must be durable too.
+            sync_dir(dir.parent().expect("object directories have a parent"))?;
+        }
         let tmp = dir.join(temp_name());
         let written = write_temp(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &full) {
             Ok(()) => Ok(true),

@@ -24,6 +24,10 @@ pub enum StoreError {
     MissingBlob(BlobId),
     #[error("blob {id} in pack {pack} is damaged: {reason}")]
     DamagedBlob { id: BlobId, pack: PackId, reason: String },
+    #[error(
+        "an object of {0} bytes is too large to store (a directory's files together are limited to about 800 GiB)"
+    )]
+    TooLarge(u64),
     #[error("repository {0} is busy: another writer holds its lock")]
     Busy(PathBuf),
     #[error("no snapshot matches {0:?}")]

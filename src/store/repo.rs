@@ -132,7 +132,12 @@ impl Repository {
         let mut index = Index::new(self.damage_list()?);
         let mut bad_files = Vec::new();
         for (path, _) in self.backend.list("index")? {
-            let bytes = self.backend.read(&path)?;
+            let bytes = match self.backend.read(&path) {
+                Ok(b) => b,
+                // Removed by a gc after listing: its packs are listed next.
+                Err(StoreError::Io { source, .. }) if is_missing(&source) => continue,
+                Err(e) => return Err(e),
+            };
             match decode_index(&bytes) {
                 Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
                 Err(e) => bad_files.push((path.clone(), StoreError::format(&path, e))),
@@ -248,6 +253,23 @@ impl Repository {
         self.backend.write_if_absent(&path, &bytes).map(|_| ())
     }
 
+    /// Every snapshot that can be read, oldest first; a damaged record is
+    /// reported on standard error and left out (`check` names it; `gc`,
+    /// which must not miss one, uses [`Repository::snapshots`]).
+    pub fn readable_snapshots(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.read_snapshot(id) {
+                Ok(Some(snapshot)) => out.push(SnapshotEntry { id, snapshot, record_len: 0 }),
+                Ok(None) => {}
+                Err(e) if e.is_damage() => eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"),
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|s| (s.snapshot.time, s.id));
+        Ok(out)
+    }
+
     /// Every snapshot, oldest first. A record that cannot be decoded is an
     /// error naming it.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
@@ -284,9 +306,29 @@ impl Repository {
         }
     }
 
+    /// The id of a snapshot given as `latest` or a unique prefix, from the
+    /// record names alone (so a damaged record can still be named).
+    pub fn resolve_snapshot_id(&self, spec: &str) -> Result<SnapshotId, StoreError> {
+        if spec == "latest" {
+            return self.resolve_snapshot(spec).map(|s| s.id);
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let valid = !spec.is_empty() && spec.len() <= 8 && spec.bytes().all(|b| b.is_ascii_hexdigit());
+        let ids: Vec<SnapshotId> = self.snapshot_ids()?;
+        let matches: Vec<_> = ids.into_iter().filter(|id| valid && id.to_hex().starts_with(&spec_lower)).collect();
+        match matches.as_slice() {
+            [] => Err(StoreError::SnapshotNotFound(spec.into())),
+            [one] => Ok(*one),
+            many => Err(StoreError::AmbiguousSnapshot {
+                prefix: spec.into(),
+                candidates: many.iter().map(|s| s.to_hex()).collect(),
+            }),
+        }
+    }
+
     /// Finds a snapshot by `latest` or a unique prefix of its id.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotEntry, StoreError> {
-        let mut all = self.snapshots()?;
+        let mut all = self.readable_snapshots()?;
         if spec == "latest" {
             return all.pop().ok_or_else(|| StoreError::SnapshotNotFound(spec.into()));
         }

@@ -5,7 +5,7 @@
 
 use super::index::{pack_path, IdSet, Index};
 use super::{Repository, StoreError};
-use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock};
+use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, MAX_BLOCK_RAW};
 use crate::format::records::IndexedPack;
 use crate::format::{BlobId, PackId};
 use crossbeam_channel::{bounded, Sender};
@@ -93,6 +93,9 @@ impl BlobWriter {
 
     /// Stores `data` as a blob unless the repository has it already.
     pub fn add(&self, builder: &mut BlockBuilder, data: &[u8]) -> Result<BlobId, StoreError> {
+        if data.len() > MAX_BLOCK_RAW as usize {
+            return Err(StoreError::TooLarge(data.len() as u64));
+        }
         let id = self.repo.blob_id(data);
         if self.index.has_healthy(id) || !self.claimed.lock().insert(id) {
             return Ok(id);
