@@ -124,7 +124,7 @@ impl SnapshotFs {
             inodes: Mutex::new(InodeTable::default()),
             trees: quick_cache::sync::Cache::with_weighter(4096, tree_bytes, TreeWeighter),
             opts,
-            mounted_at: crate::save::now(),
+            mounted_at: Timestamp::now(),
         };
         fs.snapshots.write().refresh(&fs.repo)?;
         Ok(fs)

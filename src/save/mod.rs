@@ -153,7 +153,7 @@ pub fn save(
     progress.finished();
 
     let mut snapshot = Snapshot {
-        time: opts.time.unwrap_or_else(now),
+        time: opts.time.unwrap_or_else(Timestamp::now),
         host,
         path,
         message: opts.message.clone(),
@@ -178,11 +178,6 @@ pub fn save(
         s.stats.duration_ms = started.elapsed().as_millis() as u64;
     })?;
     Ok(SaveOutcome { id, snapshot })
-}
-
-pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
 }
 
 pub fn hostname() -> String {

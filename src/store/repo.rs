@@ -72,7 +72,7 @@ impl Repository {
                 avg_size: sizes.avg as u32,
                 max_size: sizes.max as u32,
             },
-            created: now(),
+            created: Timestamp::now(),
         };
         let backend = LocalBackend::new(root);
         if !backend.write_if_absent("config", &encode_config(&config))? {
@@ -400,9 +400,4 @@ fn random_vec(ctx: &Path, n: usize) -> Result<Vec<u8>, StoreError> {
 fn random_bytes<const N: usize>(ctx: &Path) -> Result<[u8; N], StoreError> {
     let v = random_vec(ctx, N)?;
     Ok(v.try_into().expect("length N"))
-}
-
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
 }
