@@ -186,23 +186,11 @@ impl SnapshotFs {
         }
     }
 
-    /// Reads a blob; when it is missing or its pack is gone (a gc moved
-    /// it), reloads the index once and tries again before giving up.
+    /// Reads a blob once the index is loaded (the reader itself reloads the
+    /// index when a gc moved the blob).
     fn read_blob<T>(&self, read: impl Fn(&BlobReader) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.ensure_index().map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
-        let seen = self.reader.index();
-        match read(&self.reader) {
-            Err(e) if moved(&e) => {
-                let _guard = self.index_loaded.lock();
-                // Another thread may have reloaded while this one waited.
-                if Arc::ptr_eq(&seen, &self.reader.index()) {
-                    self.reload_index_locked()
-                        .map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
-                }
-                read(&self.reader)
-            }
-            other => other,
-        }
+        read(&self.reader)
     }
 
     fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
@@ -563,16 +551,6 @@ pub struct StatFs {
     pub blocks: u64,
     pub free_blocks: u64,
     pub files: u64,
-}
-
-/// True when a read failed because the blob or its pack is no longer where
-/// the index says (as opposed to damage).
-fn moved(e: &StoreError) -> bool {
-    match e {
-        StoreError::MissingBlob(_) => true,
-        StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-        _ => false,
-    }
 }
 
 fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {

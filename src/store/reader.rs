@@ -51,13 +51,24 @@ pub struct BlobReader {
     repo: Arc<Repository>,
     index: RwLock<Arc<Index>>,
     cache: BlockCache,
+    reload: parking_lot::Mutex<()>,
+}
+
+/// True when a read failed because the blob or its pack is no longer where
+/// the index says (as opposed to damage).
+fn moved(e: &StoreError) -> bool {
+    match e {
+        StoreError::MissingBlob(_) => true,
+        StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 impl BlobReader {
     /// A reader whose cache of decompressed blocks holds about `cache_bytes`.
     pub fn new(repo: Arc<Repository>, index: Arc<Index>, cache_bytes: u64) -> Self {
         let cache = BlockCache::with_weighter((cache_bytes / (64 << 10)).max(16) as usize, cache_bytes, BlockWeighter);
-        Self { repo, index: RwLock::new(index), cache }
+        Self { repo, index: RwLock::new(index), cache, reload: Default::default() }
     }
 
     pub fn index(&self) -> Arc<Index> {
@@ -73,8 +84,25 @@ impl BlobReader {
     }
 
     /// The bytes of blob `id`, from the first copy that reads and verifies.
+    /// When the blob is not where the index says (a concurrent gc moved it
+    /// and deleted its pack), the index is reloaded once and the read
+    /// tried again.
     pub fn read(&self, id: BlobId) -> Result<BlobBytes, StoreError> {
         let index = self.index();
+        match self.read_in(&index, id) {
+            Err(e) if moved(&e) => {
+                let _one_at_a_time = self.reload.lock();
+                // Another thread may have reloaded while this one waited.
+                if Arc::ptr_eq(&index, &self.index()) {
+                    self.set_index(Arc::new(self.repo.load_index()?.index));
+                }
+                self.read_in(&self.index(), id)
+            }
+            other => other,
+        }
+    }
+
+    fn read_in(&self, index: &Index, id: BlobId) -> Result<BlobBytes, StoreError> {
         let mut last_err = None;
         for loc in index.locations(id) {
             match self.read_at(&index, &loc) {
