@@ -37,6 +37,9 @@ pub fn main() -> i32 {
             return ExitCode::Usage as i32;
         }
     };
+    // The walk recurses per directory level on rayon's threads: give them
+    // room for deep trees (untouched stack costs no memory).
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(256 << 20).build_global();
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
     let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
     let result = match cli.command {
