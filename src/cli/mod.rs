@@ -43,15 +43,19 @@ pub fn main() -> i32 {
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
     let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
     let result = match cli.command {
-        Command::Init(a) => save::init(&ctx, &a),
-        Command::Save(a) => save::run(&ctx, &a),
-        Command::List(a) => list::run(&ctx, &a),
-        Command::Restore(a) => restore::run(&ctx, &a),
-        Command::Check(a) => check::run(&ctx, &a),
+        // mount may fork, so it stays on the process's only thread.
         Command::Mount(a) => mount::run(&ctx, &a),
-        Command::Forget(a) => forget::run(&ctx, &a),
-        Command::Gc(a) => gc::run(&ctx, &a),
-        Command::Man => man::print(),
+        command => with_deep_stack(move || match command {
+            Command::Init(a) => save::init(&ctx, &a),
+            Command::Save(a) => save::run(&ctx, &a),
+            Command::List(a) => list::run(&ctx, &a),
+            Command::Restore(a) => restore::run(&ctx, &a),
+            Command::Check(a) => check::run(&ctx, &a),
+            Command::Forget(a) => forget::run(&ctx, &a),
+            Command::Gc(a) => gc::run(&ctx, &a),
+            Command::Man => man::print(),
+            Command::Mount(_) => unreachable!("handled above"),
+        }),
     };
     match result {
         Ok(code) => code as i32,
@@ -60,5 +64,15 @@ pub fn main() -> i32 {
             eprintln!("chkfs: error: {e:#}");
             code as i32
         }
+    }
+}
+
+/// Runs `f` on a thread with a deep stack: walking, restoring and checking
+/// recurse once per directory level (untouched stack costs no memory).
+fn with_deep_stack(f: impl FnOnce() -> anyhow::Result<ExitCode> + Send + 'static) -> anyhow::Result<ExitCode> {
+    let worker = std::thread::Builder::new().name("chkfs".into()).stack_size(256 << 20).spawn(f)?;
+    match worker.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
