@@ -218,20 +218,17 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn walk_snapshots(&mut self, repo: &Repository) -> Result<(), StoreError> {
-        for (path, _) in repo.backend().list("snapshots")? {
-            let Some(id) = path.strip_prefix("snapshots/").and_then(|n| n.strip_suffix(".snap")) else {
-                continue;
-            };
-            let Ok(id) = SnapshotId::from_hex(id) else {
-                continue;
-            };
-            let bytes = repo.backend().read(&path)?;
-            match crate::format::records::decode_snapshot(&bytes) {
-                Ok(snap) => {
+        // Record names and decoding come from the repository, which also
+        // skips a record forgotten while this check runs.
+        for id in repo.snapshot_ids()? {
+            match repo.read_snapshot(id) {
+                Ok(Some(snap)) => {
                     self.report.snapshots += 1;
                     self.walk_tree(id, snap.root_tree(), b"")
                 }
-                Err(e) => self.report.errors.push(format!("snapshot {id} is damaged: {e}")),
+                Ok(None) => {}
+                Err(e) if e.is_damage() => self.report.errors.push(format!("snapshot {id} is damaged: {e}")),
+                Err(e) => return Err(e),
             }
         }
         Ok(())
