@@ -4,11 +4,12 @@
 //! Paths are relative, '/'-separated names such as `packs/ab/<id>.pack`.
 //! Every object is immutable once written: there is no overwrite.
 
+use super::temp_file::write_temp;
 use super::{fault, StoreError};
 use lru::LruCache;
 use parking_lot::Mutex;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -155,15 +156,6 @@ impl Backend for LocalBackend {
         }
         sync_dir(parent)
     }
-}
-
-fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    let half = data.len() / 2;
-    f.write_all(&data[..half])?;
-    fault::before_commit();
-    f.write_all(&data[half..])?;
-    f.sync_all()
 }
 
 fn temp_name() -> String {

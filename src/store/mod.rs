@@ -11,6 +11,7 @@ pub mod index;
 mod lock;
 pub mod reader;
 mod repo;
+mod temp_file;
 pub mod writer;
 
 pub use backend::{Backend, LocalBackend};
