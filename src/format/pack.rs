@@ -130,7 +130,12 @@ impl PackBuilder {
 
     /// A builder whose buffer holds `capacity` bytes without reallocating.
     pub fn with_capacity(capacity: usize) -> Self {
-        let mut bytes = Vec::with_capacity(capacity.max(HEADER_LEN));
+        Self::with_buffer(Vec::with_capacity(capacity.max(HEADER_LEN)))
+    }
+
+    /// A builder that reuses `bytes`' allocation (its contents are dropped).
+    pub fn with_buffer(mut bytes: Vec<u8>) -> Self {
+        bytes.clear();
         bytes.extend_from_slice(HEADER_MAGIC);
         bytes.push(FORMAT_VERSION);
         bytes.extend_from_slice(&[0; 7]);

@@ -8,7 +8,7 @@ use super::{Repository, StoreError};
 use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, MAX_BLOCK_RAW};
 use crate::format::records::IndexedPack;
 use crate::format::{BlobId, PackId};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -172,6 +172,9 @@ struct Packer {
     data: PackBuilder,
     tree: PackBuilder,
     uploads: Option<Sender<PackBuilder>>,
+    /// Buffers of written data packs, reused: a fresh 32 MiB buffer costs
+    /// the kernel 8,192 page faults to hand out zeroed pages.
+    spare: Receiver<Vec<u8>>,
     writers: Vec<JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>>,
 }
 
@@ -180,26 +183,31 @@ impl Packer {
         // A rendezvous channel: at most PACK_WRITERS packs being written
         // plus one being filled are in memory.
         let (tx, rx) = bounded::<PackBuilder>(0);
+        let (spare_tx, spare) = bounded::<Vec<u8>>(PACK_WRITERS);
         let writers = (0..PACK_WRITERS)
             .map(|_| {
                 let rx = rx.clone();
                 let repo = repo.clone();
+                let spare_tx = spare_tx.clone();
                 std::thread::Builder::new()
                     .name("chkfs-pack-io".into())
                     .spawn(move || {
                         let mut done = Vec::new();
                         let mut bytes = 0;
                         for pack in rx {
-                            let (p, n) = write_pack(&repo, pack)?;
+                            let (p, buffer) = write_pack(&repo, pack)?;
+                            bytes += p.size;
                             done.push(p);
-                            bytes += n;
+                            if buffer.capacity() >= PACK_TARGET {
+                                let _ = spare_tx.try_send(buffer);
+                            }
                         }
                         Ok((done, bytes))
                     })
                     .expect("spawning a pack writer thread")
             })
             .collect();
-        Packer { data: new_data_pack(), tree: PackBuilder::new(), uploads: Some(tx), writers }
+        Packer { data: new_data_pack(None), tree: PackBuilder::new(), uploads: Some(tx), spare, writers }
     }
 
     fn add(&mut self, block: SealedBlock) -> Result<(), StoreError> {
@@ -207,7 +215,7 @@ impl Packer {
         let builder = if is_tree { &mut self.tree } else { &mut self.data };
         builder.add(block);
         if builder.len() >= PACK_TARGET {
-            let fresh = if is_tree { PackBuilder::new() } else { new_data_pack() };
+            let fresh = if is_tree { PackBuilder::new() } else { new_data_pack(self.spare.try_recv().ok()) };
             let full = std::mem::replace(builder, fresh);
             self.upload(full)?;
         }
@@ -249,11 +257,15 @@ impl Packer {
 
 /// Sized for a full pack, its last block and its footer, so that filling
 /// it never reallocates (a doubling would hold two copies at once).
-fn new_data_pack() -> PackBuilder {
-    PackBuilder::with_capacity(PACK_TARGET + BLOCK_TARGET * 2 + (1 << 20))
+fn new_data_pack(spare: Option<Vec<u8>>) -> PackBuilder {
+    match spare {
+        Some(buffer) => PackBuilder::with_buffer(buffer),
+        None => PackBuilder::with_capacity(PACK_TARGET + BLOCK_TARGET * 2 + (1 << 20)),
+    }
 }
 
-fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, u64), StoreError> {
+/// Stores a pack; returns it as indexed and its buffer for reuse.
+fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<u8>), StoreError> {
     let (mut bytes, footer) = pack.finish();
     // A pack is only rebuilt byte for byte when its blobs were all found
     // damaged (a save healing them): the stored file with that name is the
@@ -265,7 +277,7 @@ fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, u64)
         let id = PackId(xxh3_128(&bytes));
         if repo.backend().write_if_absent(&pack_path(id), &bytes)? {
             let size = bytes.len() as u64;
-            return Ok((IndexedPack { id, size, blocks: footer.blocks }, size));
+            return Ok((IndexedPack { id, size, blocks: footer.blocks }, bytes));
         }
     }
     unreachable!("some salt gives an unused name")
