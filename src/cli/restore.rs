@@ -23,6 +23,10 @@ struct RestoreJson<'a> {
     errors: &'a [String],
 }
 
+/// Restore reads each block's chunks one after another, so a small cache
+/// of decompressed blocks suffices: a few blocks per worker thread.
+const RESTORE_CACHE_BYTES: u64 = 32 << 20;
+
 pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let repo = Arc::new(ctx.open()?);
@@ -35,7 +39,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         std::str::from_utf8(spec).map_err(|_| UsageError(format!("{:?} is not a snapshot id", args.snapshot)))?;
     let snap = repo.resolve_snapshot(spec)?;
     let index = Arc::new(repo.load_index()?.index);
-    let reader = BlobReader::new(repo.clone(), index, 256 << 20);
+    let reader = BlobReader::new(repo.clone(), index, RESTORE_CACHE_BYTES);
     let entry = find_path(&reader, &snap.snapshot.root, path)?;
     let report = restore(&reader, &entry, &args.target, &RestoreOptions { force: args.force })?;
     for e in &report.errors {

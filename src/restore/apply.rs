@@ -2,9 +2,13 @@
 
 use crate::format::tree::{Entry, Node};
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use xattr::FileExt;
 
 fn cpath(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::other("path contains a NUL byte"))
@@ -53,12 +57,22 @@ pub fn create_special(path: &Path, node: &Node, mode: u32) -> io::Result<()> {
     check(rc)
 }
 
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: geteuid has no preconditions.
+    *ROOT.get_or_init(|| unsafe { libc::geteuid() == 0 })
+}
+
+fn times(entry: &Entry) -> [libc::timespec; 2] {
+    let t = libc::timespec { tv_sec: entry.mtime.secs as libc::time_t, tv_nsec: entry.mtime.nanos as libc::c_long };
+    [t, t]
+}
+
 /// Ownership (when root), mode, xattrs, then times, in that order.
 pub fn apply_metadata(path: &Path, entry: &Entry) -> io::Result<()> {
     let c = cpath(path)?;
     let is_symlink = matches!(entry.node, Node::Symlink { .. });
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         // SAFETY: valid path; lchown does not follow symlinks.
         check(unsafe { libc::lchown(c.as_ptr(), entry.uid, entry.gid) })?;
     }
@@ -76,8 +90,31 @@ pub fn apply_metadata(path: &Path, entry: &Entry) -> io::Result<()> {
             }
         }
     }
-    let t = libc::timespec { tv_sec: entry.mtime.secs as libc::time_t, tv_nsec: entry.mtime.nanos as libc::c_long };
-    let times = [t, t];
+    let times = times(entry);
     // SAFETY: valid path and a two-element timespec array.
     check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+}
+
+/// [`apply_metadata`] for a regular file through its open descriptor,
+/// which spares the path lookups; ownership and mode are only changed
+/// where the created file differs (usually it does not).
+pub fn apply_file_metadata(file: &File, entry: &Entry) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    let created = file.metadata()?;
+    let chown = is_root() && (created.uid() != entry.uid || created.gid() != entry.gid);
+    if chown {
+        // SAFETY: `fd` is open for the duration of these calls.
+        check(unsafe { libc::fchown(fd, entry.uid, entry.gid) })?;
+    }
+    // chown clears set-user-ID and set-group-ID bits.
+    if chown || created.mode() & 0o7777 != entry.mode & 0o7777 {
+        // SAFETY: as above.
+        check(unsafe { libc::fchmod(fd, entry.mode as libc::mode_t) })?;
+    }
+    for x in &entry.xattrs {
+        file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value)?;
+    }
+    let times = times(entry);
+    // SAFETY: as above, with a two-element timespec array.
+    check(unsafe { libc::futimens(fd, times.as_ptr()) })
 }

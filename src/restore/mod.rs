@@ -9,7 +9,7 @@ mod apply;
 
 use crate::format::tree::{Entry, Extent, Node};
 use crate::store::{BlobReader, StoreError};
-use apply::{apply_metadata, create_special, make_way};
+use apply::{apply_file_metadata, apply_metadata, create_special, make_way};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -88,17 +88,18 @@ pub fn restore(
     let others = AtomicU64::new(0);
     first_names.par_iter().for_each(|item| {
         let result = match &item.entry.node {
-            Node::File { content } => restore_file(reader, &item.path, content, item.entry.size, opts.force).map(|n| {
+            Node::File { content } => restore_file(reader, &item.path, content, &item.entry, opts.force).map(|n| {
                 bytes.fetch_add(n, Ordering::Relaxed);
             }),
             node => {
                 others.fetch_add(1, Ordering::Relaxed);
-                make_way(&item.path, opts.force).and_then(|()| create_special(&item.path, node, item.entry.mode))
+                make_way(&item.path, opts.force)
+                    .and_then(|()| create_special(&item.path, node, item.entry.mode))
+                    .and_then(|()| apply_metadata(&item.path, &item.entry))
             }
         };
-        match result.and_then(|()| apply_metadata(&item.path, &item.entry)) {
-            Ok(()) => {}
-            Err(e) => fail(&item.path, &e),
+        if let Err(e) = result {
+            fail(&item.path, &e);
         }
     });
     for (item, first) in &later_names {
@@ -204,9 +205,17 @@ fn create_dir(path: &Path, force: bool) -> std::io::Result<()> {
     fs::DirBuilder::new().mode(0o700).create(path)
 }
 
-fn restore_file(reader: &BlobReader, path: &Path, content: &[Extent], size: u64, force: bool) -> std::io::Result<u64> {
+/// Creates the file with its content and metadata.
+fn restore_file(
+    reader: &BlobReader,
+    path: &Path,
+    content: &[Extent],
+    entry: &Entry,
+    force: bool,
+) -> std::io::Result<u64> {
     make_way(path, force)?;
-    let file: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    // The creating descriptor may write whatever the mode says.
+    let file: File = OpenOptions::new().write(true).create_new(true).mode(entry.mode & 0o777).open(path)?;
     let mut pos = 0u64;
     for extent in content {
         if let Extent::Data { id, .. } = extent {
@@ -215,7 +224,10 @@ fn restore_file(reader: &BlobReader, path: &Path, content: &[Extent], size: u64,
         }
         pos += extent.len();
     }
-    // Trailing holes: extend without writing, so they stay holes.
-    file.set_len(size)?;
-    Ok(size)
+    if pos != entry.size || matches!(content.last(), Some(Extent::Hole { .. })) {
+        // Trailing holes: extend without writing, so they stay holes.
+        file.set_len(entry.size)?;
+    }
+    apply_file_metadata(&file, entry)?;
+    Ok(entry.size)
 }
