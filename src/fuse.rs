@@ -12,7 +12,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub struct FuseFs(pub Arc<SnapshotFs>);
+pub struct FuseFs {
+    fs: Arc<SnapshotFs>,
+    /// Answer OPEN and OPENDIR with ENOSYS, after which the kernel sends
+    /// neither them nor RELEASE: two round trips fewer per file read and
+    /// per directory listed (half the requests of a warm `find`). Files
+    /// and directories then get KEEP_CACHE and CACHE_DIR; the mount is
+    /// read-only, so the kernel refuses opens for writing itself. Only
+    /// with FUSE_AUTO_INVAL_DATA, which drops a cached listing of the top
+    /// directories when their mtime changes (see `top_dir_attr`).
+    skip_opens: bool,
+}
+
+impl FuseFs {
+    pub fn new(fs: Arc<SnapshotFs>) -> Self {
+        Self { fs, skip_opens: false }
+    }
+}
 
 fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
@@ -82,39 +98,43 @@ impl Filesystem for FuseFs {
             // An older kernel without one of these still mounts.
             let _ = config.add_capabilities(cap);
         }
-        let fs = self.0.clone();
+        self.skip_opens = config.add_capabilities(InitFlags::FUSE_AUTO_INVAL_DATA).is_ok();
+        let fs = self.fs.clone();
         std::thread::Builder::new().name("chkfs-index".into()).spawn(move || fs.preload())?;
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.0.lookup(parent.0, name.as_bytes()) {
+        match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok((attr, ttl)) => reply.entry_with_ttls(&ttl.attr, &ttl.entry, &file_attr(&attr), GEN),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.0.forget(ino.0, nlookup);
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.0.getattr(ino.0) {
+        match self.fs.getattr(ino.0) {
             Ok((attr, ttl)) => reply.attr(&ttl.attr, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.0.readlink(ino.0) {
+        match self.fs.readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.skip_opens {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        match self.0.open(ino.0, write) {
+        match self.fs.open(ino.0, write) {
             Ok(true) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
             Ok(false) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
@@ -137,14 +157,17 @@ impl Filesystem for FuseFs {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        BUF.with_borrow_mut(|buf| match self.0.read_into(ino.0, offset, size, buf) {
+        BUF.with_borrow_mut(|buf| match self.fs.read_into(ino.0, offset, size, buf) {
             Ok(()) => reply.data(buf),
             Err(e) => reply.error(errno(&e)),
         });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.0.is_immutable_dir(ino.0) {
+        if self.skip_opens {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
+        match self.fs.is_immutable_dir(ino.0) {
             // A snapshot's directories never change: let the kernel keep
             // their listings, across opens too.
             Ok(true) => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE),
@@ -154,7 +177,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let result = self.0.readdir(ino.0, offset, false, &mut |item| {
+        let result = self.fs.readdir(ino.0, offset, false, &mut |item| {
             reply.add(INodeNo(item.attr.ino), item.next_offset, file_type(item.attr.kind), OsStr::from_bytes(item.name))
         });
         match result {
@@ -164,7 +187,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let result = self.0.readdir(ino.0, offset, true, &mut |item| {
+        let result = self.fs.readdir(ino.0, offset, true, &mut |item| {
             reply.add(
                 INodeNo(item.attr.ino),
                 item.next_offset,
@@ -181,20 +204,20 @@ impl Filesystem for FuseFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.0.statfs();
+        let s = self.fs.statfs();
         reply.statfs(s.blocks, s.free_blocks, s.free_blocks, s.files, 0, s.block_size, 255, s.block_size);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.0.getxattr(ino.0, name.as_bytes()), size, reply);
+        xattr_reply(self.fs.getxattr(ino.0, name.as_bytes()), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.0.listxattr(ino.0), size, reply);
+        xattr_reply(self.fs.listxattr(ino.0), size, reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.0.getattr(ino.0) {
+        match self.fs.getattr(ino.0) {
             Ok(_) if mask.contains(AccessFlags::W_OK) => reply.error(Errno::from_i32(libc::EROFS)),
             Ok((attr, _)) if mask.contains(AccessFlags::X_OK) && attr.perm & 0o111 == 0 => {
                 reply.error(Errno::from_i32(libc::EACCES))
@@ -211,7 +234,7 @@ impl Filesystem for FuseFs {
             _ => return reply.error(Errno::from_i32(libc::EINVAL)),
         };
         let Ok(offset) = u64::try_from(offset) else { return reply.error(Errno::from_i32(libc::ENXIO)) };
-        match self.0.seek(ino.0, offset, data) {
+        match self.fs.seek(ino.0, offset, data) {
             Ok(pos) => reply.offset(pos as i64),
             Err(e) => reply.error(errno(&e)),
         }

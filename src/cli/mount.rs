@@ -56,7 +56,7 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let session = fuser::spawn_mount(FuseFs(fs), &mountpoint, &config)
+    let session = fuser::spawn_mount(FuseFs::new(fs), &mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
     match ready {
         Some(pipe) => announce_ready(pipe),

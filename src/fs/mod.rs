@@ -207,7 +207,9 @@ impl SnapshotFs {
     // ---------------------------------------------------------------- attrs
 
     fn top_dir_attr(&self, ino: u64) -> Attr {
-        let newest = self.snapshots.read().by_id.values().map(|s| s.time).max().unwrap_or(self.mounted_at);
+        let list = self.snapshots.read();
+        let newest = list.by_id.values().map(|s| s.time).max().unwrap_or(self.mounted_at);
+        let newest = list.changed_at.unwrap_or(newest);
         Attr {
             ino,
             kind: Kind::Dir,
@@ -229,7 +231,13 @@ impl SnapshotFs {
 
     fn attr_of(&self, ino: u64, kind: &NodeKind) -> Result<(Attr, Ttl), FsError> {
         Ok(match kind {
-            NodeKind::Root | NodeKind::Snapshots | NodeKind::ByTime => (self.top_dir_attr(ino), TOP_DIR),
+            NodeKind::Root => (self.top_dir_attr(ino), TOP_DIR),
+            NodeKind::Snapshots | NodeKind::ByTime => {
+                // The kernel keeps these listings until the mtime changes;
+                // it asks for the mtime first, so the list is read here.
+                self.refresh_snapshots();
+                (self.top_dir_attr(ino), TOP_DIR)
+            }
             NodeKind::Latest | NodeKind::TimeLink(_) => {
                 (self.symlink_attr(ino, self.link_target(kind)?.len()), MOVING_LINK)
             }

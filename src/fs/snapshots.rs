@@ -1,7 +1,7 @@
 //! The snapshot list as the mount sees it, re-read when it may be stale
 //! so that new snapshots appear and forgotten ones disappear.
 
-use crate::format::records::Snapshot;
+use crate::format::records::{Snapshot, Timestamp};
 use crate::format::SnapshotId;
 use crate::store::{Repository, StoreError};
 use std::collections::BTreeMap;
@@ -15,6 +15,9 @@ pub const MAX_AGE: Duration = Duration::from_millis(500);
 pub struct SnapshotList {
     pub by_id: BTreeMap<SnapshotId, Arc<Snapshot>>,
     checked: Option<Instant>,
+    /// When a refresh last found the list changed: the top directories'
+    /// mtime, which tells the kernel to drop their cached listings.
+    pub changed_at: Option<Timestamp>,
 }
 
 impl SnapshotList {
@@ -41,6 +44,9 @@ impl SnapshotList {
                     Err(e) => eprintln!("chkfs mount: snapshot {id} is unreadable: {e}"),
                 },
             }
+        }
+        if self.checked.is_some() && !by_id.keys().eq(self.by_id.keys()) {
+            self.changed_at = Some(Timestamp::now());
         }
         self.by_id = by_id;
         self.checked = Some(Instant::now());
