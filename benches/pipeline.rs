@@ -4,40 +4,18 @@
 //!
 //! cargo bench --bench pipeline
 
+mod common;
+
 use chkfs::chunking::{chunk_lengths, ChunkSizes};
 use chkfs::format::pack::{open_block, seal_block, BlobEntry, BlobKind};
 use chkfs::format::BlobId;
+use common::{random, text};
 use divan::counter::BytesCount;
 use divan::Bencher;
 use xxhash_rust::xxh3::{xxh3_128_with_secret_input, SecretInput};
 
 fn main() {
     divan::main();
-}
-
-fn random(n: usize) -> Vec<u8> {
-    let mut x = 0x9e3779b97f4a7c15u64;
-    (0..n / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
-}
-
-/// Source-code-like text: compressible like a source tree.
-fn text(n: usize) -> Vec<u8> {
-    let words = ["static ", "int ", "return ", "struct ", "if (", "x->", "++i", ";\n", "\t", "unsigned long ", "0x1f"];
-    let mut x = 12345u64;
-    let mut out = Vec::with_capacity(n + 32);
-    while out.len() < n {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        out.extend_from_slice(words[(x >> 59) as usize % words.len()].as_bytes());
-    }
-    out.truncate(n);
-    out
 }
 
 #[divan::bench(args = ["random", "text"])]
