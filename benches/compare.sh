@@ -1,128 +1,138 @@
 #!/usr/bin/env bash
-# chkfs against restic, borg and native tools on the same data, in the
-# same run. Prints one table (figure x tool, with ratios) and writes the
-# raw numbers to $WORK/results.csv.
+# chkfs against restic (0.14), borg (1.2), chkpt and native tools on the
+# same data in the same run. Prints one table (figure x tool, then the
+# ratios chkfs/native, chkfs/restic, chkfs/borg, chkfs/chkpt, and notes)
+# and writes the raw numbers to $WORK/results.csv (figure,tool,value,unit)
+# and the notes to $WORK/notes.csv. A section run alone replaces only its
+# own rows; the others are kept from earlier runs (and said to be).
 #
-# benches/compare.sh [TREE]
-#   TREE defaults to the Linux source tree of Debian's linux-source-6.1.
-#   Needs root for apt-get (hyperfine, lz4, restic, borgbackup are
-#   installed when missing) and for dropping the page cache.
+# Sections (benches/compare/*.sh):
+#   save   a source tree: first save (warm page cache), repository size,
+#          no-change re-save, restore into an empty directory (with a
+#          fidelity check of content, modes, mtimes and hard links; each
+#          restore goes to a new empty ext4 file system, see
+#          compare/freshfs.sh), save
+#          and bytes added by a mutated version applied in place (rsync).
+#          Native: tar | lz4 -1, find -printf, cp -a.
+#   image  a disk image (ext4 made from part of the tree, then random
+#          bytes), alone in a directory: save v1 (time, peak RSS), save v2
+#          (100 random 64 KiB regions rewritten, 64 MiB appended) and the
+#          bytes it adds against the bytes that changed (native).
+#   mount  chkfs mount vs restic mount and borg mount (if it works): time
+#          to ready with 2 and MANY snapshots, find (warm, cold), cat of
+#          the image, 4 KiB random reads, diff -r of two snapshots, memory
+#          of the mount process. Native: the same on the files on disk.
+#   gc     the older half of the snapshots forgotten, then chkfs gc vs
+#          restic forget+prune, borg delete+compact, chkpt delete: time,
+#          peak RSS, bytes read from disk, bytes reclaimed.
 #
-# Covered so far: first save (warm), repository size, no-change re-save,
-# restore into an empty directory, bytes added by a mutated version of the
-# tree (1% of files edited in the middle, 200 added, 200 deleted, one
-# directory renamed, applied in place with rsync so unchanged files keep
-# inode and ctime). Tools that cannot be installed are skipped with a note.
+# Usage (Debian, as root: installs what is missing with apt-get, drops the
+# page cache, mounts with FUSE):
+#   benches/compare.sh [TREE]
+#   CHKFS=/path/to/chkfs SECTIONS="save mount" nice -n 10 benches/compare.sh ~/src/linux
+# TREE defaults to Debian's linux-source-6.1, unpacked into $WORK/linux.
+# With the defaults (Linux tree, 2 GiB image) WORK needs about 20 GB free.
+#
+# Environment:
+#   CHKFS=PATH      use this chkfs binary (default: cargo build --release,
+#                   then target/release/chkfs)
+#   WORK=DIR        scratch directory (default /var/tmp/chkfs-compare)
+#   RUNS=N          hyperfine runs per timing (default 3)
+#   SECTIONS=LIST   sections to run (default "save image mount gc"); mount
+#                   uses the repositories the save and image sections left
+#   TOOLS=LIST      tools to compare (default "chkfs restic borg chkpt")
+#   IMAGE_MIB=N     size of the disk image (default 2048)
+#   MANY=N          snapshots of the many-snapshot mount repository (200)
+#   READY_RUNS=N    mounts timed per mount-ready figure (default 10)
+#
+# restic (encrypted, compression auto) and borg (-e none, lz4) come from
+# apt; chkpt from `cargo install --locked chkpt-cli`. A tool that cannot be
+# installed is skipped with a note.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+bench="$here/benches/compare"
 WORK=${WORK:-/var/tmp/chkfs-compare}
 RUNS=${RUNS:-3}
-mkdir -p "$WORK"
-export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+SECTIONS=${SECTIONS:-save image mount gc}
+IMAGE_MIB=${IMAGE_MIB:-2048}
+MANY=${MANY:-200}
+READY_RUNS=${READY_RUNS:-10}
+read -r -a TOOLS <<< "${TOOLS:-chkfs restic borg chkpt}"
+mkdir -p "$WORK/log" "$WORK/corpus" "$WORK/repo" "$WORK/mnt" "$WORK/cache"
+WORK=$(realpath "$WORK")
+# Each section writes its own results/SECTION.{csv,notes}; results.csv and
+# notes.csv join them, so a section rerun alone replaces only its rows.
+mkdir -p "$WORK/results"
+LOGF="$WORK/log/run.log" CSV="$WORK/results/tools.csv" NOTES="$WORK/results/tools.notes"
+: > "$LOGF"; : > "$WORK/log/pids"; : > "$CSV"; : > "$NOTES"
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$WORK/cache/restic" BORG_BASE_DIR="$WORK/cache/borg"
+export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-install() { # command package
-  command -v "$1" >/dev/null && return 0
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 || true
-  fi
-  command -v "$1" >/dev/null
-}
-install hyperfine hyperfine; install lz4 lz4; install rsync rsync
-tools=(chkfs)
-install restic restic && tools+=(restic) || echo "note: restic not installable; skipped"
-install borg borgbackup && tools+=(borg) || echo "note: borg not installable; skipped"
+for part in lib corpus save image mount gc; do source "$bench/$part.sh"; done
+trap 'cleanup_mounts' EXIT
+trap 'exit 130' INT TERM
+[ "$(id -u)" -eq 0 ] || warn "not root: installing packages, dropping the page cache and mounting may fail"
 
-cargo build --release --manifest-path "$here/Cargo.toml" >&2
-chkfs="$here/target/release/chkfs"
-
-# ---------------------------------------------------------------- corpus
-tree=${1:-}
-if [ -z "$tree" ]; then
-  tree="$WORK/linux"
-  if [ ! -d "$tree" ]; then
-    install xz xz-utils
-    [ -f /usr/src/linux-source-6.1.tar.xz ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-source-6.1 >/dev/null
-    mkdir -p "$tree" && tar -xf /usr/src/linux-source-6.1.tar.xz -C "$tree" --strip-components=1
-  fi
+# ------------------------------------------------------------------ tools
+for c in "hyperfine hyperfine" "lz4 lz4" "rsync rsync" "fusermount fuse3" "python3 python3"; do
+  install_pkg $c || { echo "error: ${c% *} is required" >&2; exit 1; }
+done
+[ -x /usr/bin/time ] || install_pkg /usr/bin/time time || { echo "error: /usr/bin/time is required" >&2; exit 1; }
+if [ -n "${CHKFS:-}" ]; then
+  chkfs=$(realpath "$CHKFS")
+else
+  cargo build --release --manifest-path "$here/Cargo.toml" >&2
+  chkfs="$here/target/release/chkfs"
 fi
+PATH="$PATH:$HOME/.cargo/bin"
+available=()
+for t in "${TOOLS[@]}"; do
+  case $t in
+    chkfs) available+=(chkfs) ;;
+    restic) install_pkg restic restic && available+=(restic) || warn "restic not installable; skipped" ;;
+    borg) install_pkg borg borgbackup && available+=(borg) || warn "borg not installable; skipped" ;;
+    chkpt)
+      if ! have chkpt && have cargo; then log "installing chkpt: cargo install --locked chkpt-cli"; cargo install --locked chkpt-cli >> "$LOGF" 2>&1 || true; fi
+      have chkpt && available+=(chkpt) || warn "chkpt not installable (needs cargo); skipped" ;;
+    *) warn "unknown tool $t; skipped" ;;
+  esac
+done
+TOOLS=("${available[@]}")
+chkpt=$(command -v chkpt || true)
+for t in "${TOOLS[@]}"; do
+  case $t in
+    chkfs) log "chkfs: $("$chkfs" --version)" ;;
+    restic) log "$(restic version | cut -d' ' -f1-2)"; note "" restic "encrypted; compression auto (repository v2); mount: MNT/ids/<id>/<absolute source path>" ;;
+    borg) log "$(borg --version)"; note "" borg "borg init -e none, create --compression lz4; mount: MNT/<archive>/<source path>" ;;
+    chkpt) log "chkpt: $chkpt"; note "" chkpt "saves the current directory (--include-deps) into \$HOME/.chkpt/stores/<hash>; skips files and directories named target or .git; restores in place (into the emptied workspace); no mount" ;;
+  esac
+done
+
+# ------------------------------------------------------------------ corpus
+tree=${1:-}
+[ -n "$tree" ] || tree=$(corpus_default_tree)
 tree=$(realpath "$tree")
-work="$WORK/work" mutated="$WORK/mutated"
-rm -rf "$work" "$mutated"
-cp -a "$tree" "$work"; cp -a "$tree" "$mutated"
-python3 - "$mutated" <<'PY'
-import os, random, sys
-root = sys.argv[1]
-rng = random.Random(42)
-files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not os.path.islink(os.path.join(d, f)))
-for p in rng.sample(files, len(files) // 100):
-    data = open(p, "rb").read()
-    open(p, "wb").write(data[: len(data) // 2] + b"/* mutated */" + data[len(data) // 2 :])
-for p in rng.sample(files, 200):
-    if os.path.exists(p): os.remove(p)
-for i in range(200):
-    with open(os.path.join(root, f"added-{i}.txt"), "wb") as f: f.write(os.urandom(rng.randrange(100, 20000)))
-dirs = sorted(d for d, _, _ in os.walk(root) if d != root)
-src = rng.choice(dirs); os.rename(src, src + "-renamed")
-PY
-echo "corpus: $tree ($(find "$tree" -type f | wc -l) files, $(du -sh --apparent-size "$tree" | cut -f1))"
+work="$WORK/work" workc="$WORK/work-chkpt" out="$WORK/out"
+mutated="$WORK/corpus/mutated" img_v1="$WORK/corpus/disk-v1.img" imgdir="$WORK/image" tiny="$WORK/corpus/tiny"
+corpus_mutated
 
-csv="$WORK/results.csv"; echo "figure,tool,value,unit" > "$csv"
-record() { echo "$1,$2,$3,$4" >> "$csv"; }
-median() { python3 -c "import json,sys,statistics; print(statistics.median(json.load(open(sys.argv[1]))['results'][0]['times']))" "$1"; }
-time_it() { # figure tool prepare command
-  hyperfine --runs "$RUNS" --prepare "$3" --export-json "$WORK/h.json" "$4" >/dev/null
-  record "$1" "$2" "$(median "$WORK/h.json")" s
-}
-
-# One small script per tool and action, so hyperfine runs plain commands.
-repo() { echo "$WORK/repo-$1"; }
-script() { printf '#!/bin/sh\nexport RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes\n%s\n' "$2" > "$WORK/$1.sh"; }
-script init-chkfs "rm -rf $(repo chkfs) && $chkfs init $(repo chkfs) 2>/dev/null"
-script save-chkfs "$chkfs --repo $(repo chkfs) save $work >/dev/null 2>&1"
-script restore-chkfs "$chkfs --repo $(repo chkfs) restore latest $WORK/out >/dev/null 2>&1"
-script init-restic "rm -rf $(repo restic) && restic init -q -r $(repo restic) >/dev/null"
-script save-restic "restic -q -r $(repo restic) backup $work >/dev/null 2>&1"
-script restore-restic "restic -q -r $(repo restic) restore latest --target $WORK/out >/dev/null 2>&1"
-script init-borg "rm -rf $(repo borg) && borg init -e none $(repo borg) 2>/dev/null"
-script save-borg "borg create --compression lz4 $(repo borg)::s-\$(date +%s%N) $work >/dev/null 2>&1"
-script restore-borg "cd $WORK/out && borg extract $(repo borg)::\$(borg list --last 1 --short $(repo borg)) >/dev/null 2>&1"
-
-tar -cf - -C "$work" . > /dev/null
-time_it first-save native "true" "tar -cf - -C $work . | lz4 -1 > /dev/null"
-record repo-size native "$(tar -cf - -C "$work" . | lz4 -1 | wc -c)" bytes
-time_it no-change-save native "true" "find $work -printf '%s %T@\\n' > /dev/null"
-for t in "${tools[@]}"; do
-  time_it first-save "$t" "sh $WORK/init-$t.sh" "sh $WORK/save-$t.sh"
-  sh "$WORK/init-$t.sh"; sh "$WORK/save-$t.sh"
-  record repo-size "$t" "$(du -sb "$(repo "$t")" | cut -f1)" bytes
-  time_it no-change-save "$t" "true" "sh $WORK/save-$t.sh"
-  time_it restore "$t" "rm -rf $WORK/out && mkdir -p $WORK/out" "sh $WORK/restore-$t.sh"
-done
-# The mutated version, applied in place.
-rsync -a --delete "$mutated/" "$work/"
-for t in "${tools[@]}"; do
-  before=$(du -sb "$(repo "$t")" | cut -f1)
-  sh "$WORK/save-$t.sh"
-  record bytes-added-mutated "$t" "$(( $(du -sb "$(repo "$t")" | cut -f1) - before ))" bytes
+for s in save image mount gc; do
+  [[ " $SECTIONS " == *" $s "* ]] || continue
+  log "section $s"
+  CSV="$WORK/results/$s.csv" NOTES="$WORK/results/$s.notes"
+  : > "$CSV"; : > "$NOTES"
+  "section_$s"
 done
 
-python3 - "$csv" <<'PY'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-figures = list(dict.fromkeys(r["figure"] for r in rows))
-tools = list(dict.fromkeys(r["tool"] for r in rows))
-val = {(r["figure"], r["tool"]): float(r["value"]) for r in rows}
-print(f"{'figure':24}" + "".join(f"{t:>14}" for t in tools) + "   chkfs/native  chkfs/restic  chkfs/borg")
-for f in figures:
-    line = f"{f:24}"
-    for t in tools:
-        v = val.get((f, t))
-        unit = next(r["unit"] for r in rows if r["figure"] == f)
-        line += f"{'':>14}" if v is None else (f"{v:>13.3f}s" if unit == "s" else f"{v/2**20:>11.1f}MiB")
-    c = val.get((f, "chkfs"))
-    for other in ["native", "restic", "borg"]:
-        o = val.get((f, other))
-        line += f"{'':>14}" if (c is None or not o) else f"{c/o:>13.2f}x"
-    print(line)
-PY
-echo "raw numbers: $csv"
+parts=(tools)
+for s in save image mount gc; do
+  [ -f "$WORK/results/$s.csv" ] || continue
+  parts+=("$s")
+  [[ " $SECTIONS " == *" $s "* ]] || warn "the $s figures are from an earlier run ($(date -r "$WORK/results/$s.csv" '+%F %T'))"
+done
+{ echo "figure,tool,value,unit"; for s in "${parts[@]}"; do cat "$WORK/results/$s.csv"; done; } > "$WORK/results.csv"
+for s in "${parts[@]}"; do cat "$WORK/results/$s.notes"; done > "$WORK/notes.csv"
+echo
+python3 "$bench/table.py" "$WORK/results.csv" "$WORK/notes.csv"
+echo
+echo "raw numbers: $WORK/results.csv, notes: $WORK/notes.csv, log: $LOGF"
