@@ -43,6 +43,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 # Wall seconds of one run of a command string.
 timed() {
+  sync
   local t0=$EPOCHREALTIME
   run "$1" || return 1
   awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f\n", b - a }'
@@ -52,6 +53,7 @@ timed() {
 # of the largest process, bytes) and M_READ (bytes read from the disk by it
 # and its children: /proc/PID/io of a shell counts the children it reaped).
 measure() {
+  sync
   local io="$WORK/log/io.txt" tf="$WORK/log/time.txt" t0=$EPOCHREALTIME
   /usr/bin/time -f '%M' -o "$tf" sh -c "{ $1 ; } >>'$LOGF' 2>&1; rc=\$?; cat /proc/\$\$/io > '$io'; exit \$rc" || return 1
   M_SECS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", b - a }')
@@ -63,7 +65,8 @@ measure() {
 time_it() {
   local fig=$1 tool=$2 prep=$3 cmd=$4; shift 4
   echo "hyperfine: $cmd" >> "$LOGF"
-  hyperfine --runs "$RUNS" --style none --output null "$@" --prepare "$prep" \
+  # sync: no run pays for the writeback of what ran before it.
+  hyperfine --runs "$RUNS" --style none --output null "$@" --prepare "$prep && sync" \
     --export-json "$WORK/log/hf.json" "$cmd" >> "$LOGF" 2>&1 || return 1
   record "$fig" "$tool" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$WORK/log/hf.json")" s
 }

@@ -8,6 +8,7 @@ section_save() {
   rm -rf "$work" "$workc" "$out" "$WORK"/ids/tree-*
   cp -a "$tree" "$work"
   [[ " ${TOOLS[*]} " == *" chkpt "* ]] && cp -a "$tree" "$workc"
+  sync
   tar -cf - -C "$work" . > /dev/null
 
   log "tree: native"

@@ -172,8 +172,9 @@ struct Packer {
     data: PackBuilder,
     tree: PackBuilder,
     uploads: Option<Sender<PackBuilder>>,
-    /// Buffers of written data packs, reused: a fresh 32 MiB buffer costs
-    /// the kernel 8,192 page faults to hand out zeroed pages.
+    /// A buffer of a written data pack, reused: a fresh 32 MiB buffer costs
+    /// the kernel 8,192 page faults to hand out zeroed pages. One at most,
+    /// so that buffers waiting here add at most one pack to peak memory.
     spare: Receiver<Vec<u8>>,
     writers: Vec<JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>>,
 }
@@ -183,7 +184,7 @@ impl Packer {
         // A rendezvous channel: at most PACK_WRITERS packs being written
         // plus one being filled are in memory.
         let (tx, rx) = bounded::<PackBuilder>(0);
-        let (spare_tx, spare) = bounded::<Vec<u8>>(PACK_WRITERS);
+        let (spare_tx, spare) = bounded::<Vec<u8>>(1);
         let writers = (0..PACK_WRITERS)
             .map(|_| {
                 let rx = rx.clone();
