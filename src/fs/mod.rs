@@ -208,8 +208,8 @@ impl SnapshotFs {
 
     fn top_dir_attr(&self, ino: u64) -> Attr {
         let list = self.snapshots.read();
-        let newest = list.by_id.values().map(|s| s.time).max().unwrap_or(self.mounted_at);
-        let newest = list.changed_at.unwrap_or(newest);
+        let newest =
+            list.changed_at.unwrap_or_else(|| list.by_id.values().map(|s| s.time).max().unwrap_or(self.mounted_at));
         Attr {
             ino,
             kind: Kind::Dir,
