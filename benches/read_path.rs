@@ -1,7 +1,7 @@
 //! Throughput of the paths pipeline.rs does not cover, one core each:
 //! - pack write: assembling a 32 MiB pack from sealed 128 KiB blocks
 //!   (`PackBuilder` add + finish, into a reused or a fresh buffer), and
-//!   storing it durably with `LocalBackend::write_if_absent`;
+//!   storing it durably with `LocalBackend::write_if_absent` (and its directory sync);
 //! - chunk lookup: `Index::locations` of random known blobs among ~100,000;
 //! - chunk lookup + decompress: `BlobReader::read` of random blobs, hitting
 //!   the block cache, or missing it (pread from the page cache, lz4, verify
@@ -27,8 +27,8 @@ use chkfs::format::tree::{decode_tree, encode_tree, Entry, Extent, Node, Tree};
 use chkfs::format::{BlobId, PackId, SnapshotId};
 use chkfs::fs::{FsOptions, SnapshotFs};
 use chkfs::save::{save, SaveOptions, Silent};
-use chkfs::store::backend::{Backend, LocalBackend};
 use chkfs::store::writer::{BLOCK_TARGET, PACK_TARGET};
+use chkfs::store::{Backend, LocalBackend};
 use chkfs::store::{BlobReader, Index, Repository};
 use common::{text, Rng};
 use divan::counter::{BytesCount, ItemsCount};
@@ -104,7 +104,7 @@ fn pack_build_32mib(b: Bencher, buffer: &str) {
     // Also touches the pages of the buffer `reused` starts with.
     let mut first = PackBuilder::with_capacity(pack_capacity());
     blocks.iter().for_each(|b| first.add(b.clone()));
-    let mut spare = Some(first.finish().0);
+    let mut spare = Some(first.finish().unwrap().0);
     let pack_len = spare.as_ref().map_or(0, Vec::len);
     b.counter(BytesCount::new(pack_len)).with_inputs(|| blocks.clone()).bench_local_values(|blocks| {
         let mut builder = match buffer {
@@ -114,7 +114,7 @@ fn pack_build_32mib(b: Bencher, buffer: &str) {
         for block in blocks {
             builder.add(block);
         }
-        let (bytes, footer) = builder.finish();
+        let (bytes, footer) = builder.finish().unwrap();
         if buffer == "reused" {
             spare = Some(bytes);
             (Vec::new(), footer)
@@ -130,7 +130,7 @@ fn pack_build_32mib(b: Bencher, buffer: &str) {
 fn pack_write_if_absent_32mib(b: Bencher) {
     let mut builder = PackBuilder::with_capacity(pack_capacity());
     sealed_blocks().into_iter().for_each(|block| builder.add(block));
-    let (pack, _) = builder.finish();
+    let (pack, _) = builder.finish().unwrap();
     let root = temp_dir();
     let backend = LocalBackend::new(&root);
     let path = |n: u128| format!("packs/00/{:032x}.pack", n);
@@ -144,7 +144,10 @@ fn pack_write_if_absent_32mib(b: Bencher) {
             n += 1;
             path(n)
         })
-        .bench_local_values(|path| assert!(backend.write_if_absent(&path, &pack).unwrap()));
+        .bench_local_values(|path| {
+            assert!(backend.write_if_absent(&path, &pack).unwrap());
+            backend.sync().unwrap();
+        });
     let _ = std::fs::remove_file(root.join(path(n)));
 }
 
@@ -192,7 +195,7 @@ fn index_locations_100k(b: Bencher) {
     let mut rng = Rng::new(3);
     b.counter(ItemsCount::new(1usize))
         .with_inputs(|| ids[rng.below(ids.len())])
-        .bench_local_values(|id| index.locations(id).next().expect("known blob"));
+        .bench_local_values(|id| index.locations(BlobKind::Data, id).next().expect("known blob"));
 }
 
 // ------------------------------------------------ a repository, built once
@@ -214,7 +217,7 @@ fn fixture() -> &'static Fixture {
         let source = dir.join("source");
         std::fs::create_dir(&source).unwrap();
         std::fs::write(source.join(FILE_NAME), text(FILE_LEN as usize)).unwrap();
-        let repo = Arc::new(Repository::init(&dir.join("repo"), ChunkSizes::DEFAULT).unwrap());
+        let repo = Arc::new(Repository::init_local(&dir.join("repo"), ChunkSizes::DEFAULT).unwrap());
         let opts = SaveOptions {
             source: source.clone(),
             message: "bench".into(),
@@ -252,13 +255,13 @@ fn blob_read(b: Bencher, cache: &str) {
     let cache_bytes = if cache == "hit" { 1 << 30 } else { 64 << 10 };
     let reader = BlobReader::new(f.repo.clone(), f.index.clone(), cache_bytes);
     for &(id, _) in &f.chunks {
-        reader.read(id).unwrap();
+        reader.read(BlobKind::Data, id).unwrap();
     }
     let mut rng = Rng::new(4);
     b.counter(ItemsCount::new(1usize))
         .with_inputs(|| f.chunks[rng.below(f.chunks.len())])
         .input_counter(|&(_, len)| BytesCount::new(len))
-        .bench_local_values(|(id, _)| reader.read(id).unwrap().len());
+        .bench_local_values(|(id, _)| reader.read(BlobKind::Data, id).unwrap().len());
 }
 
 // ------------------------------------------------------------ tree decode
@@ -309,7 +312,7 @@ fn tree_of(n: usize) -> Tree {
 
 #[divan::bench]
 fn tree_decode_1000_entries(b: Bencher) {
-    let bytes = encode_tree(&tree_of(1000));
+    let bytes = encode_tree(&tree_of(1000)).unwrap();
     assert_eq!(decode_tree(&bytes).unwrap().entries.len(), 1000);
     b.counter(BytesCount::of_slice(&bytes))
         .counter(ItemsCount::new(1000usize))

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod chunking;
 pub mod cli;
+pub mod dirfd;
 pub mod forget;
 pub mod format;
 pub mod fs;
@@ -15,3 +16,5 @@ pub mod gc;
 pub mod restore;
 pub mod save;
 pub mod store;
+pub mod text;
+pub mod walk;

@@ -71,7 +71,7 @@ fn sample_tree() -> Tree {
 #[test]
 fn tree_v1() {
     let tree = sample_tree();
-    let bytes = fixture("tree.bin", &encode_tree(&tree));
+    let bytes = fixture("tree.bin", &encode_tree(&tree).unwrap());
     assert_eq!(decode_tree(&bytes).unwrap(), tree);
 }
 
@@ -98,7 +98,7 @@ fn snapshot_v1() {
         },
         chkfs_version: "0.1.0".into(),
     };
-    let bytes = fixture("snapshot.bin", &encode_snapshot(&snap));
+    let bytes = fixture("snapshot.bin", &encode_snapshot(&snap).unwrap());
     assert_eq!(decode_snapshot(&bytes).unwrap(), snap);
 }
 
@@ -110,7 +110,7 @@ fn config_v1() {
         chunker: ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131072 },
         created: ts(1_700_000_000, 0),
     };
-    let bytes = fixture("config.bin", &encode_config(&config));
+    let bytes = fixture("config.bin", &encode_config(&config).unwrap());
     assert_eq!(decode_config(&bytes).unwrap(), config);
 }
 
@@ -122,7 +122,7 @@ fn sample_pack() -> (Vec<u8>, chkfs::format::pack::PackFooter) {
         vec![blob(1, BlobKind::Data, 0, 100), blob(2, BlobKind::Data, 100, 180)],
     ));
     b.add(seal_block(b"\x01\x02\x03\x04", vec![blob(3, BlobKind::Tree, 0, 4)]));
-    b.finish()
+    b.finish().unwrap()
 }
 
 #[test]
@@ -134,14 +134,14 @@ fn pack_and_index_v1() {
 
     let index =
         IndexFile { packs: vec![IndexedPack { id: PackId(0xabc), size: bytes.len() as u64, blocks: footer.blocks }] };
-    let bytes = fixture("index.bin", &encode_index(&index));
+    let bytes = fixture("index.bin", &encode_index(&index).unwrap());
     assert_eq!(decode_index(&bytes).unwrap(), index);
 }
 
 #[test]
 fn damage_list_v1() {
     let list = DamageList { entries: vec![(PackId(1), BlobId(2)), (PackId(3), BlobId(4))] };
-    let bytes = fixture("damaged.bin", &encode_damage_list(&list));
+    let bytes = fixture("damaged.bin", &encode_damage_list(&list).unwrap());
     assert_eq!(decode_damage_list(&bytes).unwrap(), list);
 }
 
@@ -150,7 +150,7 @@ fn damage_list_v1() {
 /// a value, never a panic.
 #[test]
 fn damaged_fixtures_never_panic() {
-    let tree = encode_tree(&sample_tree());
+    let tree = encode_tree(&sample_tree()).unwrap();
     for cut in 0..tree.len() {
         assert!(decode_tree(&tree[..cut]).is_err());
     }

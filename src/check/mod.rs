@@ -1,20 +1,32 @@
 //! `chkfs check`: prove that every snapshot can be read back.
 //!
 //! Without `--read-data`: every index file decodes, every indexed pack
-//! exists with its size, every snapshot's trees decode and every chunk
-//! they name is indexed. With it: every block of every pack is
-//! decompressed and every blob hashed; damaged copies are recorded so
-//! that no later save deduplicates against them.
+//! exists, every snapshot's trees decode, every chunk they name is indexed
+//! as a chunk with the length the tree gives it, and hard-link groups
+//! agree. With it: every byte of every pack is read and verified
+//! ([`packs`]); damaged copies are recorded so that no later save
+//! deduplicates against them.
+//!
+//! Check takes no lock and runs beside saves, forgets and gcs. It reads
+//! the snapshot records before the index (a record is written only once
+//! everything it refers to is indexed), confirms against a freshly loaded
+//! index before calling a pack missing, drops the findings of a snapshot
+//! forgotten meanwhile, and records as damaged only copies whose bytes it
+//! read and found wrong.
 
-use crate::format::pack::{check_header, open_block, BlobKind};
-use crate::format::tree::{Extent, Node, Tree};
+mod packs;
+mod trees;
+
+use crate::format::pack::BlobKind;
+use crate::format::records::Snapshot;
 use crate::format::{BlobId, PackId, SnapshotId};
-use crate::store::index::{pack_path, Index};
+use crate::store::index::{BlobKey, Index};
 use crate::store::{BlobReader, Repository, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use trees::TreeChecker;
 
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
@@ -24,7 +36,8 @@ pub struct CheckReport {
     pub packs_read: u64,
     pub bytes_read: u64,
     pub blobs_verified: u64,
-    /// Structural damage: undecodable records, missing packs.
+    /// Structural damage: undecodable records, missing packs, damaged pack
+    /// footers, trees that contradict their blobs.
     pub errors: Vec<String>,
     /// Referenced blobs with no healthy copy.
     pub damaged_blobs: Vec<DamagedBlob>,
@@ -34,10 +47,13 @@ pub struct CheckReport {
     /// Packs no index lists (left by an interrupted save; reused by the
     /// next one).
     pub unindexed_packs: u64,
+    /// Notes that are not damage.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Clone)]
 pub struct DamagedBlob {
+    pub kind: &'static str,
     pub blob: String,
     pub packs: Vec<String>,
     pub reason: String,
@@ -51,250 +67,182 @@ impl CheckReport {
     }
 }
 
+/// Blobs with no healthy copy left: where the bad copies are, and why.
+type Bad = HashMap<BlobKey, (Vec<PackId>, String)>;
+
 pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
+    let records = read_records(&repo, &mut report)?;
     let loaded = repo.load_index()?;
-    for (path, e) in &loaded.bad_files {
-        report.errors.push(format!("{path}: {e}"));
+    for (key, e) in &loaded.bad_files {
+        report.errors.push(format!("index file {key}: {e}"));
     }
     for (id, e) in &loaded.bad_packs {
         report.errors.push(format!("unindexed pack {id} is unreadable: {e}"));
     }
+    let damage_list_errors: Vec<String> = loaded
+        .bad_damage_lists
+        .iter()
+        .map(|(key, e)| format!("{e}; it is ignored, and `check --read-data` replaces it ({key})"))
+        .collect();
     report.unindexed_packs = (loaded.adopted.len() + loaded.bad_packs.len()) as u64;
-    let index = loaded.index;
-    check_packs_exist(&repo, &index, &mut report)?;
-    let mut bad: HashMap<BlobId, (Vec<PackId>, String)> = HashMap::new();
+    let index = Arc::new(loaded.index);
+    let missing = check_packs_exist(&repo, &index, &mut report)?;
+    let mut bad = Bad::new();
     let mut superseded = 0;
+    let mut damage_lists_replaced = false;
     if read_data {
-        let copies = read_all_packs(&repo, &index, &mut report);
-        superseded = record_bad_copies(&repo, &index, &copies, &mut bad, &mut report)?;
+        let complete;
+        (superseded, complete) = read_all_packs(&repo, &index, &missing, &mut bad, &mut report)?;
+        if complete && !loaded.bad_damage_lists.is_empty() {
+            repo.prune_damage_lists(&HashSet::new(), true)?;
+            damage_lists_replaced = true;
+        }
     }
-    let index = Arc::new(index);
+    if damage_lists_replaced {
+        report.notes.push(format!("{} unreadable damage list(s) replaced", damage_list_errors.len()));
+    } else {
+        report.errors.extend(damage_list_errors);
+    }
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
-    let mut walker = Walker {
-        reader: &reader,
-        index: &index,
-        bad: &bad,
-        trees: HashMap::new(),
-        unreadable: HashMap::new(),
-        used_by: BTreeMap::new(),
-        report: &mut report,
-    };
-    walker.walk_snapshots(&repo)?;
-    let used_by = std::mem::take(&mut walker.used_by);
-    let unreadable = std::mem::take(&mut walker.unreadable);
-    let referenced: HashSet<BlobId> = used_by.keys().copied().collect();
-    report.unreferenced_damaged = superseded + bad.keys().filter(|b| !referenced.contains(b)).count() as u64;
-    for (blob, users) in used_by {
-        let (packs, reason) = match (bad.get(&blob), unreadable.get(&blob)) {
-            (Some(b), _) => b.clone(),
-            (None, Some(why)) => (Vec::new(), why.clone()),
-            (None, None) => (Vec::new(), "missing from the repository".into()),
+    let mut walker = TreeChecker::new(&reader, &index, &bad);
+    let mut used: BTreeMap<BlobKey, (String, Vec<String>)> = BTreeMap::new();
+    for (id, snapshot) in &records {
+        let found = walker.snapshot(*id, snapshot.root_tree());
+        let has_findings = !(found.problems.is_empty() && found.contradictions.is_empty());
+        // A snapshot forgotten (and collected) meanwhile lost its blobs
+        // legitimately.
+        if has_findings && repo.read_snapshot(*id)?.is_none() {
+            report.snapshots -= 1;
+            continue;
+        }
+        report.errors.extend(found.contradictions);
+        for (key, (why, users)) in found.problems {
+            used.entry(key).or_insert_with(|| (why, Vec::new())).1.extend(users);
+        }
+    }
+    report.trees = walker.trees_checked();
+    report.unreferenced_damaged = superseded + bad.keys().filter(|k| !used.contains_key(k)).count() as u64;
+    for (key, (why, users)) in used {
+        let (packs, reason) = match bad.get(&key) {
+            Some((packs, reason)) => (packs.iter().map(|p| p.to_hex()).collect(), reason.clone()),
+            None => (Vec::new(), why),
         };
-        report.damaged_blobs.push(DamagedBlob {
-            blob: blob.to_hex(),
-            packs: packs.iter().map(|p| p.to_hex()).collect(),
-            reason,
-            used_by: users,
-        });
+        let kind = crate::store::kind_name(key.0);
+        report.damaged_blobs.push(DamagedBlob { kind, blob: key.1.to_hex(), packs, reason, used_by: users });
     }
     Ok(report)
 }
 
-/// Every indexed pack must exist with its indexed size.
-fn check_packs_exist(repo: &Repository, index: &Index, report: &mut CheckReport) -> Result<(), StoreError> {
-    let on_disk: HashMap<String, u64> = repo.backend().list("packs")?.into_iter().collect();
+/// Every snapshot record, read before the index; damaged ones reported.
+fn read_records(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(SnapshotId, Snapshot)>, StoreError> {
+    let mut out = Vec::new();
+    for id in repo.snapshot_ids()? {
+        match repo.read_snapshot(id) {
+            Ok(Some(s)) => out.push((id, s)),
+            Ok(None) => {}
+            Err(e) if e.is_damage() => report.errors.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    report.snapshots = out.len() as u64;
+    Ok(out)
+}
+
+/// Of `packs`, those that are really missing: absent from a listing, and
+/// still indexed by an index loaded after that listing. A gc makes an
+/// index without a pack durable before it deletes the pack, so a pack
+/// missing from the listing that a later index still names is damage,
+/// never a concurrent gc.
+fn confirm_missing(repo: &Repository, packs: &[PackId]) -> Result<Vec<PackId>, StoreError> {
+    if packs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let on_disk: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(p, _)| p).collect();
+    let absent: Vec<PackId> = packs.iter().copied().filter(|p| !on_disk.contains(p)).collect();
+    if absent.is_empty() {
+        return Ok(absent);
+    }
+    let index = repo.load_index()?.index;
+    Ok(absent.into_iter().filter(|p| index.contains_pack(*p)).collect())
+}
+
+/// Every indexed pack must exist with its indexed size; returns the
+/// missing ones.
+fn check_packs_exist(repo: &Repository, index: &Index, report: &mut CheckReport) -> Result<Vec<PackId>, StoreError> {
+    let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     report.packs = on_disk.len() as u64;
+    let mut absent = Vec::new();
     for pack in index.packs() {
-        match on_disk.get(&pack_path(pack.id)) {
-            None => report.errors.push(format!("pack {} is missing", pack.id)),
+        match on_disk.get(&pack.id) {
+            None => absent.push(pack.id),
             Some(&size) if size != pack.size => {
                 report.errors.push(format!("pack {} has {size} bytes, the index says {}", pack.id, pack.size))
             }
             Some(_) => {}
         }
     }
-    Ok(())
+    let missing = confirm_missing(repo, &absent)?;
+    for id in &missing {
+        report.errors.push(format!("pack {id} is missing"));
+    }
+    Ok(missing)
 }
 
-/// (pack, blob, reason) for every blob copy that fails to read back.
-fn read_all_packs(repo: &Repository, index: &Index, report: &mut CheckReport) -> Vec<(PackId, BlobId, String)> {
-    let results: Vec<_> =
-        (0..index.packs().len() as u32).into_par_iter().map(|slot| verify_pack(repo, index, slot)).collect();
-    let mut bad = Vec::new();
-    for (read, verified, errs) in results {
-        report.packs_read += 1;
-        report.bytes_read += read;
-        report.blobs_verified += verified;
-        bad.extend(errs);
-    }
-    bad
-}
-
-fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> (u64, u64, Vec<(PackId, BlobId, String)>) {
-    let pack = index.pack(slot);
-    let blocks: Vec<u32> = index.blocks_of_pack(slot).collect();
-    let all_bad = |reason: String| -> Vec<(PackId, BlobId, String)> {
-        blocks.iter().flat_map(|&b| index.blobs_in_block(b)).map(|l| (pack.id, l.id, reason.clone())).collect()
-    };
-    let bytes = match repo.backend().read(&pack_path(pack.id)) {
-        Ok(b) => b,
-        Err(e) => return (0, 0, all_bad(e.to_string())),
-    };
-    let mut bad = Vec::new();
-    if let Err(e) = check_header(&bytes) {
-        bad.push((pack.id, BlobId(0), format!("pack header: {e}")));
-    }
-    let mut verified = 0;
-    for &b in &blocks {
-        let loc = index.block(b);
-        let stored = usize::try_from(loc.offset).ok().and_then(|o| bytes.get(o..o + loc.stored_len as usize));
-        let raw = match stored.map(|s| open_block(loc.codec, loc.raw_len, s)) {
-            Some(Ok(raw)) => raw,
-            Some(Err(e)) => {
-                bad.extend(
-                    index.blobs_in_block(b).iter().map(|l| (pack.id, l.id, format!("block does not decompress: {e}"))),
-                );
-                continue;
-            }
-            None => {
-                bad.extend(
-                    index
-                        .blobs_in_block(b)
-                        .iter()
-                        .map(|l| (pack.id, l.id, "block lies beyond the end of the pack".to_string())),
-                );
-                continue;
-            }
-        };
-        for l in index.blobs_in_block(b) {
-            verified += 1;
-            let content = raw.get(l.offset as usize..(l.offset + l.len) as usize);
-            if content.is_none_or(|c| repo.blob_id(c) != l.id) {
-                bad.push((pack.id, l.id, "content does not match its hash".into()));
-            }
-        }
-    }
-    (bytes.len() as u64, verified, bad)
-}
-
-/// Records damaged copies in the repository, and keeps those blobs that
-/// have no healthy copy left.
-fn record_bad_copies(
+/// Reads every pack; records the damaged copies; returns how many damaged
+/// copies have a healthy copy elsewhere, and whether every pack was read.
+fn read_all_packs(
     repo: &Repository,
     index: &Index,
-    copies: &[(PackId, BlobId, String)],
-    bad: &mut HashMap<BlobId, (Vec<PackId>, String)>,
+    known_missing: &[PackId],
+    bad: &mut Bad,
     report: &mut CheckReport,
-) -> Result<u64, StoreError> {
-    let mut superseded = 0;
-    let bad_copies: HashSet<(PackId, BlobId)> = copies.iter().map(|(p, b, _)| (*p, *b)).collect();
-    for (pack, blob, reason) in copies {
-        if blob.0 == 0 {
-            report.errors.push(format!("pack {pack}: {reason}"));
+) -> Result<(u64, bool), StoreError> {
+    let results: Vec<Result<packs::PackResult, StoreError>> =
+        (0..index.packs().len() as u32).into_par_iter().map(|slot| packs::verify_pack(repo, index, slot)).collect();
+    let mut copies: Vec<(PackId, BlobKind, BlobId, String)> = Vec::new();
+    let mut vanished = Vec::new();
+    for (slot, result) in results.into_iter().enumerate() {
+        let result = result?;
+        let pack = index.pack(slot as u32).id;
+        report.packs_read += 1;
+        report.bytes_read += result.bytes_read;
+        report.blobs_verified += result.blobs_verified;
+        if result.vanished {
+            vanished.push(slot as u32);
             continue;
         }
-        let healthy_left = index.locations(*blob).any(|l| !bad_copies.contains(&(index.pack_of(&l).id, *blob)));
+        for s in result.structure {
+            report.errors.push(format!("pack {pack}: {s}"));
+        }
+        copies.extend(result.bad_copies.into_iter().map(|(k, b, why)| (pack, k, b, why)));
+    }
+    let complete = vanished.is_empty();
+    let vanished_ids: Vec<PackId> = vanished.iter().map(|&s| index.pack(s).id).collect();
+    let missing: HashSet<PackId> = confirm_missing(repo, &vanished_ids)?.into_iter().collect();
+    for &slot in &vanished {
+        let pack = index.pack(slot).id;
+        if !missing.contains(&pack) {
+            continue;
+        }
+        if !known_missing.contains(&pack) {
+            report.errors.push(format!("pack {pack} is missing"));
+        }
+        for b in index.blocks_of_pack(slot) {
+            let why = "its pack is missing".to_string();
+            copies.extend(index.blobs_in_block(b).iter().map(|l| (pack, l.kind, l.id, why.clone())));
+        }
+    }
+    let bad_copies: HashSet<(PackId, BlobId)> = copies.iter().map(|(p, _, b, _)| (*p, *b)).collect();
+    let mut superseded = 0;
+    for (pack, kind, blob, reason) in &copies {
+        let healthy_left = index.locations(*kind, *blob).any(|l| !bad_copies.contains(&(index.pack_of(&l).id, *blob)));
         if healthy_left {
             superseded += 1;
         } else {
-            let e = bad.entry(*blob).or_insert_with(|| (Vec::new(), reason.clone()));
-            e.0.push(*pack);
+            bad.entry((*kind, *blob)).or_insert_with(|| (Vec::new(), reason.clone())).0.push(*pack);
         }
     }
-    repo.record_damage(bad_copies.into_iter().filter(|(_, b)| b.0 != 0).collect())?;
-    Ok(superseded)
-}
-
-struct Walker<'a> {
-    reader: &'a BlobReader,
-    index: &'a Index,
-    bad: &'a HashMap<BlobId, (Vec<PackId>, String)>,
-    trees: HashMap<BlobId, Option<Arc<Tree>>>,
-    unreadable: HashMap<BlobId, String>,
-    used_by: BTreeMap<BlobId, Vec<String>>,
-    report: &'a mut CheckReport,
-}
-
-impl Walker<'_> {
-    fn walk_snapshots(&mut self, repo: &Repository) -> Result<(), StoreError> {
-        // Record names and decoding come from the repository, which also
-        // skips a record forgotten while this check runs.
-        for id in repo.snapshot_ids()? {
-            match repo.read_snapshot(id) {
-                Ok(Some(snap)) => {
-                    self.report.snapshots += 1;
-                    self.walk_tree(id, snap.root_tree(), b"")
-                }
-                Ok(None) => {}
-                Err(e) if e.is_damage() => self.report.errors.push(format!("snapshot {id} is damaged: {e}")),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn problem(&self, id: BlobId) -> bool {
-        self.bad.contains_key(&id) || self.index.locations(id).next().is_none()
-    }
-
-    fn walk_tree(&mut self, snap: SnapshotId, id: BlobId, path: &[u8]) {
-        let tree = match self.trees.get(&id) {
-            Some(t) => t.clone(),
-            None => {
-                let t = self.load_tree(id);
-                self.trees.insert(id, t.clone());
-                t
-            }
-        };
-        let Some(tree) = tree else {
-            self.note(id, snap, path);
-            return;
-        };
-        for entry in &tree.entries {
-            let mut child = path.to_vec();
-            child.push(b'/');
-            child.extend_from_slice(&entry.name);
-            match &entry.node {
-                Node::Dir { tree } => self.walk_tree(snap, *tree, &child),
-                Node::File { content } => {
-                    for x in content {
-                        if let Extent::Data { id, .. } = x {
-                            if self.problem(*id) {
-                                self.note(*id, snap, &child);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn load_tree(&mut self, id: BlobId) -> Option<Arc<Tree>> {
-        self.report.trees += 1;
-        if self.problem(id) {
-            return None;
-        }
-        let is_tree = self.index.locations(id).all(|l| l.kind == BlobKind::Tree);
-        if !is_tree {
-            self.report.errors.push(format!("blob {id} is used as a tree but stored as data"));
-        }
-        match self.reader.read_tree(id) {
-            Ok(t) => Some(Arc::new(t)),
-            Err(e) => {
-                self.unreadable.insert(id, e.to_string());
-                None
-            }
-        }
-    }
-
-    fn note(&mut self, blob: BlobId, snap: SnapshotId, path: &[u8]) {
-        let path = if path.is_empty() { "/".to_string() } else { String::from_utf8_lossy(path).into_owned() };
-        let users = self.used_by.entry(blob).or_default();
-        let label = format!("{snap}:{path}");
-        if users.last() != Some(&label) {
-            users.push(label);
-        }
-    }
+    repo.record_damage(bad_copies.into_iter().collect())?;
+    Ok((superseded, complete))
 }

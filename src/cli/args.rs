@@ -162,22 +162,22 @@ pub struct ForgetArgs {
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
     /// Keep the N newest snapshots
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_last: Option<u32>,
     /// Keep the newest snapshot of each of the last N hours that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_hourly: Option<u32>,
     /// Keep the newest snapshot of each of the last N days that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_daily: Option<u32>,
     /// Keep the newest snapshot of each of the last N ISO weeks that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_weekly: Option<u32>,
     /// Keep the newest snapshot of each of the last N months that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_monthly: Option<u32>,
     /// Keep the newest snapshot of each of the last N years that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_yearly: Option<u32>,
     /// Keep every snapshot within DURATION (e.g. 30d, 12h, 1y6m) of the newest one
     #[arg(long, value_name = "DURATION")]

@@ -5,6 +5,8 @@ use super::exit::{ExitCode, UsageError};
 use super::format::local;
 use super::repo_path::RepoArgs;
 use crate::forget::{self, Policy};
+use crate::format::SnapshotId;
+use crate::text::{escape_bytes, escape_str};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -34,7 +36,8 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
     }
     let repo = ctx.open()?;
     let lock = if args.dry_run { None } else { Some(repo.lock(args.lock.wait())?) };
-    let candidates = forget::candidates(&repo)?;
+    let candidates =
+        forget::candidates(&repo, &mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
     let decisions = if policy.is_empty() {
         let mut drop = Vec::new();
         for spec in &args.snapshots {
@@ -68,13 +71,22 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    for (c, d) in candidates.iter().zip(&decisions) {
-        let what = if d.keep { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
-        eprintln!("{}  {}  {}  {}  {what}", c.id, local(c.time), c.host, String::from_utf8_lossy(&c.path));
+    let describe = |id: SnapshotId| match candidates.iter().find(|c| c.id == id) {
+        Some(c) => format!("{}  {}  {}  {}", c.id, local(c.time), escape_str(&c.host), escape_bytes(&c.path)),
+        None => format!("{id}  (unreadable record)"),
+    };
+    if !policy.is_empty() || args.dry_run {
+        for d in &decisions {
+            let what = if d.keep { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
+            eprintln!("{}  {what}", describe(d.id));
+        }
     }
     match lock {
         Some(lock) => {
-            forget::remove(&repo, &lock, &doomed)?;
+            forget::remove(&repo, &*lock, &doomed)?;
+            for id in &doomed {
+                eprintln!("forgot {}", describe(*id));
+            }
             eprintln!(
                 "forgot {} snapshot(s), kept {}; run `chkfs gc` to reclaim space",
                 doomed.len(),

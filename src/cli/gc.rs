@@ -12,10 +12,13 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     if !(0.0..=100.0).contains(&args.max_waste) {
         return Err(UsageError("--max-waste is a percentage between 0 and 100".into()).into());
     }
-    let repo = Arc::new(ctx.open()?);
+    let repo = Arc::new(if args.dry_run { ctx.open()? } else { ctx.open_for_writing()? });
     let _lock = repo.lock(args.lock.wait())?;
     let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run };
-    let (plan, report) = gc(&repo, &opts)?;
+    let (plan, report, notes) = gc(&repo, &opts)?;
+    for note in notes {
+        eprintln!("chkfs: {note}");
+    }
     if args.dry_run {
         for p in plan.packs.iter().filter(|p| p.action != Action::Keep) {
             let what = if p.action == Action::Delete { "delete " } else { "rewrite" };

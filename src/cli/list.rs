@@ -4,6 +4,7 @@ use super::args::ListArgs;
 use super::exit::ExitCode;
 use super::format::{bytes, local, rfc3339};
 use super::repo_path::RepoArgs;
+use crate::text::{escape_bytes, escape_str};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -23,7 +24,7 @@ struct ListJson {
 
 pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let snaps = repo.readable_snapshots()?;
+    let snaps = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
     if args.json {
         let rows: Vec<ListJson> = snaps
             .iter()
@@ -52,9 +53,11 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
     );
     for e in &snaps {
         let s = &e.snapshot;
-        let mut what = String::from_utf8_lossy(&s.path).into_owned();
+        // Host, path and message come from the record: never let them
+        // drive the terminal.
+        let mut what = escape_bytes(&s.path);
         if !s.message.is_empty() {
-            what = format!("{what}  \"{}\"", s.message);
+            what = format!("{what}  \"{}\"", escape_str(&s.message));
         }
         if s.partial {
             what.push_str("  (partial)");
@@ -63,7 +66,7 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
             "{:<8}  {:<19}  {:<12}  {:>8}  {:>10}  {:>10}  {what}",
             e.id.to_hex(),
             local(s.time),
-            s.host,
+            escape_str(&s.host),
             s.stats.files,
             bytes(s.stats.bytes),
             bytes(s.stats.added_bytes)

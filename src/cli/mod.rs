@@ -37,24 +37,17 @@ pub fn main() -> i32 {
             return ExitCode::Usage as i32;
         }
     };
-    // The walk recurses per directory level on rayon's threads: give them
-    // room for deep trees (untouched stack costs no memory).
-    let _ = rayon::ThreadPoolBuilder::new().stack_size(256 << 20).build_global();
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
     let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
     let result = match cli.command {
-        // mount may fork, so it stays on the process's only thread.
+        // mount may fork, so it stays on the process's only thread, and no
+        // thread pool is started for it.
         Command::Mount(a) => mount::run(&ctx, &a),
-        command => with_deep_stack(move || match command {
-            Command::Init(a) => save::init(&ctx, &a),
-            Command::Save(a) => save::run(&ctx, &a),
-            Command::List(a) => list::run(&ctx, &a),
-            Command::Restore(a) => restore::run(&ctx, &a),
-            Command::Check(a) => check::run(&ctx, &a),
-            Command::Forget(a) => forget::run(&ctx, &a),
-            Command::Gc(a) => gc::run(&ctx, &a),
-            Command::Man => man::print(),
-            Command::Mount(_) => unreachable!("handled above"),
+        command => with_deep_stack(move || {
+            // The walk recurses per directory level on rayon's threads: give
+            // them room for deep trees (untouched stack costs no memory).
+            let _ = rayon::ThreadPoolBuilder::new().stack_size(256 << 20).build_global();
+            run_command(&ctx, command)
         }),
     };
     match result {
@@ -64,6 +57,20 @@ pub fn main() -> i32 {
             eprintln!("chkfs: error: {e:#}");
             code as i32
         }
+    }
+}
+
+fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init(a) => save::init(ctx, &a),
+        Command::Save(a) => save::run(ctx, &a),
+        Command::List(a) => list::run(ctx, &a),
+        Command::Restore(a) => restore::run(ctx, &a),
+        Command::Check(a) => check::run(ctx, &a),
+        Command::Forget(a) => forget::run(ctx, &a),
+        Command::Gc(a) => gc::run(ctx, &a),
+        Command::Man => man::print(),
+        Command::Mount(a) => mount::run(ctx, &a),
     }
 }
 

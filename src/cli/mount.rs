@@ -6,6 +6,7 @@ use super::repo_path::RepoArgs;
 use crate::fs::{FsOptions, SnapshotFs};
 use crate::fuse::FuseFs;
 use crate::store::Repository;
+use crate::text::escape_path;
 use anyhow::{bail, Context, Result};
 use fuser::{Config, MountOption, SessionACL};
 use std::io::{Read, Write};
@@ -24,8 +25,8 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     };
     let allow_other = parse_options(&args.options)?;
     let chosen = ctx.choose(repo_arg)?;
-    let repo = Arc::new(Repository::open(&chosen.path)?);
-    let mountpoint = check_mountpoint(&mountpoint, repo.root())?;
+    let repo = Arc::new(Repository::open_local(&chosen.path)?);
+    let mountpoint = check_mountpoint(&mountpoint, repo.local_root())?;
     let ready = if args.daemon { Some(daemonize()?) } else { None };
 
     // Cached blocks come and go all the time, freed by whichever thread
@@ -39,7 +40,7 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);
     let mut options = vec![
-        MountOption::FSName(format!("chkfs:{}", repo.root().display())),
+        MountOption::FSName(format!("chkfs:{}", repo.location())),
         MountOption::Subtype("chkfs".into()),
         MountOption::RO,
         MountOption::NoAtime,
@@ -62,11 +63,9 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     raise_readahead(&mountpoint);
     match ready {
         Some(pipe) => announce_ready(pipe),
-        None => eprintln!(
-            "chkfs: {} mounted at {} (Ctrl-C or umount to leave)",
-            repo.root().display(),
-            mountpoint.display()
-        ),
+        None => {
+            eprintln!("chkfs: {} mounted at {} (Ctrl-C or umount to leave)", repo.location(), escape_path(&mountpoint))
+        }
     }
     while !stop.load(Ordering::Relaxed) && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
@@ -112,7 +111,7 @@ fn parse_options(options: &[String]) -> Result<bool> {
 
 /// The mount point must be an existing, empty directory outside the
 /// repository.
-fn check_mountpoint(mnt: &Path, repo_root: &Path) -> Result<PathBuf> {
+fn check_mountpoint(mnt: &Path, repo_root: Option<&Path>) -> Result<PathBuf> {
     let canonical = std::fs::canonicalize(mnt).with_context(|| format!("mount point {}", mnt.display()))?;
     if !canonical.is_dir() {
         bail!("mount point {} is not a directory", mnt.display());
@@ -120,6 +119,7 @@ fn check_mountpoint(mnt: &Path, repo_root: &Path) -> Result<PathBuf> {
     if std::fs::read_dir(&canonical)?.next().is_some() {
         bail!("mount point {} is not empty", mnt.display());
     }
+    let Some(repo_root) = repo_root else { return Ok(canonical) };
     let repo_root = std::fs::canonicalize(repo_root)?;
     if canonical.starts_with(&repo_root) {
         bail!("mount point {} is inside the repository {}", mnt.display(), repo_root.display());
@@ -128,9 +128,17 @@ fn check_mountpoint(mnt: &Path, repo_root: &Path) -> Result<PathBuf> {
 }
 
 /// Forks: the parent waits until the child says the mount is ready (or
-/// dies), then exits; the child goes on in a new session. Called before
-/// any thread is started.
+/// dies), then exits; the child goes on in a new session. Only the forking
+/// thread survives a fork, so it must be the only one: a thread started
+/// before (a pool, a timer) would be missing in the child with whatever
+/// lock it held.
 fn daemonize() -> Result<OwnedFd> {
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse::<u32>().ok()));
+    if threads.is_some_and(|n| n > 1) {
+        bail!("cannot detach: {} threads are running already (a bug in chkfs)", threads.unwrap_or(0));
+    }
     let mut fds = [0; 2];
     // SAFETY: pipe fills two descriptors on success.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -47,20 +47,32 @@ impl RepoArgs {
     /// Opens an existing repository.
     pub fn open(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        Ok(Repository::open(&chosen.path)?)
+        Ok(Repository::open_local(&chosen.path)?)
+    }
+
+    /// Opens an existing repository to write into it, warning when other
+    /// users can read it.
+    pub fn open_for_writing(&self) -> Result<Repository> {
+        let repo = self.open()?;
+        warn_if_open_to_others(&repo);
+        Ok(repo)
     }
 
     /// Opens the repository, creating it first only if it is the default
     /// one and does not exist yet.
     pub fn open_or_create_default(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        match Repository::open(&chosen.path) {
+        match Repository::open_local(&chosen.path) {
             Err(StoreError::NotARepository(_)) if chosen.is_default && !has_entries(&chosen.path) => {
-                let repo = Repository::init(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
-                eprintln!("chkfs: created repository at {}", repo.root().display());
+                let repo = Repository::init_local(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
+                eprintln!("chkfs: created repository at {}", repo.location());
                 Ok(repo)
             }
-            other => Ok(other?),
+            other => {
+                let repo = other?;
+                warn_if_open_to_others(&repo);
+                Ok(repo)
+            }
         }
     }
 }
@@ -71,4 +83,16 @@ fn has_entries(p: &Path) -> bool {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A repository holds every saved byte, whatever the files' own modes: a
+/// repository other users can read lets them read everything.
+fn warn_if_open_to_others(repo: &Repository) {
+    if let Some(mode) = repo.local_root().and_then(crate::store::local::open_to_others) {
+        eprintln!(
+            "chkfs: warning: other users can read the repository {} (mode {mode:o}); `chmod -R go= {}` makes it private",
+            repo.location(),
+            repo.location()
+        );
+    }
 }

@@ -8,15 +8,17 @@ use super::repo_path::RepoArgs;
 use crate::chunking::ChunkSizes;
 use crate::save::{save, SaveOptions};
 use crate::store::Repository;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     let chosen = ctx.choose(args.path.as_deref())?;
-    let repo = Repository::init(&chosen.path, ChunkSizes::DEFAULT)?;
-    eprintln!("chkfs: created repository at {}", repo.root().display());
+    let repo = Repository::init_local(&chosen.path, ChunkSizes::DEFAULT)?;
+    eprintln!("chkfs: created repository at {}", repo.location());
     Ok(ExitCode::Ok)
 }
 
@@ -40,6 +42,40 @@ struct SaveJson<'a> {
     errors: &'a [String],
 }
 
+/// How long a save may take to wind down after Ctrl-C or SIGTERM before
+/// the process leaves anyway (a crash leaves the repository valid).
+const STOP_GRACE: Duration = Duration::from_millis(700);
+
+/// Runs the save on its own thread, so that a signal stops the process
+/// within a second whatever the save is blocked on (a hung filesystem, a
+/// FIFO): it is asked to stop, and if it has not stopped in time the
+/// process exits with 130.
+fn run_interruptibly<T: Send + 'static>(
+    interrupted: Arc<AtomicBool>,
+    work: impl FnOnce(&AtomicBool) -> Result<T, crate::save::SaveError> + Send + 'static,
+) -> Result<T> {
+    let flag = interrupted.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("chkfs-save".into()).stack_size(256 << 20).spawn(move || {
+        let _ = tx.send(work(&flag));
+    })?;
+    let mut asked_at = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(result) => return Ok(result?),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("the save stopped without a result"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            let since = *asked_at.get_or_insert_with(Instant::now);
+            if since.elapsed() > STOP_GRACE {
+                eprintln!("chkfs: error: interrupted; the data stored so far will be reused by the next save");
+                std::process::exit(ExitCode::Interrupted as i32);
+            }
+        }
+    }
+}
+
 pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
     let time = args.time.as_deref().map(parse_rfc3339).transpose().map_err(UsageError)?;
     let source = match &args.dir {
@@ -53,6 +89,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())?;
         signal_hook::flag::register(sig, interrupted.clone())?;
     }
+    let interrupted_flag = interrupted.clone();
     let opts = SaveOptions {
         source,
         message: args.message.clone(),
@@ -64,8 +101,10 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
-    let progress = SaveProgress::new();
-    let outcome = save(repo, &opts, &progress, &interrupted)?;
+    let outcome = run_interruptibly(interrupted_flag, move |interrupted| {
+        let progress = SaveProgress::new();
+        save(repo, &opts, &progress, interrupted)
+    })?;
     let s = &outcome.snapshot;
     let st = &s.stats;
     if args.json {

@@ -4,22 +4,23 @@
 pub mod policy;
 
 use crate::format::SnapshotId;
-use crate::store::{Repository, StoreError, WriteLock};
+use crate::store::{LockGuard, Repository, StoreError};
 pub use policy::{apply, parse_duration, Candidate, Decision, Policy};
 
-/// Candidates for a policy: every snapshot of the repository.
-pub fn candidates(repo: &Repository) -> Result<Vec<Candidate>, StoreError> {
+/// Candidates for a policy: every snapshot of the repository that can be
+/// read; the others are reported to `on_damaged`.
+pub fn candidates(
+    repo: &Repository,
+    on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
+) -> Result<Vec<Candidate>, StoreError> {
     Ok(repo
-        .readable_snapshots()?
+        .readable_snapshots(on_damaged)?
         .into_iter()
         .map(|s| Candidate { id: s.id, time: s.snapshot.time, host: s.snapshot.host, path: s.snapshot.path })
         .collect())
 }
 
-/// Deletes the records of `ids`. The caller holds the write lock.
-pub fn remove(repo: &Repository, _lock: &WriteLock, ids: &[SnapshotId]) -> Result<(), StoreError> {
-    for id in ids {
-        repo.backend().delete(&format!("snapshots/{}.snap", id.to_hex()))?;
-    }
-    Ok(())
+/// Deletes the records of `ids`, durably. The caller holds the write lock.
+pub fn remove(repo: &Repository, _lock: &dyn LockGuard, ids: &[SnapshotId]) -> Result<(), StoreError> {
+    repo.delete_snapshots(ids)
 }

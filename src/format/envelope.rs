@@ -46,17 +46,25 @@ impl ObjectKind {
     }
 }
 
-/// Wraps `payload` in an envelope of the given kind.
-pub fn seal_envelope(kind: ObjectKind, payload: &[u8]) -> Vec<u8> {
+/// The largest object an envelope can hold, envelope included.
+pub const MAX_OBJECT: u64 = ENVELOPE_LEN as u64 + u32::MAX as u64;
+
+/// Wraps `payload` in an envelope of the given kind; a payload whose
+/// length does not fit the 32-bit length field is refused.
+pub fn seal_envelope(kind: ObjectKind, payload: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let len = u32::try_from(payload.len()).map_err(|_| FormatError::Invalid {
+        what: "envelope",
+        detail: format!("a {} of {} bytes does not fit in one object", kind.name(), payload.len()),
+    })?;
     let mut out = Vec::with_capacity(ENVELOPE_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(kind as u8);
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&xxh3_64(payload).to_le_bytes());
     out.extend_from_slice(payload);
-    out
+    Ok(out)
 }
 
 /// Checks the envelope of `bytes` and returns its payload.
@@ -67,12 +75,13 @@ pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], Format
     if &bytes[0..4] != MAGIC {
         return Err(FormatError::BadMagic);
     }
+    // The version first: a newer version may have kinds this one lacks.
+    if bytes[5] != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion { found: bytes[5], supported: FORMAT_VERSION });
+    }
     let kind = ObjectKind::from_byte(bytes[4])?;
     if kind != expected {
         return Err(FormatError::WrongKind { expected: expected.name(), found: kind.name() });
-    }
-    if bytes[5] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion { found: bytes[5], supported: FORMAT_VERSION });
     }
     if bytes[6..8] != [0, 0] {
         return Err(FormatError::Invalid { what: "envelope", detail: "reserved bytes are not zero".into() });
@@ -100,13 +109,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let sealed = seal_envelope(ObjectKind::Tree, b"hello");
+        let sealed = seal_envelope(ObjectKind::Tree, b"hello").unwrap();
         assert_eq!(open_envelope(ObjectKind::Tree, &sealed).unwrap(), b"hello");
     }
 
     #[test]
     fn rejects_wrong_kind_version_damage_and_truncation() {
-        let sealed = seal_envelope(ObjectKind::Tree, b"hello");
+        let sealed = seal_envelope(ObjectKind::Tree, b"hello").unwrap();
         assert!(matches!(open_envelope(ObjectKind::Snapshot, &sealed), Err(FormatError::WrongKind { .. })));
         let mut v = sealed.clone();
         v[5] = 9;
@@ -116,8 +125,21 @@ mod tests {
         assert_eq!(open_envelope(ObjectKind::Tree, &d), Err(FormatError::Checksum));
         assert!(open_envelope(ObjectKind::Tree, &sealed[..sealed.len() - 1]).is_err());
         assert!(open_envelope(ObjectKind::Tree, &sealed[..3]).is_err());
-        let mut m = sealed;
+        let mut m = sealed.clone();
         m[0] = b'X';
         assert_eq!(open_envelope(ObjectKind::Tree, &m), Err(FormatError::BadMagic));
+        // A newer version with a kind this version does not know is a
+        // newer version, not damage.
+        let mut n = sealed;
+        n[4] = 77;
+        n[5] = 2;
+        assert!(matches!(open_envelope(ObjectKind::Tree, &n), Err(FormatError::UnsupportedVersion { found: 2, .. })));
+    }
+
+    #[test]
+    fn lengths_beyond_32_bits_are_refused_not_wrapped() {
+        // A zero-filled allocation the kernel hands out lazily.
+        let huge = vec![0u8; u32::MAX as usize + 1];
+        assert!(seal_envelope(ObjectKind::Index, &huge).is_err());
     }
 }

@@ -23,7 +23,7 @@ pub const TRAILER_LEN: usize = 16;
 /// files to roughly 800 GiB together; a save beyond that fails cleanly.
 pub const MAX_BLOCK_RAW: u32 = 1 << 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bitcode::Encode, bitcode::Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bitcode::Encode, bitcode::Decode)]
 pub enum BlobKind {
     Data,
     Tree,
@@ -83,10 +83,27 @@ pub fn seal_block(raw: &[u8], blobs: Vec<BlobEntry>) -> SealedBlock {
     }
 }
 
-/// Decompresses a stored block into its raw bytes.
+/// lz4 turns one stored byte into at most 255 raw bytes (a long match
+/// costs one length byte per 255 bytes), plus a few at the start.
+pub fn max_raw_len(codec: Codec, stored_len: u64) -> u64 {
+    match codec {
+        Codec::Raw => stored_len,
+        Codec::Lz4 => stored_len.saturating_mul(255).saturating_add(16),
+    }
+}
+
+/// The most a stored block of `raw_len` raw bytes may take: lz4 never
+/// expands by more than 1/255 plus a little.
+pub fn max_stored_len(raw_len: u64) -> u64 {
+    raw_len + raw_len / 255 + 64
+}
+
+/// Decompresses a stored block into its raw bytes. The raw length is
+/// checked against what the stored bytes can possibly expand to before
+/// anything is allocated for it.
 pub fn open_block(codec: Codec, raw_len: u32, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
-    if raw_len > MAX_BLOCK_RAW {
-        return Err(invalid("block", format!("raw length {raw_len} is too large")));
+    if raw_len > MAX_BLOCK_RAW || u64::from(raw_len) > max_raw_len(codec, stored.len() as u64) {
+        return Err(invalid("block", format!("raw length {raw_len} is impossible for {} stored bytes", stored.len())));
     }
     match codec {
         Codec::Raw if stored.len() == raw_len as usize => Ok(stored.to_vec()),
@@ -162,12 +179,12 @@ impl PackBuilder {
     }
 
     /// Appends footer and trailer; returns the pack bytes and its footer.
-    pub fn finish(mut self) -> (Vec<u8>, PackFooter) {
-        let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer));
+    pub fn finish(mut self) -> Result<(Vec<u8>, PackFooter), FormatError> {
+        let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer))?;
         self.bytes.extend_from_slice(&footer);
         self.bytes.extend_from_slice(&(footer.len() as u64).to_le_bytes());
         self.bytes.extend_from_slice(TRAILER_MAGIC);
-        (self.bytes, self.footer)
+        Ok((self.bytes, self.footer))
     }
 }
 
@@ -224,10 +241,9 @@ pub fn validate_blocks(blocks: &[BlockInfo], data_end: u64) -> Result<(), Format
         if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > data_end) {
             return Err(invalid("pack footer", format!("block at {} lies outside the pack", b.offset)));
         }
-        // lz4 never expands by more than 1/255 plus a little.
-        let stored_max = u64::from(b.raw_len) + u64::from(b.raw_len) / 255 + 64;
-        if b.raw_len > MAX_BLOCK_RAW || u64::from(b.stored_len) > stored_max {
-            return Err(invalid("pack footer", format!("block at {} is too large", b.offset)));
+        let (raw, stored) = (u64::from(b.raw_len), u64::from(b.stored_len));
+        if b.raw_len > MAX_BLOCK_RAW || stored > max_stored_len(raw) || raw > max_raw_len(b.codec, stored) {
+            return Err(invalid("pack footer", format!("block at {} has impossible lengths", b.offset)));
         }
         for blob in &b.blobs {
             if u64::from(blob.offset) + u64::from(blob.len) > u64::from(b.raw_len) {
@@ -280,6 +296,12 @@ mod tests {
         assert!(open_block(Codec::Lz4, sealed.raw_len, &sealed.bytes[..sealed.bytes.len() / 2]).is_err());
         assert!(open_block(Codec::Raw, 3, b"ab").is_err());
         assert!(open_block(Codec::Lz4, MAX_BLOCK_RAW + 1, b"").is_err());
+        // Ten stored bytes cannot claim a gigabyte.
+        assert!(open_block(Codec::Lz4, 1 << 30, &[0u8; 10]).is_err());
+        let zeros = vec![0u8; 1 << 20];
+        let sealed = seal_block(&zeros, vec![]);
+        assert!(u64::from(sealed.raw_len) <= max_raw_len(Codec::Lz4, sealed.bytes.len() as u64), "real blocks pass");
+        assert_eq!(open_block(sealed.codec, sealed.raw_len, &sealed.bytes).unwrap(), zeros);
     }
 
     #[test]
@@ -287,7 +309,7 @@ mod tests {
         let mut builder = PackBuilder::new();
         builder.add(seal_block(b"hello world", vec![blob(7, 0, 5), blob(8, 6, 5)]));
         builder.add(seal_block(&[0u8; 4096], vec![blob(9, 0, 4096)]));
-        let (bytes, footer) = builder.finish();
+        let (bytes, footer) = builder.finish().unwrap();
         check_header(&bytes).unwrap();
         let len = bytes.len() as u64;
         let (start, flen) = footer_location(&bytes[bytes.len() - TRAILER_LEN..], len).unwrap();
@@ -307,6 +329,10 @@ mod tests {
         assert!(validate_blocks(&bad, 50).is_err());
         let bad = vec![BlockInfo { offset: u64::MAX, stored_len: 10, raw_len: 10, codec: Codec::Raw, blobs: vec![] }];
         assert!(validate_blocks(&bad, 50).is_err());
+        let bad = vec![BlockInfo { offset: 16, stored_len: 10, raw_len: 1 << 29, codec: Codec::Lz4, blobs: vec![] }];
+        assert!(validate_blocks(&bad, 50).is_err(), "10 stored bytes claiming 512 MiB");
+        let bad = vec![BlockInfo { offset: 16, stored_len: 10, raw_len: 11, codec: Codec::Raw, blobs: vec![] }];
+        assert!(validate_blocks(&bad, 50).is_err(), "a raw block is as long stored as raw");
         assert!(footer_location(&[0u8; 16], 100).is_err());
         let mut t = [0u8; 16];
         t[0..8].copy_from_slice(&1000u64.to_le_bytes());

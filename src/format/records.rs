@@ -93,7 +93,7 @@ pub struct DamageList {
 
 macro_rules! record_codec {
     ($ty:ty, $kind:expr, $what:expr, $enc:ident, $dec:ident) => {
-        pub fn $enc(value: &$ty) -> Vec<u8> {
+        pub fn $enc(value: &$ty) -> Result<Vec<u8>, FormatError> {
             seal_envelope($kind, &bitcode::encode(value))
         }
 
@@ -106,12 +106,19 @@ macro_rules! record_codec {
 record_codec!(Config, ObjectKind::Config, "config", encode_config, decode_config_payload);
 record_codec!(Snapshot, ObjectKind::Snapshot, "snapshot", encode_snapshot, decode_snapshot_payload);
 
+/// Decodes a snapshot record and checks what readers rely on: the root is
+/// a directory, and every time is one that arithmetic and display handle.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     let snapshot = decode_snapshot_payload(bytes)?;
-    let bad_time = !(super::tree::valid_time(snapshot.root.mtime) && super::tree::valid_time(snapshot.root.ctime));
-    if !matches!(snapshot.root.node, Node::Dir { .. }) || bad_time {
-        return Err(FormatError::Invalid { what: "snapshot", detail: "root is not a directory".into() });
+    let invalid = |detail: &str| FormatError::Invalid { what: "snapshot", detail: detail.into() };
+    if !matches!(snapshot.root.node, Node::Dir { .. }) {
+        return Err(invalid("root is not a directory"));
     }
+    let times = [snapshot.time, snapshot.root.mtime, snapshot.root.ctime];
+    if !times.into_iter().all(super::tree::valid_time) {
+        return Err(invalid("a time is out of range"));
+    }
+    super::tree::validate_entry(&snapshot.root, true)?;
     Ok(snapshot)
 }
 

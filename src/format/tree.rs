@@ -104,12 +104,17 @@ impl Tree {
     }
 }
 
-pub fn encode_tree(tree: &Tree) -> Vec<u8> {
+pub fn encode_tree(tree: &Tree) -> Result<Vec<u8>, FormatError> {
     seal_envelope(ObjectKind::Tree, &bitcode::encode(tree))
 }
 
+/// Longest name a Linux filesystem accepts.
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target Linux accepts.
+pub const TARGET_MAX: usize = 4095;
+
 /// Decodes a tree and checks what later code relies on: sorted, unique,
-/// well-formed names, and file extents that add up to the file size.
+/// well-formed names, and well-formed entries (see [`validate_entry`]).
 pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
     let tree: Tree = decode_payload("tree", open_envelope(ObjectKind::Tree, bytes)?)?;
     for pair in tree.entries.windows(2) {
@@ -118,22 +123,59 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Tree, FormatError> {
         }
     }
     for e in &tree.entries {
-        let bad_name =
-            e.name.is_empty() || e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.contains(&0);
-        if bad_name {
-            return Err(invalid("an entry has an invalid name"));
-        }
-        if !(valid_time(e.mtime) && valid_time(e.ctime)) {
-            return Err(invalid("an entry has an impossible time"));
-        }
-        if let Node::File { content } = &e.node {
+        validate_entry(e, false)?;
+    }
+    Ok(tree)
+}
+
+/// What every entry must be: a name a filesystem accepts (the root's is
+/// empty), times in range, permission bits only, file extents that are
+/// not empty and add up to the size, a symlink target Linux accepts,
+/// xattrs sorted and unique by name, hard links only on files.
+pub fn validate_entry(e: &Entry, is_root: bool) -> Result<(), FormatError> {
+    let bad_name = e.name.is_empty()
+        || e.name == b"."
+        || e.name == b".."
+        || e.name.len() > NAME_MAX
+        || e.name.contains(&b'/')
+        || e.name.contains(&0);
+    let name_ok = if is_root { e.name.is_empty() } else { !bad_name };
+    if !name_ok {
+        return Err(invalid("an entry has an invalid name"));
+    }
+    if !(valid_time(e.mtime) && valid_time(e.ctime)) {
+        return Err(invalid("an entry has an impossible time"));
+    }
+    if e.mode & !0o7777 != 0 {
+        return Err(invalid("an entry has mode bits beyond the permissions"));
+    }
+    match &e.node {
+        Node::File { content } => {
+            if content.iter().any(Extent::is_empty) {
+                return Err(invalid("a file has an empty extent"));
+            }
             let total = content.iter().try_fold(0u64, |acc, x| acc.checked_add(x.len()));
             if total != Some(e.size) {
                 return Err(invalid("a file's extents do not add up to its size"));
             }
         }
+        Node::Symlink { target } if target.is_empty() || target.len() > TARGET_MAX || target.contains(&0) => {
+            return Err(invalid("a symlink has an invalid target"));
+        }
+        _ => {}
     }
-    Ok(tree)
+    match e.hard_link {
+        Some(l) if !matches!(e.node, Node::File { .. }) || l.nlink < 2 => {
+            return Err(invalid("a hard link that is not a file or has fewer than two names"));
+        }
+        _ => {}
+    }
+    let xattrs_sorted = e.xattrs.windows(2).all(|p| p[0].name < p[1].name);
+    let xattr_names_valid = e.xattrs.iter().all(|x| !x.name.is_empty() && !x.name.contains(&0));
+    if !(xattrs_sorted && xattr_names_valid) {
+        return Err(invalid("an entry's extended attributes are not sorted, unique and well named"));
+    }
+    Ok(())
 }
 
 /// Nanoseconds below one second, and seconds within ±10,000 years.

@@ -48,6 +48,7 @@ pub enum NodeKind {
 #[derive(Debug)]
 pub struct Leaf {
     pub entry: Entry,
+    pub snap: SnapshotId,
     /// "SNAPSHOT:/path" of the first name it was found under, for messages.
     pub origin: String,
     /// Start offset of each extent, computed on first read.

@@ -17,10 +17,13 @@ mod attr;
 mod content;
 mod error;
 mod inode;
+mod links;
 mod snapshots;
+mod xattrs;
 
 pub use attr::{Attr, Kind};
 pub use error::FsError;
+pub use xattrs::may_read_trusted;
 
 use crate::format::records::Timestamp;
 use crate::format::tree::{Extent, Node, Tree};
@@ -81,6 +84,7 @@ pub struct SnapshotFs {
     snapshots: RwLock<SnapshotList>,
     inodes: Mutex<InodeTable>,
     trees: quick_cache::sync::Cache<BlobId, Arc<Tree>, TreeWeighter>,
+    links: links::LinkGroups,
     opts: FsOptions,
     mounted_at: Timestamp,
 }
@@ -123,6 +127,7 @@ impl SnapshotFs {
             snapshots: RwLock::new(SnapshotList::default()),
             inodes: Mutex::new(InodeTable::default()),
             trees: quick_cache::sync::Cache::with_weighter(4096, tree_bytes, TreeWeighter),
+            links: Default::default(),
             opts,
             mounted_at: Timestamp::now(),
         };
@@ -189,7 +194,7 @@ impl SnapshotFs {
     /// Reads a blob once the index is loaded (the reader itself reloads the
     /// index when a gc moved the blob).
     fn read_blob<T>(&self, read: impl Fn(&BlobReader) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.ensure_index().map_err(|e| StoreError::io(self.repo.root(), std::io::Error::other(e.to_string())))?;
+        self.ensure_index().map_err(|e| StoreError::io(self.repo.location(), std::io::Error::other(e.to_string())))?;
         read(&self.reader)
     }
 
@@ -303,6 +308,7 @@ impl SnapshotFs {
                 let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
                 let tree = self.tree(tree)?;
                 let child = tree.find(name).ok_or(FsError::NotFound)?;
+                self.links.admit(snap, child)?;
                 Ok(self.inside(snap, &path, parent, child))
             }
             _ => Err(FsError::NotDir),
@@ -325,8 +331,9 @@ impl SnapshotFs {
             (Some(key), NodeKind::Dir { snap, path: path.into(), entry: Arc::new(entry.clone()), parent })
         } else {
             let key = leaf_key(snap, entry);
-            let origin = format!("{snap}:{}", String::from_utf8_lossy(&path));
-            (Some(key), NodeKind::Leaf(Arc::new(Leaf { entry: entry.clone(), origin, starts: OnceLock::new() })))
+            let origin = format!("{snap}:{}", crate::text::escape_bytes(&path));
+            let leaf = Leaf { entry: entry.clone(), snap, origin, starts: OnceLock::new() };
+            (Some(key), NodeKind::Leaf(Arc::new(leaf)))
         }
     }
 
@@ -408,6 +415,8 @@ impl SnapshotFs {
                 let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
                 let tree = self.tree(tree)?;
                 for (i, e) in tree.entries.iter().enumerate().skip(skip) {
+                    // A disagreeing name is listed; reading it fails.
+                    let _ = self.links.admit(snap, e);
                     let (key, node) = self.inside(snap, &path, ino, e);
                     if emit(i, &e.name, key, node)? {
                         break;
@@ -449,18 +458,15 @@ impl SnapshotFs {
         })
     }
 
-    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>, FsError> {
-        self.xattrs(ino)?.into_iter().find(|x| x.name == name).map(|x| x.value).ok_or(FsError::NoAttr)
+    /// Attribute `name`; `privileged` tells (when asked) whether the caller
+    /// may see `trusted.*` attributes.
+    pub fn getxattr(&self, ino: u64, name: &[u8], privileged: &dyn Fn() -> bool) -> Result<Vec<u8>, FsError> {
+        xattrs::get(&self.xattrs(ino)?, name, privileged).ok_or(FsError::NoAttr)
     }
 
-    /// Attribute names, each followed by a NUL byte.
-    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>, FsError> {
-        let mut out = Vec::new();
-        for x in self.xattrs(ino)? {
-            out.extend_from_slice(&x.name);
-            out.push(0);
-        }
-        Ok(out)
+    /// Attribute names the caller may see, each followed by a NUL byte.
+    pub fn listxattr(&self, ino: u64, privileged: &dyn Fn() -> bool) -> Result<Vec<u8>, FsError> {
+        Ok(xattrs::list(&self.xattrs(ino)?, privileged))
     }
 
     // ---------------------------------------------------------------- files
@@ -502,6 +508,7 @@ impl SnapshotFs {
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
         out.clear();
         let leaf = self.leaf(ino)?;
+        self.links.check(leaf.snap, &leaf.entry)?;
         let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
         let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
         let len = u64::from(size).min(leaf.entry.size.saturating_sub(offset));
@@ -509,8 +516,8 @@ impl SnapshotFs {
         for (i, from, take) in content::pieces(content, starts, offset, len) {
             match content[i] {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
-                Extent::Data { id, .. } => {
-                    let bytes = self.read_blob(|r| r.read(id)).map_err(|e| {
+                Extent::Data { id, len } => {
+                    let bytes = self.read_blob(|r| r.read_chunk(id, len)).map_err(|e| {
                         eprintln!("chkfs mount: {}: chunk {}: {e}", leaf.origin, id);
                         store_err(e)
                     })?;
@@ -539,7 +546,7 @@ impl SnapshotFs {
     pub fn statfs(&self) -> StatFs {
         let index = self.reader.index();
         let used: u64 = index.packs().iter().map(|p| p.size).sum();
-        let free = free_bytes(self.repo.root()).unwrap_or(0);
+        let free = self.repo.free_space().unwrap_or(0);
         StatFs {
             block_size: 4096,
             blocks: (used + free) / 4096,
@@ -573,17 +580,4 @@ fn fixed_ino(kind: &NodeKind) -> u64 {
         NodeKind::Latest => LATEST,
         _ => unreachable!("only top-level nodes have fixed numbers"),
     }
-}
-
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: valid path and a buffer statvfs fills on success.
-    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so the struct is initialised.
-    let st = unsafe { st.assume_init() };
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }

@@ -2,7 +2,7 @@
 
 use super::plan::{Action, GcPlan};
 use crate::format::pack::BlobKind;
-use crate::store::index::pack_path;
+use crate::format::PackId;
 use crate::store::{BlobReader, BlobWriter, BlockBuilder, Index, Repository, StoreError};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -57,7 +57,7 @@ pub fn execute(
     live: usize,
     started: Instant,
 ) -> Result<GcReport, StoreError> {
-    let bytes_before = stored_bytes(repo)?;
+    let bytes_before = repo.stored_bytes()?;
     // 1. Copy the live blobs of rewritten packs into new packs, deduplicating
     //    only against the packs that stay.
     let mut staying = Index::new(index.damaged().iter().copied());
@@ -71,10 +71,10 @@ pub fn execute(
     for p in plan.packs.iter().filter(|p| p.action == Action::Rewrite) {
         for block in index.blocks_of_pack(p.slot) {
             for b in index.blobs_in_block(block) {
-                if !plan.is_live_copy(b.id, block) {
+                if !plan.is_live_copy((b.kind, b.id), block) {
                     continue;
                 }
-                let bytes = reader.read(b.id)?;
+                let bytes = reader.read(b.kind, b.id)?;
                 let builder = if b.kind == BlobKind::Tree { &mut trees } else { &mut data };
                 writer.add(builder, &bytes)?;
                 copied += bytes.len() as u64;
@@ -85,26 +85,28 @@ pub fn execute(
     writer.flush(&mut trees)?;
     let (new_packs, written) = writer.finish_packs()?;
 
-    // 2. One index for everything that stays, durable before anything goes.
-    let old_index_files = repo.backend().list("index")?;
+    // 2. Index files for everything that stays, durable before anything
+    //    goes (the new packs are durable already).
+    let old_index_files = repo.index_files()?;
     let mut all = new_packs;
     all.extend(plan.packs.iter().filter(|p| p.action == Action::Keep).map(|p| index.indexed_pack(p.slot)));
-    let new_index = repo.write_index(all)?;
-    let new_index_path = new_index.map(|(path, _)| path);
+    let new_index: HashSet<PackId> = repo.write_index(all)?.into_iter().map(|(name, _)| name).collect();
 
-    // 3. Old index files, then the packs nothing lists any more.
-    for (path, _) in &old_index_files {
-        if Some(path) != new_index_path.as_ref() {
-            repo.backend().delete(path)?;
-        }
+    // 3. The old index files, durably, and only then the packs nothing
+    //    lists any more: an old index file that came back after a crash
+    //    would name packs that are gone.
+    for name in old_index_files.iter().filter(|n| !new_index.contains(n)) {
+        repo.delete_index_file(*name)?;
     }
+    repo.sync()?;
     let gone: HashSet<_> = plan.packs.iter().filter(|p| p.action != Action::Keep).map(|p| p.id).collect();
     for id in &gone {
-        repo.backend().delete(&pack_path(*id))?;
+        repo.delete_pack(*id)?;
     }
-    repo.prune_damage_lists(&gone)?;
+    repo.sync()?;
+    repo.prune_damage_lists(&gone, false)?;
 
-    let bytes_after = stored_bytes(repo)?;
+    let bytes_after = repo.stored_bytes()?;
     Ok(GcReport {
         dry_run: false,
         live_blobs: live as u64,
@@ -119,13 +121,4 @@ pub fn execute(
         bytes_unused: plan.bytes_unused(),
         duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-/// Bytes of packs, index files and damage lists.
-fn stored_bytes(repo: &Repository) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for dir in ["packs", "index", "damaged"] {
-        total += repo.backend().list(dir)?.iter().map(|(_, n)| n).sum::<u64>();
-    }
-    Ok(total)
 }

@@ -17,9 +17,12 @@ pub use plan::{Action, GcPlan};
 
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
-use crate::format::BlobId;
+use crate::format::{BlobId, PackId, SnapshotId};
 use crate::store::index::IdSet;
 use crate::store::{BlobReader, Index, Repository, StoreError};
+use crate::text::escape_bytes;
+use crate::walk::each_distinct_tree;
+use std::collections::HashSet;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -38,13 +41,15 @@ pub struct GcOptions {
     pub dry_run: bool,
 }
 
-/// Runs a gc; the caller holds the write lock.
-pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport), GcError> {
+/// Runs a gc; the caller holds the write lock. Returns the plan, the
+/// report and what the index repair did (for the user).
+pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport, Vec<String>), GcError> {
     let started = std::time::Instant::now();
     let mut loaded = repo.load_index()?;
+    let mut notes = loaded.warnings();
     if !opts.dry_run {
         repo.remove_stale_temps()?;
-        repo.repair_index(&mut loaded)?;
+        notes.extend(repo.repair_index(&mut loaded)?);
     }
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
@@ -56,39 +61,39 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport)
     } else {
         execute::execute(repo, &index, &reader, &plan, live.len(), started)?
     };
-    Ok((plan, report))
+    Ok((plan, report, notes))
 }
 
-/// Every blob a snapshot needs. Any tree that cannot be read stops the gc:
-/// what it references cannot be proven dead.
+/// Every blob a snapshot needs, each distinct tree read once. Any tree
+/// that cannot be read stops the gc: what it references cannot be proven
+/// dead.
 fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, GcError> {
     let mut live = IdSet::default();
+    let mut visited = HashSet::new();
     for snap in repo.snapshots()? {
-        let mut stack = vec![(snap.snapshot.root_tree(), String::new())];
-        while let Some((tree_id, path)) = stack.pop() {
-            if !live.insert(tree_id) {
-                continue;
-            }
-            let tree = reader
-                .read_tree(tree_id)
-                .map_err(|e| GcError::Unprovable(format!("snapshot {}: tree {tree_id} at {path}/: {e}", snap.id)))?;
-            for entry in &tree.entries {
-                match &entry.node {
-                    Node::Dir { tree } => {
-                        stack.push((*tree, format!("{path}/{}", String::from_utf8_lossy(&entry.name))))
-                    }
-                    Node::File { content } => {
-                        for x in content {
-                            if let Extent::Data { id, .. } = x {
-                                require(index, *id, &snap.id.to_hex(), &path, &entry.name)?;
-                                live.insert(*id);
-                            }
+        let id = snap.id;
+        let mut load = |t| reader.read_tree(t).map(Arc::new);
+        each_distinct_tree::<GcError>(
+            [snap.snapshot.root_tree()],
+            &mut visited,
+            &mut load,
+            &mut |tree_id, path, tree| {
+                let tree = tree.map_err(|e| {
+                    GcError::Unprovable(format!("snapshot {id}: tree {tree_id} at {}/: {e}", escape_bytes(path)))
+                })?;
+                live.insert((BlobKind::Tree, tree_id));
+                for entry in &tree.entries {
+                    let Node::File { content } = &entry.node else { continue };
+                    for x in content {
+                        if let Extent::Data { id: chunk, .. } = x {
+                            require(index, *chunk, id, path, &entry.name)?;
+                            live.insert((BlobKind::Data, *chunk));
                         }
                     }
-                    _ => {}
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
     }
     Ok(live)
 }
@@ -96,10 +101,9 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
 /// Every pack holding a live blob must exist: a gc over a missing pack
 /// would write an index naming it and delete what it was compared with.
 fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
-    let on_disk: std::collections::HashSet<String> =
-        repo.backend().list("packs")?.into_iter().map(|(p, _)| p).collect();
+    let on_disk: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(p, _)| p).collect();
     for p in plan.packs.iter().filter(|p| p.live_blobs > 0) {
-        if !on_disk.contains(&crate::store::index::pack_path(p.id)) {
+        if !on_disk.contains(&p.id) {
             let why =
                 format!("pack {} holds {} chunk(s) that kept snapshots need, but it is missing", p.id, p.live_blobs);
             return Err(GcError::Unprovable(why));
@@ -108,12 +112,13 @@ fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
     Ok(())
 }
 
-fn require(index: &Index, id: BlobId, snap: &str, dir: &str, name: &[u8]) -> Result<(), GcError> {
-    match index.locations(id).next() {
-        Some(l) if l.kind == BlobKind::Data => Ok(()),
-        _ => Err(GcError::Unprovable(format!(
-            "snapshot {snap}: chunk {id} of {dir}/{} is missing from the index",
-            String::from_utf8_lossy(name)
-        ))),
+fn require(index: &Index, id: BlobId, snap: SnapshotId, dir: &[u8], name: &[u8]) -> Result<(), GcError> {
+    if index.contains(BlobKind::Data, id) {
+        return Ok(());
     }
+    Err(GcError::Unprovable(format!(
+        "snapshot {snap}: chunk {id} of {}/{} is missing from the index",
+        escape_bytes(dir),
+        escape_bytes(name)
+    )))
 }

@@ -2,8 +2,8 @@
 //! live, and whether it is kept, deleted or rewritten. Computing it reads
 //! nothing; `--dry-run` prints it.
 
-use crate::format::{BlobId, PackId};
-use crate::store::index::{IdMap, IdSet, Index};
+use crate::format::PackId;
+use crate::store::index::{BlobKey, IdMap, IdSet, Index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -53,8 +53,8 @@ impl GcPlan {
         self.packs.iter().filter(|p| p.action == Action::Rewrite).map(|p| p.live_bytes).sum()
     }
 
-    pub fn is_live_copy(&self, id: BlobId, block: u32) -> bool {
-        self.keepers.get(&id) == Some(&block)
+    pub fn is_live_copy(&self, key: BlobKey, block: u32) -> bool {
+        self.keepers.get(&key) == Some(&block)
     }
 }
 
@@ -62,10 +62,10 @@ impl GcPlan {
 /// of raw bytes exceeds `max_waste` (0.0..=1.0) is rewritten.
 pub fn plan(index: &Index, live: &IdSet, max_waste: f64) -> GcPlan {
     let mut keepers = IdMap::default();
-    for &id in live {
-        let healthy = index.locations(id).find(|l| !index.damaged().contains(&(index.pack_of(l).id, id)));
-        if let Some(loc) = healthy.or_else(|| index.locations(id).next()) {
-            keepers.insert(id, loc.block);
+    for &(kind, id) in live {
+        let healthy = index.locations(kind, id).find(|l| !index.damaged().contains(&(index.pack_of(l).id, id)));
+        if let Some(loc) = healthy.or_else(|| index.locations(kind, id).next()) {
+            keepers.insert((kind, id), loc.block);
         }
     }
     let mut packs = Vec::new();
@@ -83,7 +83,7 @@ pub fn plan(index: &Index, live: &IdSet, max_waste: f64) -> GcPlan {
         };
         for block in index.blocks_of_pack(slot) {
             for b in index.blobs_in_block(block) {
-                if keepers.get(&b.id) == Some(&block) {
+                if keepers.get(&(b.kind, b.id)) == Some(&block) {
                     p.live_blobs += 1;
                     p.live_bytes += u64::from(b.len);
                 } else {
@@ -110,6 +110,7 @@ mod tests {
     use super::*;
     use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
     use crate::format::records::IndexedPack;
+    use crate::format::BlobId;
 
     fn pack(id: u128, blobs: &[(u128, u32)]) -> IndexedPack {
         let mut off = 0;
@@ -128,7 +129,7 @@ mod tests {
     }
 
     fn live(ids: &[u128]) -> IdSet {
-        ids.iter().map(|&i| BlobId(i)).collect()
+        ids.iter().map(|&i| (BlobKind::Data, BlobId(i))).collect()
     }
 
     #[test]

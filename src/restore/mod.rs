@@ -1,26 +1,35 @@
 //! `chkfs restore`: recreate a saved tree on disk, exactly.
 //!
-//! Directories first (owner-writable while being filled), then files in
-//! parallel, then hard links, and directory metadata last, deepest first.
-//! Each item gets content, then ownership, then mode, then xattrs, then
-//! times: chown clears setuid bits and any write changes mtime.
+//! The whole tree is planned first ([`plan`]): a forged tree is refused
+//! before anything is written. Then, working only through directory
+//! descriptors and a [`Cursor`] that verifies every directory it enters,
+//! so that nothing outside TARGET is ever created, written, chowned or
+//! chmodded whatever anyone does to TARGET meanwhile:
+//!
+//! 1. directories, in pre-order, owner-only while they are filled;
+//! 2. files (in parallel) and special files;
+//! 3. the other names of hard-link groups, linked to the first;
+//! 4. directory metadata, deepest first.
+//!
+//! What cannot be restored is named in the report; everything else is.
 
-mod apply;
+mod content;
+mod create;
+mod plan;
 
-use crate::format::tree::{Entry, Extent, Node};
-use crate::store::reader::BlobBytes;
+use crate::dirfd::cursor::{Cursor, DirTree};
+use crate::dirfd::{Dir, FileId};
+use crate::format::tree::{Entry, Node};
 use crate::store::{BlobReader, StoreError};
-use apply::{apply_file_metadata, apply_metadata, create_special, make_way};
+use crate::text::{escape_bytes, escape_path};
+use crate::walk::{expand, ExpandError};
+use parking_lot::Mutex;
+use plan::{is_dir, Plan};
 use rayon::prelude::*;
-use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::IoSlice;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -28,15 +37,15 @@ pub enum RestoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0} is not empty (use --force to overwrite what is in the way)")]
-    TargetNotEmpty(PathBuf),
+    TargetNotEmpty(String),
     #[error("{0:?} does not exist in the snapshot")]
     PathNotFound(String),
-    #[error("{path}: {source}")]
-    Target {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0} is inside the repository {1}: restoring there would damage it")]
+    InsideRepository(String, String),
+    #[error("{path}: {err}")]
+    Target { path: String, err: std::io::Error },
+    #[error("nothing was restored: {0}")]
+    Forged(#[from] ExpandError),
 }
 
 #[derive(Debug, Default)]
@@ -45,17 +54,17 @@ pub struct RestoreReport {
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
-    /// Items that could not be restored, with the reason.
+    /// Items that could not be restored (fully), with the reason.
     pub errors: Vec<String>,
 }
 
 pub struct RestoreOptions {
     pub force: bool,
-}
-
-struct Item {
-    path: PathBuf,
-    entry: Entry,
+    /// The repository's directory: never restored into, never removed.
+    pub repository: Option<PathBuf>,
+    /// The most entries the restored tree may hold (its snapshot record's
+    /// count): more means a forged tree.
+    pub max_entries: u64,
 }
 
 /// Restores `entry` (a directory's content, or a single item) into `target`.
@@ -65,75 +74,311 @@ pub fn restore(
     target: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreReport, RestoreError> {
-    prepare_target(target, opts.force)?;
-    let mut items = Vec::new();
-    let root_is_dir = matches!(entry.node, Node::Dir { .. });
-    if root_is_dir {
-        collect(reader, entry, target, &mut items)?;
-    } else {
-        items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&entry.name)), entry: entry.clone() });
+    let keep = protected(target, opts.repository.as_deref())?;
+    let mut load = |id| reader.read_tree(id).map(Arc::new);
+    let plan = Plan::new(expand(entry.clone(), opts.max_entries, &mut load)?);
+    let root = open_target(target, opts.force)?;
+    let _umask = UmaskGuard::clear();
+    let run = Run { reader, plan: &plan, target, force: opts.force, keep: &keep, errors: Mutex::default() };
+    for (dir, e) in &plan.expanded.unlisted {
+        run.fail(*dir, &format!("its content could not be read: {e}"));
     }
-    let errors = Mutex::new(Vec::new());
-    let fail = |path: &Path, e: &dyn std::fmt::Display| {
-        errors.lock().expect("not poisoned").push(format!("{}: {e}", path.display()))
-    };
     let mut report = RestoreReport::default();
-
-    for item in items.iter().filter(|i| is_dir(&i.entry)) {
-        report.dirs += 1;
-        if let Err(e) = create_dir(&item.path, opts.force) {
-            fail(&item.path, &e);
-        }
-    }
-
-    let (first_names, later_names) = split_hard_links(&items);
-    let bytes = AtomicU64::new(0);
-    let others = AtomicU64::new(0);
-    first_names.par_iter().for_each(|item| {
-        let result = match &item.entry.node {
-            Node::File { content } => restore_file(reader, &item.path, content, &item.entry, opts.force).map(|n| {
-                bytes.fetch_add(n, Ordering::Relaxed);
-            }),
-            node => {
-                others.fetch_add(1, Ordering::Relaxed);
-                make_way(&item.path, opts.force)
-                    .and_then(|()| create_special(&item.path, node, item.entry.mode))
-                    .and_then(|()| apply_metadata(&item.path, &item.entry))
-            }
-        };
-        if let Err(e) = result {
-            fail(&item.path, &e);
-        }
-    });
-    for (item, first) in &later_names {
-        let linked = make_way(&item.path, opts.force).and_then(|()| fs::hard_link(first, &item.path));
-        if let Err(e) = linked {
-            fail(&item.path, &e);
-        }
-    }
-
-    for item in items.iter().rev().filter(|i| is_dir(&i.entry)) {
-        if let Err(e) = apply_metadata(&item.path, &item.entry) {
-            fail(&item.path, &e);
-        }
-    }
+    let root_is_dir = is_dir(entry);
     if root_is_dir {
-        if let Err(e) = apply_metadata(target, entry) {
-            fail(target, &e);
+        plan.set_id(0, root.stat().map_err(|e| target_err(target, e))?.id());
+        report.dirs = run.directories(&root);
+    }
+    let done: Vec<AtomicBool> = (0..plan.len()).map(|_| AtomicBool::new(false)).collect();
+    let counts = run.leaves(&root, &done);
+    run.links(&root, &done, &counts);
+    if root_is_dir {
+        run.directory_metadata(&root);
+    }
+    report.files = counts.files.load(Ordering::Relaxed);
+    report.other = counts.other.load(Ordering::Relaxed);
+    report.bytes = counts.bytes.load(Ordering::Relaxed);
+    report.errors = run.errors.into_inner();
+    Ok(report)
+}
+
+/// The identities restore must never remove: the repository's directory.
+/// A target inside the repository is refused outright.
+fn protected(target: &Path, repository: Option<&Path>) -> Result<Vec<FileId>, RestoreError> {
+    let Some(repo) = repository else { return Ok(Vec::new()) };
+    let Ok(repo_canon) = std::fs::canonicalize(repo) else { return Ok(Vec::new()) };
+    let target_abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+    // The nearest existing ancestor, resolved, then the rest as given.
+    let mut existing = target_abs.clone();
+    let mut rest = Vec::new();
+    while std::fs::symlink_metadata(&existing).is_err() {
+        match (existing.file_name().map(|n| n.to_owned()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
         }
     }
-    report.files = items.iter().filter(|i| matches!(i.entry.node, Node::File { .. })).count() as u64;
-    report.other = others.load(Ordering::Relaxed);
-    report.bytes = bytes.load(Ordering::Relaxed);
-    report.errors = errors.into_inner().expect("not poisoned");
-    Ok(report)
+    let mut resolved = std::fs::canonicalize(&existing).unwrap_or(existing);
+    resolved.extend(rest.iter().rev());
+    if resolved.starts_with(&repo_canon) {
+        return Err(RestoreError::InsideRepository(escape_path(target), escape_path(repo)));
+    }
+    let id = Dir::open_path(&repo_canon).and_then(|d| d.stat()).map(|s| s.id());
+    Ok(id.into_iter().collect())
+}
+
+fn open_target(target: &Path, force: bool) -> Result<Dir, RestoreError> {
+    let err = |e| RestoreError::Target { path: escape_path(target), err: e };
+    if std::fs::symlink_metadata(target).is_err() {
+        std::fs::create_dir_all(target).map_err(err)?;
+    }
+    let dir = Dir::open_path(target).map_err(err)?;
+    if !force && !dir.names().map_err(err)?.is_empty() {
+        return Err(RestoreError::TargetNotEmpty(escape_path(target)));
+    }
+    Ok(dir)
+}
+
+/// Restores the umask when dropped; while it is cleared, everything is
+/// created with exactly the mode asked for.
+struct UmaskGuard(rustix::fs::Mode);
+
+impl UmaskGuard {
+    fn clear() -> UmaskGuard {
+        UmaskGuard(rustix::process::umask(rustix::fs::Mode::empty()))
+    }
+}
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        rustix::process::umask(self.0);
+    }
+}
+
+fn target_err(target: &Path, e: std::io::Error) -> RestoreError {
+    RestoreError::Target { path: escape_path(target), err: e }
+}
+
+#[derive(Default)]
+struct LeafCounts {
+    files: AtomicU64,
+    other: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Leaves handed to the worker threads at once, and the directories
+/// (each an open descriptor) they may come from.
+const BATCH_ITEMS: usize = 4096;
+const BATCH_DIRS: usize = 128;
+
+struct Run<'a> {
+    reader: &'a BlobReader,
+    plan: &'a Plan,
+    target: &'a Path,
+    force: bool,
+    keep: &'a [FileId],
+    errors: Mutex<Vec<String>>,
+}
+
+impl Run<'_> {
+    fn path(&self, i: u32) -> String {
+        let rel = self.plan.expanded.path(i);
+        if rel.is_empty() && !is_dir(self.plan.entry(i)) {
+            return escape_path(&self.target.join(std::ffi::OsStr::from_bytes(&self.plan.entry(i).name)));
+        }
+        escape_path(&self.target.join(std::ffi::OsStr::from_bytes(&rel)))
+    }
+
+    fn fail(&self, i: u32, why: &str) {
+        self.errors.lock().push(format!("{}: {why}", self.path(i)));
+    }
+
+    /// Pass 1: every directory but the root, in pre-order. One that cannot
+    /// be made is reported; what it would have held is not tried.
+    fn directories(&self, root: &Dir) -> u64 {
+        let Ok(start) = root.try_clone() else { return 0 };
+        let mut cursor = Cursor::new(start, 0);
+        let mut created = 1;
+        for d in self.plan.dirs().skip(1) {
+            let parent = self.plan.item(d).parent.expect("only the root has no parent");
+            if self.plan.id(parent).is_none() {
+                continue;
+            }
+            let made = cursor
+                .move_to(self.plan, parent)
+                .and_then(|()| create::directory(cursor.dir(), &self.plan.entry(d).name, self.force, self.keep))
+                .and_then(|dir| dir.stat());
+            match made {
+                Ok(st) => {
+                    self.plan.set_id(d, st.id());
+                    created += 1;
+                }
+                Err(e) => self.fail(d, &format!("{e}; nothing inside it is restored")),
+            }
+        }
+        created
+    }
+
+    /// Pass 2: files, special files and the first name of each hard-link
+    /// group, directory by directory, files of a batch in parallel.
+    fn leaves(&self, root: &Dir, done: &[AtomicBool]) -> LeafCounts {
+        let counts = LeafCounts::default();
+        let Ok(start) = root.try_clone() else { return counts };
+        let mut cursor = Cursor::new(start, 0);
+        let mut batch: Vec<(Arc<Dir>, u32)> = Vec::new();
+        let mut dirs_in_batch = 0;
+        for (dir, leaves) in &self.plan.leaves_by_dir {
+            let todo: Vec<u32> = leaves.iter().copied().filter(|&i| self.plan.link_source(i).is_none()).collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let fd = if *dir == u32::MAX {
+                root.try_clone()
+            } else if self.plan.id(*dir).is_none() {
+                continue;
+            } else {
+                cursor.move_to(self.plan, *dir).and_then(|()| cursor.dir().try_clone())
+            };
+            let fd = match fd {
+                Ok(fd) => Arc::new(fd),
+                Err(e) => {
+                    todo.iter().for_each(|&i| self.fail(i, &e.to_string()));
+                    continue;
+                }
+            };
+            batch.extend(todo.into_iter().map(|i| (fd.clone(), i)));
+            dirs_in_batch += 1;
+            if batch.len() >= BATCH_ITEMS || dirs_in_batch >= BATCH_DIRS {
+                self.restore_batch(std::mem::take(&mut batch), done, &counts);
+                dirs_in_batch = 0;
+            }
+        }
+        self.restore_batch(batch, done, &counts);
+        counts
+    }
+
+    fn restore_batch(&self, batch: Vec<(Arc<Dir>, u32)>, done: &[AtomicBool], counts: &LeafCounts) {
+        batch.par_iter().for_each(|(dir, i)| self.restore_leaf(dir, *i, done, counts));
+    }
+
+    fn restore_leaf(&self, dir: &Dir, i: u32, done: &[AtomicBool], counts: &LeafCounts) {
+        let entry = self.plan.entry(i);
+        if self.plan.group_of(i).is_some_and(|g| !g.consistent) {
+            let why = "its hard-link group's names disagree on what the file holds (a damaged or forged tree); \
+                       no name of the group is restored";
+            return self.fail(i, why);
+        }
+        match &entry.node {
+            Node::File { .. } => match create::file(self.reader, dir, entry, self.force, self.keep) {
+                Ok(r) => {
+                    done[i as usize].store(true, Ordering::Relaxed);
+                    counts.files.fetch_add(1, Ordering::Relaxed);
+                    counts.bytes.fetch_add(r.bytes, Ordering::Relaxed);
+                    if let Some(e) = r.metadata_error {
+                        self.fail(i, &format!("content restored, metadata not: {e}"));
+                    }
+                }
+                Err(e) => self.fail(i, &e.to_string()),
+            },
+            _ => match create::special(dir, entry, self.force, self.keep) {
+                Ok(()) => {
+                    done[i as usize].store(true, Ordering::Relaxed);
+                    counts.other.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.fail(i, &e.to_string()),
+            },
+        }
+    }
+
+    /// Pass 3: every later name of a hard-link group, linked to the first.
+    fn links(&self, root: &Dir, done: &[AtomicBool], counts: &LeafCounts) {
+        let (Ok(a), Ok(b)) = (root.try_clone(), root.try_clone()) else { return };
+        let (mut here, mut there) = (Cursor::new(a, 0), Cursor::new(b, 0));
+        for (dir, leaves) in &self.plan.leaves_by_dir {
+            for &i in leaves {
+                let Some(first) = self.plan.link_source(i) else { continue };
+                if self.plan.group_of(i).is_some_and(|g| !g.consistent) {
+                    self.fail(i, "its hard-link group's names disagree on what the file holds (a damaged or forged tree); no name of the group is restored");
+                    continue;
+                }
+                if !done[first as usize].load(Ordering::Relaxed) {
+                    self.fail(
+                        i,
+                        &format!(
+                            "not restored: it is a hard link to {}, which could not be restored",
+                            self.path(first)
+                        ),
+                    );
+                    continue;
+                }
+                let first_dir = self.plan.item(first).parent;
+                let linked = self.position(&mut here, root, *dir).and_then(|()| {
+                    self.position(&mut there, root, first_dir.unwrap_or(u32::MAX))?;
+                    self.link(&here, &there, first, i)
+                });
+                match linked {
+                    Ok(()) => {
+                        done[i as usize].store(true, Ordering::Relaxed);
+                        counts.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => self.fail(i, &e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn position(&self, cursor: &mut Cursor, root: &Dir, dir: u32) -> std::io::Result<()> {
+        if dir == u32::MAX {
+            *cursor = Cursor::new(root.try_clone()?, 0);
+            return Ok(());
+        }
+        cursor.move_to(self.plan, dir)
+    }
+
+    fn link(&self, here: &Cursor, there: &Cursor, first: u32, i: u32) -> std::io::Result<()> {
+        let (from, name) = (&self.plan.entry(first).name, &self.plan.entry(i).name);
+        match here.dir().link_from(there.dir(), from, name) {
+            Err(e) if self.force && e.raw_os_error() == Some(libc::EEXIST) => {
+                here.dir().remove_all(name, self.keep)?;
+                here.dir().link_from(there.dir(), from, name)
+            }
+            other => other,
+        }
+    }
+
+    /// Pass 4: directory metadata, deepest first, each directory changed
+    /// through its own descriptor while the cursor waits in its parent (a
+    /// directory made unsearchable must not be climbed out of).
+    fn directory_metadata(&self, root: &Dir) {
+        let Ok(start) = root.try_clone() else { return };
+        let mut cursor = Cursor::new(start, 0);
+        for d in self.plan.dirs().collect::<Vec<_>>().into_iter().skip(1).rev() {
+            let Some(want) = self.plan.id(d) else { continue };
+            let parent = self.plan.item(d).parent.expect("only the root has no parent");
+            let applied = cursor.move_to(self.plan, parent).and_then(|()| {
+                let dir = cursor.dir().child(&self.plan.entry(d).name)?;
+                if dir.stat()?.id() != want {
+                    return Err(crate::dirfd::cursor::replaced());
+                }
+                create::dir_metadata(&dir, self.plan.entry(d))
+            });
+            if let Err(e) = applied {
+                self.fail(d, &e.to_string());
+            }
+        }
+        if let Err(e) = create::dir_metadata(root, self.plan.entry(0)) {
+            self.fail(0, &e.to_string());
+        }
+    }
 }
 
 /// The entry at `path` ('/'-separated, relative to `root`).
 pub fn find_path(reader: &BlobReader, root: &Entry, path: &[u8]) -> Result<Entry, RestoreError> {
     let mut current = root.clone();
     for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
-        let not_found = || RestoreError::PathNotFound(String::from_utf8_lossy(path).into_owned());
+        let not_found = || RestoreError::PathNotFound(escape_bytes(path));
         let Node::Dir { tree } = current.node else {
             return Err(not_found());
         };
@@ -141,144 +386,4 @@ pub fn find_path(reader: &BlobReader, root: &Entry, path: &[u8]) -> Result<Entry
         current = tree.find(part).cloned().ok_or_else(not_found)?;
     }
     Ok(current)
-}
-
-fn is_dir(e: &Entry) -> bool {
-    matches!(e.node, Node::Dir { .. })
-}
-
-fn prepare_target(target: &Path, force: bool) -> Result<(), RestoreError> {
-    let err = |source| RestoreError::Target { path: target.to_path_buf(), source };
-    match fs::read_dir(target) {
-        Ok(mut d) => {
-            if d.next().is_some() && !force {
-                return Err(RestoreError::TargetNotEmpty(target.to_path_buf()));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(target).map_err(err),
-        Err(e) => Err(err(e)),
-    }
-}
-
-/// Every item below `dir`, pre-order.
-fn collect(reader: &BlobReader, dir: &Entry, path: &Path, out: &mut Vec<Item>) -> Result<(), StoreError> {
-    let Node::Dir { tree } = dir.node else {
-        return Ok(());
-    };
-    let tree = reader.read_tree(tree)?;
-    for entry in tree.entries {
-        let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
-        let recurse = is_dir(&entry);
-        out.push(Item { path: child.clone(), entry });
-        if recurse {
-            let e = out.last().expect("just pushed").entry.clone();
-            collect(reader, &e, &child, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// Items to create, and names to link to an already created path.
-fn split_hard_links(items: &[Item]) -> (Vec<&Item>, Vec<(&Item, PathBuf)>) {
-    let mut first: HashMap<u64, PathBuf> = HashMap::new();
-    let mut create = Vec::new();
-    let mut link = Vec::new();
-    for item in items.iter().filter(|i| !is_dir(&i.entry)) {
-        match item.entry.hard_link {
-            Some(l) => match first.get(&l.group) {
-                Some(p) => link.push((item, p.clone())),
-                None => {
-                    first.insert(l.group, item.path.clone());
-                    create.push(item);
-                }
-            },
-            None => create.push(item),
-        }
-    }
-    (create, link)
-}
-
-fn create_dir(path: &Path, force: bool) -> std::io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => make_way(path, force)?,
-        Err(_) => {}
-    }
-    fs::DirBuilder::new().mode(0o700).create(path)
-}
-
-/// Creates the file with its content and metadata.
-fn restore_file(
-    reader: &BlobReader,
-    path: &Path,
-    content: &[Extent],
-    entry: &Entry,
-    force: bool,
-) -> std::io::Result<u64> {
-    make_way(path, force)?;
-    // The creating descriptor may write whatever the mode says.
-    let file: File = OpenOptions::new().write(true).create_new(true).mode(entry.mode & 0o777).open(path)?;
-    let pos = write_content(reader, &file, content)?;
-    if pos != entry.size || matches!(content.last(), Some(Extent::Hole { .. })) {
-        // Trailing holes: extend without writing, so they stay holes.
-        file.set_len(entry.size)?;
-    }
-    apply_file_metadata(&file, entry)?;
-    Ok(entry.size)
-}
-
-/// Chunks written with one system call at most.
-const MAX_RUN: usize = 64;
-
-/// Writes the data extents, each run of consecutive ones with one
-/// pwritev: most files are a few chunks, written with one call instead of
-/// one per chunk. Returns the length the extents cover.
-fn write_content(reader: &BlobReader, file: &File, content: &[Extent]) -> std::io::Result<u64> {
-    let mut pos = 0u64;
-    let mut run: Vec<BlobBytes> = Vec::with_capacity(content.len().min(MAX_RUN));
-    let mut run_start = 0;
-    for extent in content {
-        match extent {
-            Extent::Data { id, .. } => {
-                if run.is_empty() {
-                    run_start = pos;
-                }
-                run.push(reader.read(*id).map_err(std::io::Error::other)?);
-                if run.len() == MAX_RUN {
-                    write_run(file, run_start, &mut run)?;
-                }
-            }
-            Extent::Hole { .. } => write_run(file, run_start, &mut run)?,
-        }
-        pos += extent.len();
-    }
-    write_run(file, run_start, &mut run)?;
-    Ok(pos)
-}
-
-fn write_run(file: &File, mut at: u64, run: &mut Vec<BlobBytes>) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice> = run.iter().map(|b| IoSlice::new(b)).filter(|s| !s.is_empty()).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let count = rest.len() as libc::c_int;
-        // SAFETY: IoSlice is ABI-compatible with iovec; the slices borrow
-        // blocks that `run` keeps alive for the call.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), rest.as_ptr().cast(), count, at as libc::off_t) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        at += n as u64;
-        IoSlice::advance_slices(&mut rest, n as usize);
-    }
-    drop(slices);
-    run.clear();
-    Ok(())
 }

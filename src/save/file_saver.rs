@@ -1,24 +1,33 @@
 //! The second stage of a save: read the files that changed, cut them into
 //! chunks and hand the chunks to the blob writer, on every core.
+//!
+//! Each file is opened relative to its directory (reached by a cursor that
+//! checks every directory on the way), without following a symlink,
+//! without blocking on a FIFO swapped in since the scan; its type, owner,
+//! mode, size and times are taken from `fstat` on the descriptor that is
+//! read, and its extended attributes from that descriptor too, so what is
+//! stored always belongs together.
 
-use super::meta::Stat;
-use super::scan::FileJob;
+use super::meta::{may_be_sparse, read_xattrs_fd, Stat};
+use super::scan::{FileJob, Scan};
 use crate::chunking::{ChunkSizes, StreamChunker};
+use crate::dirfd::cursor::Cursor;
+use crate::dirfd::{self, Dir};
 use crate::format::pack::BlobKind;
-use crate::format::tree::Extent;
+use crate::format::tree::{Extent, Xattr};
 use crate::store::{BlobWriter, BlockBuilder, StoreError};
+use crate::text::escape_path;
 use crossbeam_channel::unbounded;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub struct SavedFile {
     pub content: Vec<Extent>,
-    /// The file's stat as stored: its size is the sum of `content`.
+    /// The file's stat as read: its size is the sum of `content`.
     pub stat: Stat,
+    pub xattrs: Vec<Xattr>,
     pub bytes_read: u64,
 }
 
@@ -35,16 +44,16 @@ pub struct FileSaver<'a> {
     pub sizes: ChunkSizes,
     pub threads: usize,
     pub interrupted: &'a AtomicBool,
+    /// The source's root directory (scanned directory 0).
+    pub root: &'a Dir,
+    pub scan: &'a Scan,
 }
 
 impl FileSaver<'_> {
     /// Saves every job; `on_done` runs on the calling thread for each
     /// finished file, in completion order.
-    pub fn run(
-        &self,
-        jobs: &[FileJob],
-        mut on_done: impl FnMut(usize, Result<SavedFile, FileError>),
-    ) -> Result<(), StoreError> {
+    pub fn run(&self, mut on_done: impl FnMut(usize, Result<SavedFile, FileError>)) -> Result<(), StoreError> {
+        let jobs = &self.scan.jobs;
         let next = AtomicUsize::new(0);
         let (tx, rx) = unbounded();
         std::thread::scope(|scope| {
@@ -55,10 +64,18 @@ impl FileSaver<'_> {
                 workers.push(scope.spawn(move || -> Result<(), StoreError> {
                     let mut builder = BlockBuilder::new(BlobKind::Data);
                     let mut chunker = StreamChunker::new(self.sizes);
+                    let mut cursor = self.root.try_clone().map(|d| Cursor::new(d, 0));
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
-                        let result = self.save_file(job, &mut builder, &mut chunker);
+                        if self.interrupted.load(Ordering::Relaxed) {
+                            let _ = tx.send((i, Err(FileError::Interrupted)));
+                            break;
+                        }
+                        let result = match &mut cursor {
+                            Ok(c) => self.save_file(c, job, &mut builder, &mut chunker),
+                            Err(e) => Err(FileError::Source(format!("{}: {e}", escape_path(&job.path)))),
+                        };
                         let fatal = matches!(result, Err(FileError::Store(_)) | Err(FileError::Interrupted));
                         let _ = tx.send((i, result));
                         if fatal {
@@ -78,42 +95,43 @@ impl FileSaver<'_> {
 
     fn save_file(
         &self,
+        cursor: &mut Cursor,
         job: &FileJob,
         builder: &mut BlockBuilder,
         chunker: &mut StreamChunker,
     ) -> Result<SavedFile, FileError> {
-        let first = self.read_once(&job.path, builder, chunker)?;
-        let matches_scan = same_version(&first.before, &job.stat) && !first.changed;
-        if matches_scan {
-            let mut stat = job.stat;
-            stat.size = first.covered;
-            return Ok(SavedFile { content: first.content, stat, bytes_read: first.bytes_read });
+        let source = |e: io::Error| FileError::Source(format!("{}: {e}", escape_path(&job.path)));
+        cursor.move_to(self.scan, job.dir).map_err(source)?;
+        let first = self.read_once(cursor.dir(), job, builder, chunker)?;
+        if !first.changed {
+            let n = first.bytes_read;
+            return Ok(first.into_saved(n));
         }
-        let second = self.read_once(&job.path, builder, chunker)?;
-        let mut stat = second.after;
-        stat.size = second.covered;
+        let second = self.read_once(cursor.dir(), job, builder, chunker)?;
+        let total = first.bytes_read + second.bytes_read;
         if second.changed {
-            eprintln!("chkfs: warning: {} changed while it was being read; stored as last read", job.path.display());
-            // The stored content may match no version of the file: never
-            // let a later save take it as unchanged.
-            stat.ino = 0;
+            eprintln!(
+                "chkfs: warning: {} changed while it was being read; stored as last read",
+                escape_path(&job.path)
+            );
         }
-        Ok(SavedFile { content: second.content, stat, bytes_read: first.bytes_read + second.bytes_read })
+        Ok(second.into_saved(total))
     }
 
     fn read_once(
         &self,
-        path: &Path,
+        dir: &Dir,
+        job: &FileJob,
         builder: &mut BlockBuilder,
         chunker: &mut StreamChunker,
     ) -> Result<ReadResult, FileError> {
-        let source = |e: io::Error| FileError::Source(format!("{}: {e}", path.display()));
-        let mut file = open_for_reading(path).map_err(source)?;
-        let before = Stat::from_metadata(&file.metadata().map_err(source)?);
+        let source = |e: io::Error| FileError::Source(format!("{}: {e}", escape_path(&job.path)));
+        let mut file = dir.open_read(&job.name).map_err(source)?;
+        let before = dirfd::fstat(&file).map_err(source)?;
         if before.file_type() != libc::S_IFREG {
             return Err(source(io::Error::other("no longer a regular file")));
         }
-        let regions = if before.may_be_sparse() {
+        let regions = if may_be_sparse(&before) {
             data_regions(&file, before.size).map_err(source)?
         } else {
             vec![(0, u64::MAX)]
@@ -156,37 +174,41 @@ impl FileSaver<'_> {
             bytes_read += n;
             pos = start + n;
         }
-        let after = Stat::from_metadata(&file.metadata().map_err(source)?);
-        if after.size > pos && before.may_be_sparse() {
+        let after = dirfd::fstat(&file).map_err(source)?;
+        if after.size > pos && may_be_sparse(&before) {
             content.push(Extent::Hole { len: after.size - pos });
             pos = after.size;
         }
+        let xattrs = read_xattrs_fd(&file).map_err(source)?;
         let changed = !same_version(&before, &after) || pos != after.size;
-        Ok(ReadResult { content, before, after, covered: pos, bytes_read, changed })
+        Ok(ReadResult { content, after, xattrs, covered: pos, bytes_read, changed })
     }
 }
 
 struct ReadResult {
     content: Vec<Extent>,
-    before: Stat,
     after: Stat,
+    xattrs: Vec<Xattr>,
     covered: u64,
     bytes_read: u64,
     changed: bool,
 }
 
-fn same_version(a: &Stat, b: &Stat) -> bool {
-    a.size == b.size && a.mtime == b.mtime && a.ino == b.ino
+impl ReadResult {
+    fn into_saved(self, bytes_read: u64) -> SavedFile {
+        let mut stat = self.after;
+        stat.size = self.covered;
+        if self.changed {
+            // The stored content may match no version of the file: never
+            // let a later save take it as unchanged.
+            stat.ino = 0;
+        }
+        SavedFile { content: self.content, stat, xattrs: self.xattrs, bytes_read }
+    }
 }
 
-fn open_for_reading(path: &Path) -> io::Result<File> {
-    let open = |flags| std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
-    // O_NOATIME keeps a save from touching atimes; only the owner (or
-    // root) may ask for it.
-    match open(libc::O_NOFOLLOW | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW),
-        other => other,
-    }
+fn same_version(a: &Stat, b: &Stat) -> bool {
+    a.size == b.size && a.mtime == b.mtime && a.ino == b.ino
 }
 
 /// The data ranges of a sparse file, found with SEEK_DATA/SEEK_HOLE.

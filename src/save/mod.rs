@@ -12,14 +12,15 @@ mod scan;
 mod tree_saver;
 mod walk;
 
+use crate::dirfd::{Dir, FileId};
 use crate::format::records::{Snapshot, SnapshotStats, Timestamp};
 use crate::format::SnapshotId;
 use crate::store::{BlobReader, BlobWriter, Repository, StoreError};
+use crate::text::escape_path;
 use file_saver::{FileError, FileSaver};
 use scan::ScanOptions;
 pub use scan::ScanStats;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -32,12 +33,8 @@ pub use ignore_rules::IGNORE_FILE;
 pub enum SaveError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {source}")]
-    Source {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Source { path: String, err: std::io::Error },
     #[error("{0}")]
     Usage(String),
     #[error("interrupted; the data stored so far will be reused by the next save")]
@@ -45,8 +42,8 @@ pub enum SaveError {
 }
 
 impl SaveError {
-    fn source(path: &Path, source: std::io::Error) -> Self {
-        SaveError::Source { path: path.to_path_buf(), source }
+    fn source(path: &Path, err: std::io::Error) -> Self {
+        SaveError::Source { path: escape_path(path), err }
     }
 }
 
@@ -79,6 +76,10 @@ pub struct SaveOutcome {
     pub snapshot: Snapshot,
 }
 
+/// The most error messages a snapshot record keeps (the count is kept
+/// whole): a record must stay small enough to read.
+const MAX_RECORDED_ERRORS: usize = 10_000;
+
 pub fn save(
     repo: Arc<Repository>,
     opts: &SaveOptions,
@@ -87,19 +88,19 @@ pub fn save(
 ) -> Result<SaveOutcome, SaveError> {
     let started = Instant::now();
     let source = std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
-    let repo_root = std::fs::canonicalize(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
-    if source.starts_with(&repo_root) {
-        let msg = format!(
-            "{} is inside the repository {}: it cannot be saved into itself",
-            source.display(),
-            repo_root.display()
-        );
-        return Err(SaveError::Usage(msg));
-    }
+    let repo_dir = repository_dir(&repo, &source)?;
+    // The source as it is now, opened once: everything below is reached
+    // from this descriptor.
+    let root = Dir::open_path(&source).map_err(|e| SaveError::source(&source, e))?;
     let _lock = repo.lock(opts.lock_wait)?;
     repo.remove_stale_temps()?;
     let mut loaded = repo.load_index()?;
-    repo.repair_index(&mut loaded)?;
+    for w in loaded.warnings() {
+        eprintln!("chkfs: warning: {w}");
+    }
+    for note in repo.repair_index(&mut loaded)? {
+        eprintln!("chkfs: {note}");
+    }
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);
 
@@ -108,16 +109,14 @@ pub fn save(
     let parent = if opts.force_read {
         None
     } else {
-        repo.readable_snapshots()?.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
+        let snapshots = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id}: {e}"))?;
+        snapshots.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
     };
-    let repo_meta = std::fs::metadata(repo.root()).map_err(|e| SaveError::source(repo.root(), e))?;
-    let scan_opts = ScanOptions {
-        excludes: &opts.excludes,
-        one_file_system: opts.one_file_system,
-        skip_dirs: vec![(repo_meta.dev(), repo_meta.ino())],
-    };
+    let scan_opts =
+        ScanOptions { excludes: &opts.excludes, one_file_system: opts.one_file_system, skip_dirs: repo_dir };
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
-    let mut scan = scan::scan(&source, prev_root, &reader, &index, &scan_opts, interrupted)?;
+    let scan_root = root.try_clone().map_err(|e| SaveError::source(&source, e))?;
+    let mut scan = scan::scan(scan_root, &source, prev_root, &reader, &index, &scan_opts, interrupted)?;
     progress.scanned(&scan.stats);
 
     let writer = BlobWriter::new(repo.clone(), index.clone());
@@ -126,8 +125,15 @@ pub fn save(
     let mut bytes_read = 0;
     let mut store_error = None;
     let mut was_interrupted = false;
-    let saver = FileSaver { writer: &writer, sizes: repo.chunk_sizes(), threads: opts.threads, interrupted };
-    saver.run(&scan.jobs, |i, result| match result {
+    let saver = FileSaver {
+        writer: &writer,
+        sizes: repo.chunk_sizes(),
+        threads: opts.threads,
+        interrupted,
+        root: &root,
+        scan: &scan,
+    };
+    saver.run(|i, result| match result {
         Ok(saved) => {
             bytes_read += saved.bytes_read;
             progress.file_done(saved.bytes_read);
@@ -137,7 +143,10 @@ pub fn save(
             eprintln!("chkfs: skipped {msg}");
             errors.push(msg);
         }
-        Err(FileError::Store(e)) => store_error = Some(e),
+        // The first failure is the cause; later ones follow from it.
+        Err(FileError::Store(e)) => {
+            store_error.get_or_insert(e);
+        }
         Err(FileError::Interrupted) => was_interrupted = true,
     })?;
     if was_interrupted {
@@ -148,18 +157,23 @@ pub fn save(
     if let Some(e) = store_error {
         return Err(e.into());
     }
-    let (root, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &writer)?;
+    let (root_entry, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &writer)?;
     let written = writer.finish()?;
     progress.finished();
 
+    let error_count = errors.len();
+    if errors.len() > MAX_RECORDED_ERRORS {
+        errors.truncate(MAX_RECORDED_ERRORS);
+        errors.push(format!("... and {} more", error_count - MAX_RECORDED_ERRORS));
+    }
     let mut snapshot = Snapshot {
         time: opts.time.unwrap_or_else(Timestamp::now),
         host,
         path,
         message: opts.message.clone(),
         parent: parent.map(|p| p.id.0),
-        root,
-        partial: !errors.is_empty(),
+        root: root_entry,
+        partial: error_count > 0,
         errors,
         stats: SnapshotStats {
             files: tree_stats.files,
@@ -178,6 +192,23 @@ pub fn save(
         s.stats.duration_ms = started.elapsed().as_millis() as u64;
     })?;
     Ok(SaveOutcome { id, snapshot })
+}
+
+/// The identity of a local repository's directory (never entered by the
+/// walk); a source inside the repository is refused.
+fn repository_dir(repo: &Repository, source: &Path) -> Result<Vec<FileId>, SaveError> {
+    let Some(root) = repo.local_root() else { return Ok(Vec::new()) };
+    let repo_root = std::fs::canonicalize(root).map_err(|e| SaveError::source(root, e))?;
+    if source.starts_with(&repo_root) {
+        let msg = format!(
+            "{} is inside the repository {}: it cannot be saved into itself",
+            escape_path(source),
+            escape_path(&repo_root)
+        );
+        return Err(SaveError::Usage(msg));
+    }
+    let st = Dir::open_path(&repo_root).and_then(|d| d.stat()).map_err(|e| SaveError::source(&repo_root, e))?;
+    Ok(vec![st.id()])
 }
 
 pub fn hostname() -> String {

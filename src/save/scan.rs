@@ -1,11 +1,14 @@
 //! The first stage of a save: walk the source (see [`super::walk`]), then
-//! lay the result out for the next stages: directories in pre-order, the
-//! files to read as numbered jobs, and hard-link groups, whose first name
-//! in that order carries the content.
+//! lay the result out for the next stages: directories in pre-order (with
+//! the identity of each, for the file readers' cursors), the files to read
+//! as numbered jobs, and hard-link groups, whose first name in that order
+//! carries the content.
 
-use super::meta::{read_xattrs, Stat};
+use super::meta::{read_xattrs_fd, to_entry, Stat};
 use super::walk::{WalkOptions, Walked, WalkedDir, WalkedKind, Walker};
 use super::SaveError;
+use crate::dirfd::cursor::DirTree;
+use crate::dirfd::{Dir, FileId};
 use crate::format::tree::{Entry, Extent, HardLink, Node};
 use crate::format::BlobId;
 use crate::store::{BlobReader, Index};
@@ -19,6 +22,10 @@ pub use super::walk::WalkOptions as ScanOptions;
 /// their content (files to read) or their tree (subdirectories).
 pub struct ScannedDir {
     pub entries: Vec<(Entry, Pending)>,
+    pub parent: Option<u32>,
+    pub name: Vec<u8>,
+    pub depth: u32,
+    pub id: FileId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +40,11 @@ pub enum Pending {
 }
 
 pub struct FileJob {
+    /// The scanned directory holding it, and its name there.
+    pub dir: u32,
+    pub name: Vec<u8>,
+    /// For messages.
     pub path: PathBuf,
-    pub stat: Stat,
 }
 
 pub struct Scan {
@@ -49,6 +59,24 @@ pub struct Scan {
     pub stats: ScanStats,
 }
 
+impl DirTree for Scan {
+    fn parent(&self, dir: u32) -> Option<u32> {
+        self.dirs[dir as usize].parent
+    }
+
+    fn name(&self, dir: u32) -> &[u8] {
+        &self.dirs[dir as usize].name
+    }
+
+    fn depth(&self, dir: u32) -> u32 {
+        self.dirs[dir as usize].depth
+    }
+
+    fn id(&self, dir: u32) -> Option<FileId> {
+        Some(self.dirs[dir as usize].id)
+    }
+}
+
 #[derive(Default, Debug, Clone, Copy)]
 pub struct ScanStats {
     pub files: u64,
@@ -58,9 +86,11 @@ pub struct ScanStats {
     pub bytes_to_read: u64,
 }
 
-/// Walks `root`; `prev_root` is the root tree of the previous snapshot of
-/// the same source, whose unchanged files need not be read.
+/// Walks `root`, open as `dir`; `prev_root` is the root tree of the
+/// previous snapshot of the same source, whose unchanged files need not be
+/// read.
 pub fn scan(
+    dir: Dir,
     root: &Path,
     prev_root: Option<BlobId>,
     reader: &BlobReader,
@@ -68,20 +98,17 @@ pub fn scan(
     opts: &WalkOptions,
     interrupted: &AtomicBool,
 ) -> Result<Scan, SaveError> {
-    let meta = std::fs::symlink_metadata(root).map_err(|e| SaveError::source(root, e))?;
-    if !meta.is_dir() {
-        return Err(SaveError::source(root, std::io::Error::other("not a directory")));
-    }
-    let stat = Stat::from_metadata(&meta);
-    let xattrs = read_xattrs(root).map_err(|e| SaveError::source(root, e))?;
+    let stat = dir.stat().map_err(|e| SaveError::source(root, e))?;
+    let xattrs = read_xattrs_fd(&dir.as_file().map_err(|e| SaveError::source(root, e))?)
+        .map_err(|e| SaveError::source(root, e))?;
     let walker = Walker { reader, index, opts, root_dev: stat.dev, interrupted, errors: Default::default() };
-    let walked = walker.walk_root(root, prev_root)?;
+    let walked = walker.walk_root(dir, root, prev_root)?;
     let mut layout = Layout::default();
-    layout.add_dir(walked);
+    layout.add_dir(walked, None, Vec::new(), 0, root);
     layout.finish_hard_links();
     Ok(Scan {
         dirs: layout.dirs,
-        root: stat.to_entry(Vec::new(), Node::Dir { tree: BlobId(0) }, xattrs),
+        root: to_entry(&stat, Vec::new(), Node::Dir { tree: BlobId(0) }, xattrs),
         jobs: layout.jobs,
         link_sources: layout.link_sources,
         reused_content: layout.reused_content,
@@ -103,19 +130,23 @@ struct Layout {
 }
 
 impl Layout {
-    fn add_dir(&mut self, dir: WalkedDir) -> usize {
+    fn add_dir(&mut self, dir: WalkedDir, parent: Option<u32>, name: Vec<u8>, depth: u32, path: &Path) -> usize {
         let index = self.dirs.len();
-        self.dirs.push(ScannedDir { entries: Vec::new() });
+        self.dirs.push(ScannedDir { entries: Vec::new(), parent, name, depth, id: dir.id });
         self.stats.dirs += 1;
         let mut entries = Vec::with_capacity(dir.entries.len());
         for Walked { mut entry, kind } in dir.entries {
+            let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
             let pending = match kind {
                 WalkedKind::Ready => {
                     self.stats.other += u64::from(!matches!(entry.node, Node::Dir { .. }));
                     Pending::Ready
                 }
-                WalkedKind::Dir(sub) => Pending::Dir(self.add_dir(sub)),
-                WalkedKind::File { path, stat, reuse } => self.add_file(&mut entry, path, stat, reuse),
+                WalkedKind::Dir(sub) => {
+                    let n = entry.name.clone();
+                    Pending::Dir(self.add_dir(sub, Some(index as u32), n, depth + 1, &child))
+                }
+                WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, child, stat, reuse),
             };
             entries.push((entry, pending));
         }
@@ -123,7 +154,14 @@ impl Layout {
         index
     }
 
-    fn add_file(&mut self, entry: &mut Entry, path: PathBuf, stat: Stat, reuse: Option<Vec<Extent>>) -> Pending {
+    fn add_file(
+        &mut self,
+        entry: &mut Entry,
+        dir: u32,
+        path: PathBuf,
+        stat: Stat,
+        reuse: Option<Vec<Extent>>,
+    ) -> Pending {
         self.stats.files += 1;
         let group = (stat.nlink > 1).then(|| self.link_group(&stat));
         if let Some((group, names)) = group {
@@ -143,7 +181,7 @@ impl Layout {
             }
             None => {
                 self.stats.bytes_to_read += stat.size;
-                self.jobs.push(FileJob { path, stat });
+                self.jobs.push(FileJob { dir, name: entry.name.clone(), path });
                 Pending::File(self.jobs.len() - 1)
             }
         };
@@ -187,3 +225,5 @@ impl Layout {
         }
     }
 }
+
+use std::os::unix::ffi::OsStrExt;

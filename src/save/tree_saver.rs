@@ -54,7 +54,8 @@ pub fn save_trees(
             count(&entry, &mut stats, &mut groups_counted);
             tree.entries.push(entry);
         }
-        ids[d] = writer.add(&mut builder, &encode_tree(&tree))?;
+        let bytes = encode_tree(&tree).map_err(|e| StoreError::format("new tree", e))?;
+        ids[d] = writer.add(&mut builder, &bytes)?;
     }
     writer.flush(&mut builder)?;
     let mut root = scan.root.clone();
@@ -63,11 +64,19 @@ pub fn save_trees(
     Ok((root, stats))
 }
 
+/// Content, metadata and xattrs all as read through the file's own
+/// descriptor.
 fn fill_from_file(entry: &mut Entry, saved: Option<&SavedFile>) -> bool {
     let Some(saved) = saved else { return false };
-    entry.mtime = saved.stat.mtime;
-    entry.ctime = saved.stat.ctime;
-    entry.blocks = saved.stat.blocks;
+    let st = &saved.stat;
+    entry.mode = st.mode & 0o7777;
+    entry.uid = st.uid;
+    entry.gid = st.gid;
+    entry.mtime = st.mtime;
+    entry.ctime = st.ctime;
+    entry.blocks = st.blocks;
+    entry.inode = st.ino;
+    entry.xattrs = saved.xattrs.clone();
     set_content(entry, saved.content.clone())
 }
 

@@ -1,16 +1,23 @@
-//! Walking the source, directories in parallel: lstat every entry, read
-//! xattrs and symlinks, and find each file's previous version, whose chunk
+//! Walking the source, directories in parallel, through directory
+//! descriptors: every directory is opened from its parent without
+//! following a symlink and checked to be the one its parent listed, every
+//! entry is lstat'ed relative to its directory, symlinks are read with
+//! `readlinkat`. A directory swapped for a symlink mid-walk is noticed,
+//! never followed. Each file's previous version is found too: its chunk
 //! list is reused when size, mtime, ctime and inode are unchanged.
 
 use super::ignore_rules::{IgnoreRules, IGNORE_FILE};
-use super::meta::{read_xattrs, Stat};
+use super::meta::{read_xattrs, to_entry, Stat};
 use super::SaveError;
+use crate::dirfd::{Dir, FileId};
+use crate::format::pack::BlobKind;
 use crate::format::tree::{Entry, Extent, Node, Tree, Xattr};
 use crate::format::BlobId;
 use crate::store::{BlobReader, Index};
+use crate::text::escape_path;
 use parking_lot::Mutex;
 use rayon::prelude::*;
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +25,7 @@ use std::sync::Arc;
 
 /// A directory as walked, entries sorted by name.
 pub struct WalkedDir {
+    pub id: FileId,
     pub entries: Vec<Walked>,
 }
 
@@ -32,7 +40,6 @@ pub enum WalkedKind {
     Dir(WalkedDir),
     /// A regular file, with its previous chunk list if it is unchanged.
     File {
-        path: PathBuf,
         stat: Stat,
         reuse: Option<Vec<Extent>>,
     },
@@ -41,8 +48,8 @@ pub enum WalkedKind {
 pub struct WalkOptions<'a> {
     pub excludes: &'a [String],
     pub one_file_system: bool,
-    /// (dev, ino) of directories never to enter (the repository).
-    pub skip_dirs: Vec<(u64, u64)>,
+    /// Directories never to enter (the repository).
+    pub skip_dirs: Vec<FileId>,
 }
 
 pub struct Walker<'a> {
@@ -54,20 +61,35 @@ pub struct Walker<'a> {
     pub errors: Mutex<Vec<String>>,
 }
 
+/// A subdirectory to walk: its parent (shared until every sibling has
+/// opened itself), name, path, the identity its parent's listing gave it
+/// and its previous tree.
+struct Pending {
+    at: usize,
+    parent: Arc<Dir>,
+    name: Vec<u8>,
+    path: PathBuf,
+    id: FileId,
+    prev: Option<BlobId>,
+}
+
 impl Walker<'_> {
-    /// Walks the root directory `root`, whose previous tree is `prev`.
-    pub fn walk_root(&self, root: &Path, prev: Option<BlobId>) -> Result<WalkedDir, SaveError> {
+    /// Walks the root directory, open as `dir` at `root`, whose previous
+    /// tree is `prev`.
+    pub fn walk_root(&self, dir: Dir, root: &Path, prev: Option<BlobId>) -> Result<WalkedDir, SaveError> {
         let rules = IgnoreRules::root(root, self.opts.excludes).map_err(SaveError::Usage)?;
-        let children = list_dir(root).map_err(|e| SaveError::source(root, e))?;
-        let prev = prev.and_then(|id| self.load_prev(id, root));
-        self.walk_dir(root, children, &rules, prev.as_ref())
+        let id = dir.stat().map_err(|e| SaveError::source(root, e))?.id();
+        let names = dir.names().map_err(|e| SaveError::source(root, e))?;
+        let prev = prev.and_then(|t| self.load_prev(t, root));
+        self.walk_dir(dir, id, root, names, &rules, prev.as_ref())
     }
 
     fn load_prev(&self, id: BlobId, path: &Path) -> Option<Tree> {
         match self.reader.read_tree(id) {
             Ok(t) => Some(t),
             Err(e) => {
-                eprintln!("chkfs: warning: {}: previous tree unreadable, reading everything: {e}", path.display());
+                let shown = escape_path(path);
+                eprintln!("chkfs: warning: {shown}: previous tree unreadable, reading everything: {e}");
                 None
             }
         }
@@ -75,118 +97,148 @@ impl Walker<'_> {
 
     fn walk_dir(
         &self,
-        dir: &Path,
-        mut children: Vec<(OsString, std::fs::DirEntry)>,
+        dir: Dir,
+        id: FileId,
+        path: &Path,
+        mut names: Vec<Vec<u8>>,
         rules: &Arc<IgnoreRules>,
         prev: Option<&Tree>,
     ) -> Result<WalkedDir, SaveError> {
         if self.interrupted.load(Ordering::Relaxed) {
             return Err(SaveError::Interrupted);
         }
-        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let rules = if children.iter().any(|(n, _)| n == IGNORE_FILE) {
-            &rules.enter(dir).map_err(SaveError::Usage)?
+        names.sort();
+        let entered;
+        let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
+            entered = rules.enter(&dir, path, &mut |w| self.warn(w));
+            &entered
         } else {
             rules
         };
-        let mut entries = Vec::with_capacity(children.len());
+        let mut entries = Vec::with_capacity(names.len());
         let mut subdirs = Vec::new();
-        for (name, dirent) in children {
-            let path = dir.join(&name);
-            let is_dir_hint = dirent.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if rules.is_ignored(&path, is_dir_hint) {
-                continue;
-            }
-            // fstatat relative to the open directory: no path lookup.
-            let stat = match dirent.metadata() {
-                Ok(m) => Stat::from_metadata(&m),
+        for name in names {
+            let child = path.join(OsStr::from_bytes(&name));
+            let stat = match dir.stat_at(&name) {
+                Ok(s) => s,
+                // Deleted since it was listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    self.error(&path, &e);
+                    self.error(&child, &e);
                     continue;
                 }
             };
-            let prev_entry = prev.and_then(|t| t.find(name.as_bytes()));
-            if let Some(walked) = self.walk_entry(&path, name.as_bytes(), stat, prev_entry) {
-                if matches!(walked.entry.node, Node::Dir { .. }) && !matches!(walked.kind, WalkedKind::Dir(_)) {
-                    let prev_tree = match prev_entry.map(|e| &e.node) {
-                        Some(Node::Dir { tree }) => Some(*tree),
-                        _ => None,
-                    };
-                    subdirs.push((entries.len(), path, prev_tree));
-                }
-                entries.push(walked);
+            if rules.is_ignored(&child, stat.is_dir()) {
+                continue;
             }
+            let prev_entry = prev.and_then(|t| t.find(&name));
+            let Some(walked) = self.walk_entry(&dir, &child, name, stat, prev_entry) else { continue };
+            if matches!(walked.entry.node, Node::Dir { .. }) && !matches!(walked.kind, WalkedKind::Dir(_)) {
+                let prev_tree = match prev_entry.map(|e| &e.node) {
+                    Some(Node::Dir { tree }) => Some(*tree),
+                    _ => None,
+                };
+                subdirs.push((entries.len(), walked.entry.name.clone(), child, stat.id(), prev_tree));
+            }
+            entries.push(walked);
         }
-        let walked: Vec<(usize, Result<WalkedDir, SaveError>)> = subdirs
-            .into_par_iter()
-            .map(|(i, path, prev_tree)| (i, self.walk_subdir(&path, rules, prev_tree)))
+        let parent = Arc::new(dir);
+        let pending: Vec<Pending> = subdirs
+            .into_iter()
+            .map(|(at, name, path, id, prev)| Pending { at, parent: parent.clone(), name, path, id, prev })
             .collect();
+        // Each subdirectory holds the parent open only until it has opened
+        // itself: open descriptors follow the walk's frontier, not its depth.
+        drop(parent);
+        let walked: Vec<(usize, Result<WalkedDir, SaveError>)> =
+            pending.into_par_iter().map(|p| (p.at, self.walk_subdir(p, rules))).collect();
         for (i, result) in walked {
             entries[i].kind = WalkedKind::Dir(result?);
         }
-        Ok(WalkedDir { entries })
+        Ok(WalkedDir { id, entries })
     }
 
-    fn walk_subdir(&self, path: &Path, rules: &Arc<IgnoreRules>, prev: Option<BlobId>) -> Result<WalkedDir, SaveError> {
-        let children = match list_dir(path) {
-            Ok(c) => c,
+    fn walk_subdir(&self, p: Pending, rules: &Arc<IgnoreRules>) -> Result<WalkedDir, SaveError> {
+        let Pending { parent, name, path, id, prev, .. } = p;
+        let opened = parent.child(&name).and_then(|d| match d.stat() {
+            Ok(st) if st.id() == id => Ok(d),
+            Ok(_) => Err(std::io::Error::other("replaced by another directory while it was being saved")),
+            Err(e) => Err(e),
+        });
+        drop(parent);
+        let listed = opened.and_then(|d| d.names().map(|n| (d, n)));
+        let (dir, names) = match listed {
+            Ok(x) => x,
             Err(e) => {
-                self.error(path, &e);
-                return Ok(WalkedDir { entries: Vec::new() });
+                self.error(&path, &e);
+                return Ok(WalkedDir { id, entries: Vec::new() });
             }
         };
-        let prev = prev.and_then(|id| self.load_prev(id, path));
-        self.walk_dir(path, children, rules, prev.as_ref())
+        let prev = prev.and_then(|t| self.load_prev(t, &path));
+        self.walk_dir(dir, id, &path, names, rules, prev.as_ref())
     }
 
     /// The entry for one name; directories come back with `Ready` and are
     /// walked by the caller (in parallel), except those not to enter.
-    fn walk_entry(&self, path: &Path, name: &[u8], stat: Stat, prev: Option<&Entry>) -> Option<Walked> {
-        let xattrs = self.xattrs_for(path, &stat, prev)?;
-        let (node, kind) = match stat.file_type() {
+    fn walk_entry(&self, dir: &Dir, path: &Path, name: Vec<u8>, stat: Stat, prev: Option<&Entry>) -> Option<Walked> {
+        let (node, kind, xattrs) = match stat.file_type() {
             libc::S_IFREG => {
+                // Read with the file, through its descriptor, unless reused.
                 let reuse = prev.and_then(|p| self.reusable_content(&stat, p));
-                let kind = WalkedKind::File { path: path.to_path_buf(), stat, reuse };
-                (Node::File { content: Vec::new() }, kind)
+                let xattrs = match (&reuse, prev) {
+                    (Some(_), Some(p)) => p.xattrs.clone(),
+                    _ => Vec::new(),
+                };
+                (Node::File { content: Vec::new() }, WalkedKind::File { stat, reuse }, xattrs)
             }
             libc::S_IFDIR => {
-                if self.opts.skip_dirs.contains(&(stat.dev, stat.ino)) {
+                if self.opts.skip_dirs.contains(&stat.id()) {
                     return None;
                 }
                 // Another filesystem, with --one-file-system: an empty directory.
-                let stays_empty = self.opts.one_file_system && stat.dev != self.root_dev;
-                let kind =
-                    if stays_empty { WalkedKind::Dir(WalkedDir { entries: Vec::new() }) } else { WalkedKind::Ready };
-                (Node::Dir { tree: BlobId(0) }, kind)
+                let kind = if self.opts.one_file_system && stat.dev != self.root_dev {
+                    WalkedKind::Dir(WalkedDir { id: stat.id(), entries: Vec::new() })
+                } else {
+                    WalkedKind::Ready
+                };
+                (Node::Dir { tree: BlobId(0) }, kind, self.xattrs_for(dir, path, &name, &stat, prev)?)
             }
-            libc::S_IFLNK => match std::fs::read_link(path) {
-                Ok(target) => (Node::Symlink { target: target.as_os_str().as_bytes().to_vec() }, WalkedKind::Ready),
+            libc::S_IFLNK => match dir.readlink(&name) {
+                Ok(target) => {
+                    let xattrs = self.xattrs_for(dir, path, &name, &stat, prev)?;
+                    (Node::Symlink { target }, WalkedKind::Ready, xattrs)
+                }
                 Err(e) => {
                     self.error(path, &e);
                     return None;
                 }
             },
-            libc::S_IFIFO => (Node::Fifo, WalkedKind::Ready),
-            libc::S_IFSOCK => (Node::Socket, WalkedKind::Ready),
-            libc::S_IFCHR => (Node::CharDevice { rdev: stat.rdev }, WalkedKind::Ready),
-            libc::S_IFBLK => (Node::BlockDevice { rdev: stat.rdev }, WalkedKind::Ready),
-            _ => {
-                self.error(path, &std::io::Error::other("unknown file type"));
-                return None;
+            t => {
+                let node = match t {
+                    libc::S_IFIFO => Node::Fifo,
+                    libc::S_IFSOCK => Node::Socket,
+                    libc::S_IFCHR => Node::CharDevice { rdev: stat.rdev },
+                    libc::S_IFBLK => Node::BlockDevice { rdev: stat.rdev },
+                    _ => {
+                        self.error(path, &std::io::Error::other("unknown file type"));
+                        return None;
+                    }
+                };
+                (node, WalkedKind::Ready, self.xattrs_for(dir, path, &name, &stat, prev)?)
             }
         };
-        Some(Walked { entry: stat.to_entry(name.to_vec(), node, xattrs), kind })
+        Some(Walked { entry: to_entry(&stat, name, node, xattrs), kind })
     }
 
     /// Xattrs cannot change without changing ctime: reuse them when the
-    /// entry is unchanged.
-    fn xattrs_for(&self, path: &Path, stat: &Stat, prev: Option<&Entry>) -> Option<Vec<Xattr>> {
+    /// entry is unchanged. Read through the open directory otherwise.
+    fn xattrs_for(&self, dir: &Dir, path: &Path, name: &[u8], stat: &Stat, prev: Option<&Entry>) -> Option<Vec<Xattr>> {
         if let Some(p) = prev {
             if p.ctime == stat.ctime && p.inode == stat.ino {
                 return Some(p.xattrs.clone());
             }
         }
-        match read_xattrs(path) {
+        match read_xattrs(&dir.proc_path(name)) {
             Ok(x) => Some(x),
             Err(e) => {
                 self.error(path, &e);
@@ -203,19 +255,22 @@ impl Walker<'_> {
         // stores a fresh copy and heals the repository.
         let healthy = !self.index.has_damage()
             || content.iter().all(|x| match x {
-                Extent::Data { id, .. } => self.index.has_healthy(*id),
+                Extent::Data { id, .. } => self.index.has_healthy(BlobKind::Data, *id),
                 Extent::Hole { .. } => true,
             });
         (unchanged && healthy).then(|| content.clone())
     }
 
+    /// Something left out of the snapshot (it becomes partial).
     fn error(&self, path: &Path, e: &std::io::Error) {
-        let msg = format!("{}: {e}", path.display());
+        let msg = format!("{}: {e}", escape_path(path));
         eprintln!("chkfs: skipped {msg}");
         self.errors.lock().push(msg);
     }
-}
 
-fn list_dir(dir: &Path) -> std::io::Result<Vec<(OsString, std::fs::DirEntry)>> {
-    std::fs::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e))).collect()
+    /// Something not applied as asked (it makes the snapshot partial too).
+    fn warn(&self, msg: String) {
+        eprintln!("chkfs: warning: {msg}");
+        self.errors.lock().push(msg);
+    }
 }

@@ -1,53 +1,119 @@
+use crate::format::pack::BlobKind;
 use crate::format::{BlobId, FormatError, PackId};
-use std::path::PathBuf;
 use thiserror::Error;
 
+/// Why a repository operation failed. Each message is complete on its own:
+/// no variant also reports its cause as a `source`, so a chain of errors
+/// printed with `{:#}` never says the same thing twice.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what} is damaged: {source}")]
-    Format {
-        what: String,
-        #[source]
-        source: FormatError,
-    },
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
+    #[error("{what} is missing")]
+    Missing { what: String },
+    #[error("{what} is damaged: {err}")]
+    Format { what: String, err: FormatError },
+    #[error("{what} was written by a newer chkfs (format version {found}; this one reads version {supported})")]
+    NewerFormat { what: String, found: u8, supported: u8 },
     #[error("{0} is not a chkfs repository (create one with `chkfs init {0}`)")]
-    NotARepository(PathBuf),
+    NotARepository(String),
     #[error("{0} already exists and is not empty")]
-    AlreadyExists(PathBuf),
-    #[error("blob {0} is missing from the repository")]
-    MissingBlob(BlobId),
-    #[error("blob {id} in pack {pack} is damaged: {reason}")]
-    DamagedBlob { id: BlobId, pack: PackId, reason: String },
+    AlreadyExists(String),
+    #[error("{} {id} is missing from the repository", kind_name(*kind))]
+    MissingBlob { kind: BlobKind, id: BlobId },
+    #[error("{} {id} in pack {pack} is damaged: {reason}", kind_name(*kind))]
+    DamagedBlob { kind: BlobKind, id: BlobId, pack: PackId, reason: String },
+    /// A tree that contradicts what it refers to (a chunk's length, a
+    /// hard-link group whose names disagree).
+    #[error("{what} contradicts its tree: {reason}")]
+    Inconsistent { what: String, reason: String },
     #[error(
         "an object of {0} bytes is too large to store (a directory's files together are limited to about 800 GiB)"
     )]
     TooLarge(u64),
     #[error("repository {0} is busy: another writer holds its lock")]
-    Busy(PathBuf),
+    Busy(String),
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
+    #[error("fault injected by the test backend ({0})")]
+    Injected(String),
+}
+
+pub fn kind_name(kind: BlobKind) -> &'static str {
+    match kind {
+        BlobKind::Data => "chunk",
+        BlobKind::Tree => "tree",
+    }
 }
 
 impl StoreError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io { path: path.into(), source }
+    pub(crate) fn io(what: impl std::fmt::Display, err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            return StoreError::Missing { what: what.to_string() };
+        }
+        StoreError::Io { what: what.to_string(), err }
     }
 
-    pub(crate) fn format(what: impl Into<String>, source: FormatError) -> Self {
-        StoreError::Format { what: what.into(), source }
+    /// A decoding failure of `what`; an unsupported format version is not
+    /// damage but a newer writer, and says so.
+    pub(crate) fn format(what: impl std::fmt::Display, err: FormatError) -> Self {
+        match err {
+            FormatError::UnsupportedVersion { found, supported } if found > supported => {
+                StoreError::NewerFormat { what: what.to_string(), found, supported }
+            }
+            err => StoreError::Format { what: what.to_string(), err },
+        }
     }
 
     /// True when the error means data in the repository is damaged or
     /// missing (as opposed to the machine failing us).
     pub fn is_damage(&self) -> bool {
-        matches!(self, StoreError::Format { .. } | StoreError::MissingBlob(_) | StoreError::DamagedBlob { .. })
+        matches!(
+            self,
+            StoreError::Format { .. }
+                | StoreError::MissingBlob { .. }
+                | StoreError::DamagedBlob { .. }
+                | StoreError::Inconsistent { .. }
+        )
+    }
+
+    /// The same error again, for when several threads must report one
+    /// failure (an I/O error keeps its errno).
+    pub fn duplicate(&self) -> StoreError {
+        use StoreError::*;
+        let io = |e: &std::io::Error| match e.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(e.kind(), e.to_string()),
+        };
+        match self {
+            Io { what, err } => Io { what: what.clone(), err: io(err) },
+            Missing { what } => Missing { what: what.clone() },
+            Format { what, err } => Format { what: what.clone(), err: err.clone() },
+            NewerFormat { what, found, supported } => {
+                NewerFormat { what: what.clone(), found: *found, supported: *supported }
+            }
+            NotARepository(s) => NotARepository(s.clone()),
+            AlreadyExists(s) => AlreadyExists(s.clone()),
+            MissingBlob { kind, id } => MissingBlob { kind: *kind, id: *id },
+            DamagedBlob { kind, id, pack, reason } => {
+                DamagedBlob { kind: *kind, id: *id, pack: *pack, reason: reason.clone() }
+            }
+            Inconsistent { what, reason } => Inconsistent { what: what.clone(), reason: reason.clone() },
+            TooLarge(n) => TooLarge(*n),
+            Busy(s) => Busy(s.clone()),
+            SnapshotNotFound(s) => SnapshotNotFound(s.clone()),
+            AmbiguousSnapshot { prefix, candidates } => {
+                AmbiguousSnapshot { prefix: prefix.clone(), candidates: candidates.clone() }
+            }
+            Injected(s) => Injected(s.clone()),
+        }
+    }
+
+    /// True when an object was not found (it may have been deleted by a
+    /// concurrent gc or forget after it was listed).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, StoreError::Missing { .. })
     }
 }

@@ -3,6 +3,9 @@
 //! Built from the repository's index files, which hold the same block
 //! lists as the pack footers. A blob may be stored more than once (a
 //! damaged copy healed by a later save); a healthy copy is preferred.
+//!
+//! Blobs are found by kind and id together: a file whose bytes equal an
+//! encoded tree has the tree's id, and must stay a different blob.
 
 use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
 use crate::format::records::IndexedPack;
@@ -33,8 +36,11 @@ impl Hasher for IdHasher {
     }
 }
 
-pub type IdMap<V> = HashMap<BlobId, V, BuildHasherDefault<IdHasher>>;
-pub type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
+/// A blob's identity: what it is, and its content hash.
+pub type BlobKey = (BlobKind, BlobId);
+
+pub type IdMap<V> = HashMap<BlobKey, V, BuildHasherDefault<IdHasher>>;
+pub type IdSet = HashSet<BlobKey, BuildHasherDefault<IdHasher>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PackMeta {
@@ -118,25 +124,25 @@ impl Index {
             for b in &block.blobs {
                 let pos = self.blobs.len() as u32;
                 self.blobs.push(BlobLoc { id: b.id, kind: b.kind, block: block_no, offset: b.offset, len: b.len });
-                self.insert_location(b.id, pos, pack.id);
+                self.insert_location((b.kind, b.id), pos, pack.id);
             }
         }
     }
 
-    fn insert_location(&mut self, id: BlobId, pos: u32, pack: PackId) {
-        let Some(&current) = self.primary.get(&id) else {
-            self.primary.insert(id, pos);
+    fn insert_location(&mut self, key: BlobKey, pos: u32, pack: PackId) {
+        let Some(&current) = self.primary.get(&key) else {
+            self.primary.insert(key, pos);
             return;
         };
         let current_damaged = self.is_damaged_at(current);
-        let new_damaged = self.damaged.contains(&(pack, id));
+        let new_damaged = self.damaged.contains(&(pack, key.1));
         let keep = if current_damaged && !new_damaged {
-            self.primary.insert(id, pos);
+            self.primary.insert(key, pos);
             current
         } else {
             pos
         };
-        self.alternates.entry(id).or_default().push(keep);
+        self.alternates.entry(key).or_default().push(keep);
     }
 
     fn is_damaged_at(&self, pos: u32) -> bool {
@@ -153,14 +159,20 @@ impl Index {
     }
 
     /// True when a healthy copy exists: what a save may deduplicate against.
-    pub fn has_healthy(&self, id: BlobId) -> bool {
-        self.primary.get(&id).is_some_and(|&p| !self.is_damaged_at(p))
+    pub fn has_healthy(&self, kind: BlobKind, id: BlobId) -> bool {
+        self.primary.get(&(kind, id)).is_some_and(|&p| !self.is_damaged_at(p))
     }
 
-    /// Every stored copy of `id`, the preferred one first.
-    pub fn locations(&self, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
-        let first = self.primary.get(&id).copied();
-        let rest = if self.alternates.is_empty() { None } else { self.alternates.get(&id) };
+    /// True when some copy is listed, healthy or not.
+    pub fn contains(&self, kind: BlobKind, id: BlobId) -> bool {
+        self.primary.contains_key(&(kind, id))
+    }
+
+    /// Every stored copy of the blob, the preferred one first.
+    pub fn locations(&self, kind: BlobKind, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
+        let key = (kind, id);
+        let first = self.primary.get(&key).copied();
+        let rest = if self.alternates.is_empty() { None } else { self.alternates.get(&key) };
         let rest = rest.into_iter().flatten().copied();
         first.into_iter().chain(rest).map(|p| self.blobs[p as usize])
     }
@@ -212,11 +224,6 @@ impl Index {
     }
 }
 
-pub fn pack_path(id: PackId) -> String {
-    let hex = id.to_hex();
-    format!("packs/{}/{}.pack", &hex[..2], hex)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,21 +249,34 @@ mod tests {
         idx.add_pack(&pack(2, &[11, 12]));
         assert_eq!(idx.packs().len(), 2);
         assert_eq!(idx.blob_count(), 3);
-        let locs: Vec<_> = idx.locations(BlobId(11)).map(|l| idx.pack_of(&l).id).collect();
+        let locs: Vec<_> = idx.locations(BlobKind::Data, BlobId(11)).map(|l| idx.pack_of(&l).id).collect();
         assert_eq!(locs, vec![PackId(1), PackId(2)]);
-        assert!(idx.has_healthy(BlobId(12)));
-        assert!(!idx.has_healthy(BlobId(13)));
+        assert!(idx.has_healthy(BlobKind::Data, BlobId(12)));
+        assert!(!idx.has_healthy(BlobKind::Data, BlobId(13)));
+    }
+
+    #[test]
+    fn a_chunk_and_a_tree_with_the_same_id_are_different_blobs() {
+        let mut idx = Index::new([]);
+        idx.add_pack(&pack(1, &[10]));
+        let mut tree = pack(2, &[10]);
+        tree.blocks[0].blobs[0].kind = BlobKind::Tree;
+        idx.add_pack(&tree);
+        assert_eq!(idx.blob_count(), 2);
+        let data: Vec<_> = idx.locations(BlobKind::Data, BlobId(10)).map(|l| idx.pack_of(&l).id).collect();
+        let trees: Vec<_> = idx.locations(BlobKind::Tree, BlobId(10)).map(|l| idx.pack_of(&l).id).collect();
+        assert_eq!((data, trees), (vec![PackId(1)], vec![PackId(2)]));
     }
 
     #[test]
     fn damaged_copy_is_not_deduplicated_and_a_healthy_copy_is_preferred() {
         let mut idx = Index::new([(PackId(1), BlobId(11))]);
         idx.add_pack(&pack(1, &[10, 11]));
-        assert!(!idx.has_healthy(BlobId(11)));
-        assert!(idx.has_healthy(BlobId(10)));
+        assert!(!idx.has_healthy(BlobKind::Data, BlobId(11)));
+        assert!(idx.has_healthy(BlobKind::Data, BlobId(10)));
         idx.add_pack(&pack(2, &[11]));
-        assert!(idx.has_healthy(BlobId(11)));
-        let first = idx.locations(BlobId(11)).next().unwrap();
+        assert!(idx.has_healthy(BlobKind::Data, BlobId(11)));
+        let first = idx.locations(BlobKind::Data, BlobId(11)).next().unwrap();
         assert_eq!(idx.pack_of(&first).id, PackId(2));
     }
 }

@@ -5,9 +5,9 @@
 //! The index can be replaced while reading (a mount sees new snapshots);
 //! cached blocks are keyed by pack and offset, which no reload changes.
 
-use super::index::{pack_path, BlobLoc, Index};
+use super::index::{BlobLoc, Index};
 use super::{Repository, StoreError};
-use crate::format::pack::open_block_owned;
+use crate::format::pack::{open_block_owned, BlobKind};
 use crate::format::tree::{decode_tree, Tree};
 use crate::format::{BlobId, PackId};
 use parking_lot::RwLock;
@@ -57,11 +57,7 @@ pub struct BlobReader {
 /// True when a read failed because the blob or its pack is no longer where
 /// the index says (as opposed to damage).
 fn moved(e: &StoreError) -> bool {
-    match e {
-        StoreError::MissingBlob(_) => true,
-        StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-        _ => false,
-    }
+    matches!(e, StoreError::MissingBlob { .. } | StoreError::Missing { .. })
 }
 
 impl BlobReader {
@@ -87,55 +83,68 @@ impl BlobReader {
     /// When the blob is not where the index says (a concurrent gc moved it
     /// and deleted its pack), the index is reloaded once and the read
     /// tried again.
-    pub fn read(&self, id: BlobId) -> Result<BlobBytes, StoreError> {
+    pub fn read(&self, kind: BlobKind, id: BlobId) -> Result<BlobBytes, StoreError> {
         let index = self.index();
-        match self.read_in(&index, id) {
+        match self.read_in(&index, kind, id) {
             Err(e) if moved(&e) => {
                 let _one_at_a_time = self.reload.lock();
                 // Another thread may have reloaded while this one waited.
                 if Arc::ptr_eq(&index, &self.index()) {
                     self.set_index(Arc::new(self.repo.load_index()?.index));
                 }
-                self.read_in(&self.index(), id)
+                self.read_in(&self.index(), kind, id)
             }
             other => other,
         }
     }
 
-    fn read_in(&self, index: &Index, id: BlobId) -> Result<BlobBytes, StoreError> {
+    /// A chunk of file content, which must have exactly the length the
+    /// tree gives it: a tree that contradicts its chunks is damage.
+    pub fn read_chunk(&self, id: BlobId, len: u32) -> Result<BlobBytes, StoreError> {
+        let bytes = self.read(BlobKind::Data, id)?;
+        if bytes.len() != len as usize {
+            let reason = format!("it has {} bytes where its file's tree says {len}", bytes.len());
+            return Err(StoreError::Inconsistent { what: format!("chunk {id}"), reason });
+        }
+        Ok(bytes)
+    }
+
+    fn read_in(&self, index: &Index, kind: BlobKind, id: BlobId) -> Result<BlobBytes, StoreError> {
         let mut last_err = None;
-        for loc in index.locations(id) {
-            match self.read_at(&index, &loc) {
+        for loc in index.locations(kind, id) {
+            match self.read_at(index, &loc) {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or(StoreError::MissingBlob(id)))
+        Err(last_err.unwrap_or(StoreError::MissingBlob { kind, id }))
     }
 
     fn read_at(&self, index: &Index, loc: &BlobLoc) -> Result<BlobBytes, StoreError> {
         let pack = index.pack_of(loc).id;
         let key = (pack, index.block(loc.block).offset);
+        let kind = loc.kind;
         let block = self.cache.get_or_insert_with(&key, || load_block(&self.repo, index, loc.block)).map_err(|e| {
             if e.is_damage() {
-                StoreError::DamagedBlob { id: loc.id, pack, reason: e.to_string() }
+                StoreError::DamagedBlob { kind, id: loc.id, pack, reason: e.to_string() }
             } else {
                 e
             }
         })?;
         if block.bad.contains(&loc.id) {
             let reason = "content does not match its hash".into();
-            return Err(StoreError::DamagedBlob { id: loc.id, pack, reason });
+            return Err(StoreError::DamagedBlob { kind, id: loc.id, pack, reason });
         }
         let end = loc.offset as usize + loc.len as usize;
         if end > block.raw.len() {
-            return Err(StoreError::DamagedBlob { id: loc.id, pack, reason: "blob lies outside its block".into() });
+            let reason = "it lies outside its block".into();
+            return Err(StoreError::DamagedBlob { kind, id: loc.id, pack, reason });
         }
         Ok(BlobBytes { block, start: loc.offset as usize, end })
     }
 
     pub fn read_tree(&self, id: BlobId) -> Result<Tree, StoreError> {
-        let bytes = self.read(id)?;
+        let bytes = self.read(BlobKind::Tree, id)?;
         decode_tree(&bytes).map_err(|e| StoreError::format(format!("tree {id}"), e))
     }
 }
@@ -144,9 +153,9 @@ impl BlobReader {
 fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlock>, StoreError> {
     let b = *index.block(n);
     let pack = index.pack(b.pack);
-    let path = pack_path(pack.id);
-    let stored = repo.backend().read_range(&path, b.offset, b.stored_len as usize)?;
-    let raw = open_block_owned(b.codec, b.raw_len, stored).map_err(|e| StoreError::format(&path, e))?;
+    let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
+    let raw = open_block_owned(b.codec, b.raw_len, stored)
+        .map_err(|e| StoreError::format(format!("pack {} block at {}", pack.id, b.offset), e))?;
     let bad = index
         .blobs_in_block(n)
         .iter()

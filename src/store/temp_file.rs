@@ -28,9 +28,9 @@ thread_local! {
 
 /// Creates `tmp` with `data` and syncs it. Aborts halfway through under
 /// the fault hook, as a crash would.
-pub fn write_temp(tmp: &Path, data: &[u8]) -> io::Result<()> {
+pub fn write_temp(tmp: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     if data.len() >= DIRECT_MIN {
-        match create(tmp, libc::O_DIRECT) {
+        match create(tmp, libc::O_DIRECT, mode) {
             Ok(file) => {
                 return STAGING_BUFFER.with_borrow_mut(|buf| DirectWriter::new(file, buf).write_all_synced(data));
             }
@@ -39,7 +39,7 @@ pub fn write_temp(tmp: &Path, data: &[u8]) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let mut f = create(tmp, 0)?;
+    let mut f = create(tmp, 0, mode)?;
     let half = data.len() / 2;
     f.write_all(&data[..half])?;
     fault::before_commit();
@@ -47,8 +47,12 @@ pub fn write_temp(tmp: &Path, data: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-fn create(path: &Path, flags: i32) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).custom_flags(flags).open(path)
+/// Creates `path` with exactly `mode`: the umask may only have narrowed it.
+fn create(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(flags).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(file)
 }
 
 struct DirectWriter<'a> {
@@ -133,7 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
         let p = dir.path().join("t");
-        write_temp(&p, &data).unwrap();
+        write_temp(&p, &data, 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), data, "length {len}");
     }
 
@@ -150,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
         std::fs::write(&p, b"x").unwrap();
-        assert!(write_temp(&p, &vec![1; DIRECT_MIN]).is_err());
+        assert!(write_temp(&p, &vec![1; DIRECT_MIN], 0o600).is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }
 }

@@ -3,7 +3,7 @@
 //! packs and writes each pack once it is full: packs are written
 //! sequentially while workers go on chunking.
 
-use super::index::{pack_path, IdSet, Index};
+use super::index::{IdSet, Index};
 use super::{Repository, StoreError};
 use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, MAX_BLOCK_RAW};
 use crate::format::records::IndexedPack;
@@ -47,12 +47,35 @@ pub struct WriteSummary {
 
 type PackThread = JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>;
 
+/// The first error any writer thread met: the one the user is told about,
+/// whichever thread happens to notice the failure.
+#[derive(Clone, Default)]
+struct FirstError(Arc<Mutex<Option<StoreError>>>);
+
+impl FirstError {
+    fn record(&self, e: StoreError) -> StoreError {
+        let mut slot = self.0.lock();
+        let copy = e.duplicate();
+        slot.get_or_insert(e);
+        copy
+    }
+
+    /// The recorded error, or a note that the writer stopped.
+    fn get(&self) -> StoreError {
+        match &*self.0.lock() {
+            Some(e) => e.duplicate(),
+            None => StoreError::io("pack writer", std::io::Error::other("stopped unexpectedly")),
+        }
+    }
+}
+
 pub struct BlobWriter {
     repo: Arc<Repository>,
     index: Arc<Index>,
     claimed: Mutex<IdSet>,
     tx: Option<Sender<SealedBlock>>,
     thread: Option<PackThread>,
+    first_error: FirstError,
     blobs_added: AtomicU64,
     raw_bytes_added: AtomicU64,
 }
@@ -61,14 +84,18 @@ impl BlobWriter {
     pub fn new(repo: Arc<Repository>, index: Arc<Index>) -> Self {
         let (tx, rx) = bounded::<SealedBlock>(16);
         let thread_repo = repo.clone();
+        let first_error = FirstError::default();
+        let errors = first_error.clone();
         let thread = std::thread::Builder::new()
             .name("chkfs-packs".into())
             .spawn(move || {
-                let mut packer = Packer::new(thread_repo);
+                let mut packer = Packer::new(thread_repo, errors.clone());
                 for block in rx {
-                    packer.add(block)?;
+                    if let Err(e) = packer.add(block) {
+                        return Err(errors.record(e));
+                    }
                 }
-                packer.finish()
+                packer.finish().map_err(|e| errors.record(e))
             })
             .expect("spawning the pack writer thread");
         Self {
@@ -77,6 +104,7 @@ impl BlobWriter {
             claimed: Mutex::new(IdSet::default()),
             tx: Some(tx),
             thread: Some(thread),
+            first_error,
             blobs_added: AtomicU64::new(0),
             raw_bytes_added: AtomicU64::new(0),
         }
@@ -87,17 +115,18 @@ impl BlobWriter {
     }
 
     /// True when the blob is stored or being stored by this writer.
-    pub fn is_known(&self, id: BlobId) -> bool {
-        self.index.has_healthy(id) || self.claimed.lock().contains(&id)
+    pub fn is_known(&self, kind: BlobKind, id: BlobId) -> bool {
+        self.index.has_healthy(kind, id) || self.claimed.lock().contains(&(kind, id))
     }
 
-    /// Stores `data` as a blob unless the repository has it already.
+    /// Stores `data` as a blob of the builder's kind unless the repository
+    /// has it already.
     pub fn add(&self, builder: &mut BlockBuilder, data: &[u8]) -> Result<BlobId, StoreError> {
         if data.len() > MAX_BLOCK_RAW as usize {
             return Err(StoreError::TooLarge(data.len() as u64));
         }
         let id = self.repo.blob_id(data);
-        if self.index.has_healthy(id) || !self.claimed.lock().insert(id) {
+        if self.index.has_healthy(builder.kind, id) || !self.claimed.lock().insert((builder.kind, id)) {
             return Ok(id);
         }
         if !builder.raw.is_empty() && builder.raw.len() + data.len() > BLOCK_TARGET {
@@ -130,24 +159,29 @@ impl BlobWriter {
         let block = seal_block(&builder.raw, std::mem::take(&mut builder.blobs));
         builder.raw.clear();
         let tx = self.tx.as_ref().expect("sender lives until finish");
-        tx.send(block).map_err(|_| pack_thread_gone())
+        tx.send(block).map_err(|_| self.first_error.get())
     }
 
-    /// Writes the last packs and an index file listing every pack written.
-    /// Blobs still in a builder that was not flushed are lost.
+    /// Writes the last packs and index files listing every pack written,
+    /// each durable before the next step. Blobs still in a builder that
+    /// was not flushed are lost.
     pub fn finish(self) -> Result<WriteSummary, StoreError> {
         let repo = self.repo.clone();
         let (packs, mut summary) = self.finish_packs()?;
-        summary.bytes_written += repo.write_index(packs)?.map_or(0, |(_, n)| n);
+        summary.bytes_written += repo.write_index(packs)?.iter().map(|(_, n)| n).sum::<u64>();
         Ok(summary)
     }
 
-    /// Writes the last packs and returns them, leaving the index to the
-    /// caller.
+    /// Writes the last packs, makes them durable and returns them, leaving
+    /// the index to the caller.
     pub fn finish_packs(mut self) -> Result<(Vec<IndexedPack>, WriteSummary), StoreError> {
         drop(self.tx.take());
         let thread = self.thread.take().expect("finish is called once");
-        let (packs, pack_bytes) = thread.join().map_err(|_| pack_thread_gone())??;
+        let joined = thread.join().map_err(|_| self.first_error.get())?;
+        let (packs, pack_bytes) = joined.map_err(|_| self.first_error.get())?;
+        if !packs.is_empty() {
+            self.repo.sync()?;
+        }
         let summary = WriteSummary {
             packs: packs.len() as u64,
             bytes_written: pack_bytes,
@@ -156,10 +190,6 @@ impl BlobWriter {
         };
         Ok((packs, summary))
     }
-}
-
-fn pack_thread_gone() -> StoreError {
-    StoreError::io("packs", std::io::Error::other("the pack writer stopped"))
 }
 
 /// Packs being written to storage at once. Each pack's write ends with an
@@ -176,11 +206,12 @@ struct Packer {
     /// the kernel 8,192 page faults to hand out zeroed pages. One at most,
     /// so that buffers waiting here add at most one pack to peak memory.
     spare: Receiver<Vec<u8>>,
-    writers: Vec<JoinHandle<Result<(Vec<IndexedPack>, u64), StoreError>>>,
+    writers: Vec<PackThread>,
+    errors: FirstError,
 }
 
 impl Packer {
-    fn new(repo: Arc<Repository>) -> Self {
+    fn new(repo: Arc<Repository>, errors: FirstError) -> Self {
         // A rendezvous channel: at most PACK_WRITERS packs being written
         // plus one being filled are in memory.
         let (tx, rx) = bounded::<PackBuilder>(0);
@@ -190,13 +221,14 @@ impl Packer {
                 let rx = rx.clone();
                 let repo = repo.clone();
                 let spare_tx = spare_tx.clone();
+                let errors = errors.clone();
                 std::thread::Builder::new()
                     .name("chkfs-pack-io".into())
                     .spawn(move || {
                         let mut done = Vec::new();
                         let mut bytes = 0;
                         for pack in rx {
-                            let (p, buffer) = write_pack(&repo, pack)?;
+                            let (p, buffer) = write_pack(&repo, pack).map_err(|e| errors.record(e))?;
                             bytes += p.size;
                             done.push(p);
                             if buffer.capacity() >= PACK_TARGET {
@@ -208,7 +240,7 @@ impl Packer {
                     .expect("spawning a pack writer thread")
             })
             .collect();
-        Packer { data: new_data_pack(None), tree: PackBuilder::new(), uploads: Some(tx), spare, writers }
+        Packer { data: new_data_pack(None), tree: PackBuilder::new(), uploads: Some(tx), spare, writers, errors }
     }
 
     fn add(&mut self, block: SealedBlock) -> Result<(), StoreError> {
@@ -228,7 +260,7 @@ impl Packer {
             return Ok(());
         }
         let tx = self.uploads.as_ref().expect("open until finish");
-        tx.send(pack).map_err(|_| pack_thread_gone())
+        tx.send(pack).map_err(|_| self.errors.get())
     }
 
     /// Writes what is left and waits for every pack to be durable.
@@ -241,7 +273,7 @@ impl Packer {
         let mut bytes = 0;
         let mut first_error = sent.err();
         for w in self.writers {
-            match w.join().map_err(|_| pack_thread_gone()).and_then(|r| r) {
+            match w.join().map_err(|_| self.errors.get()).and_then(|r| r) {
                 Ok((p, n)) => {
                     done.extend(p);
                     bytes += n;
@@ -250,7 +282,7 @@ impl Packer {
             }
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(_) => Err(self.errors.get()),
             None => Ok((done, bytes)),
         }
     }
@@ -267,7 +299,7 @@ fn new_data_pack(spare: Option<Vec<u8>>) -> PackBuilder {
 
 /// Stores a pack; returns it as indexed and its buffer for reuse.
 fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<u8>), StoreError> {
-    let (mut bytes, footer) = pack.finish();
+    let (mut bytes, footer) = pack.finish().map_err(|e| StoreError::format("new pack", e))?;
     // A pack is only rebuilt byte for byte when its blobs were all found
     // damaged (a save healing them): the stored file with that name is the
     // damaged one, so the new pack gets a salted, different name.
@@ -276,7 +308,7 @@ fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<
             salt_pack(&mut bytes, salt);
         }
         let id = PackId(xxh3_128(&bytes));
-        if repo.backend().write_if_absent(&pack_path(id), &bytes)? {
+        if repo.write_pack(id, &bytes)? {
             let size = bytes.len() as u64;
             return Ok((IndexedPack { id, size, blocks: footer.blocks }, bytes));
         }

@@ -1,0 +1,214 @@
+//! Creating one restored item inside an open directory, and giving it its
+//! saved metadata: ownership (as root), mode, extended attributes, times,
+//! in that order (chown clears set-user-ID bits; any write changes times).
+//!
+//! A regular file is written under a temporary name through the
+//! descriptor that created it, and gets its real name only once its
+//! content is complete: a file that cannot be restored fully never exists
+//! under its name. Other items are checked through an `O_PATH` descriptor
+//! before they are chowned, so a name swapped for a hard link to another
+//! file in the meantime is refused, never changed.
+
+use super::content::write_content;
+use crate::dirfd::{self, Dir, FileId};
+use crate::format::tree::{Entry, Node, Xattr};
+use crate::store::{BlobReader, StoreError};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why one item could not be restored (fully).
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+fn is_root() -> bool {
+    dirfd::euid() == 0
+}
+
+fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// What was created for a regular file.
+pub struct RestoredFile {
+    pub bytes: u64,
+    /// Metadata that could not be applied (the content is complete).
+    pub metadata_error: Option<io::Error>,
+}
+
+fn temp_name() -> Vec<u8> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(".chkfs-restore-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).into_bytes()
+}
+
+/// Restores a regular file as `name` in `dir`.
+pub fn file(
+    reader: &BlobReader,
+    dir: &Dir,
+    entry: &Entry,
+    force: bool,
+    keep: &[FileId],
+) -> Result<RestoredFile, ItemError> {
+    let Node::File { content } = &entry.node else { return Err(io::Error::other("not a regular file").into()) };
+    let tmp = temp_name();
+    let f = dir.create_file(&tmp, entry.mode & 0o777)?;
+    let written = write_content(reader, &f, content, entry.size);
+    if let Err(e) = written {
+        drop(f);
+        let _ = dir.unlink(&tmp);
+        return Err(e);
+    }
+    let metadata_error = file_metadata(&f, entry).err();
+    drop(f);
+    if let Err(e) = place(dir, &tmp, &entry.name, force, keep) {
+        let _ = dir.unlink(&tmp);
+        return Err(e.into());
+    }
+    Ok(RestoredFile { bytes: entry.size, metadata_error })
+}
+
+/// Gives the temporary `tmp` its real name, replacing what is in the way
+/// with `force`.
+fn place(dir: &Dir, tmp: &[u8], name: &[u8], force: bool, keep: &[FileId]) -> io::Result<()> {
+    match dir.rename_noreplace(tmp, name) {
+        Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
+            dir.remove_all(name, keep)?;
+            dir.rename_noreplace(tmp, name)
+        }
+        other => other,
+    }
+}
+
+/// Ownership and mode only where they differ from what creation gave.
+fn file_metadata(f: &File, entry: &Entry) -> io::Result<()> {
+    let created = dirfd::fstat(f)?;
+    let chown = is_root() && (created.uid != entry.uid || created.gid != entry.gid);
+    if chown {
+        dirfd::fchown(f, entry.uid, entry.gid)?;
+    }
+    if chown || created.mode & 0o7777 != entry.mode & 0o7777 {
+        dirfd::fchmod(f, entry.mode & 0o7777)?;
+    }
+    set_xattrs_fd(f, &entry.xattrs)?;
+    dirfd::set_times(f, entry.mtime)
+}
+
+fn set_xattrs_fd(f: &File, xattrs: &[Xattr]) -> io::Result<()> {
+    use xattr::FileExt;
+    for x in xattrs {
+        f.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value)?;
+    }
+    Ok(())
+}
+
+/// Creates a symlink, fifo, socket or device node, with its metadata.
+pub fn special(dir: &Dir, entry: &Entry, force: bool, keep: &[FileId]) -> io::Result<()> {
+    match make_special(dir, entry) {
+        Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
+            dir.remove_all(&entry.name, keep)?;
+            make_special(dir, entry)?;
+        }
+        other => other?,
+    }
+    special_metadata(dir, entry)
+}
+
+fn make_special(dir: &Dir, entry: &Entry) -> io::Result<()> {
+    let perm = entry.mode & 0o7777;
+    match &entry.node {
+        Node::Symlink { target } => dir.symlink(target, &entry.name),
+        Node::Fifo => dir.mknod(&entry.name, libc::S_IFIFO, perm, 0),
+        Node::Socket => dir.mknod(&entry.name, libc::S_IFSOCK, perm, 0),
+        Node::CharDevice { rdev } => dir.mknod(&entry.name, libc::S_IFCHR, perm, *rdev),
+        Node::BlockDevice { rdev } => dir.mknod(&entry.name, libc::S_IFBLK, perm, *rdev),
+        Node::File { .. } | Node::Dir { .. } => Err(io::Error::other("not a special file")),
+    }
+}
+
+fn special_type(node: &Node) -> u32 {
+    match node {
+        Node::Symlink { .. } => libc::S_IFLNK,
+        Node::Fifo => libc::S_IFIFO,
+        Node::Socket => libc::S_IFSOCK,
+        Node::CharDevice { .. } => libc::S_IFCHR,
+        Node::BlockDevice { .. } => libc::S_IFBLK,
+        Node::File { .. } => libc::S_IFREG,
+        Node::Dir { .. } => libc::S_IFDIR,
+    }
+}
+
+fn special_metadata(dir: &Dir, entry: &Entry) -> io::Result<()> {
+    let name = entry.name.as_slice();
+    // The item just created, checked: the right type, one name only.
+    let fd = rfs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
+    let st = dirfd::Stat::from_rustix(&rfs::fstat(&fd).map_err(errno)?);
+    if st.file_type() != special_type(&entry.node) || st.nlink != 1 {
+        return Err(io::Error::other("it was replaced by something else while being restored"));
+    }
+    if is_root() && (st.uid != entry.uid || st.gid != entry.gid) {
+        let (u, g) = (Some(rfs::Uid::from_raw(entry.uid)), Some(rfs::Gid::from_raw(entry.gid)));
+        rfs::chownat(&fd, "", u, g, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+    }
+    let is_symlink = matches!(entry.node, Node::Symlink { .. });
+    if !is_symlink && dirfd::Stat::from_rustix(&rfs::fstat(&fd).map_err(errno)?).mode & 0o7777 != entry.mode {
+        // No fchmod on an O_PATH descriptor: its /proc link is the inode.
+        use std::os::fd::AsRawFd;
+        let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rfs::chmod(p.as_str(), Mode::from_raw_mode(entry.mode & 0o7777)).map_err(errno)?;
+    }
+    let path = dir.proc_path(name);
+    for x in &entry.xattrs {
+        if let Err(e) = xattr::set(&path, std::ffi::OsStr::from_bytes(&x.name), &x.value) {
+            // Linux refuses user.* attributes on symlinks.
+            let refused_on_symlink = is_symlink && e.raw_os_error() == Some(libc::EPERM);
+            if !refused_on_symlink {
+                return Err(e);
+            }
+        }
+    }
+    dir.set_times_at(name, entry.mtime)
+}
+
+/// A directory's own metadata, through its open descriptor.
+pub fn dir_metadata(dir: &Dir, entry: &Entry) -> io::Result<()> {
+    let f = dir.as_file()?;
+    if is_root() {
+        dirfd::fchown(&f, entry.uid, entry.gid)?;
+    }
+    dirfd::fchmod(&f, entry.mode & 0o7777)?;
+    set_xattrs_fd(&f, &entry.xattrs)?;
+    dirfd::set_times(&f, entry.mtime)
+}
+
+/// Creates directory `name` in `dir` (owner-only while it is filled) and
+/// opens it. One that exists already is used with `force` if it is a
+/// directory, and replaced otherwise. A directory chkfs created must be
+/// owned by it: another owner means someone swapped in their own.
+pub fn directory(dir: &Dir, name: &[u8], force: bool, keep: &[FileId]) -> io::Result<Dir> {
+    match dir.mkdir(name, 0o700) {
+        Ok(()) => {
+            let d = dir.child(name)?;
+            let st = d.stat()?;
+            if st.uid != dirfd::euid() || st.mode & 0o077 != 0 {
+                return Err(io::Error::other("it was replaced by another directory while being restored"));
+            }
+            Ok(d)
+        }
+        Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
+            if dir.stat_at(name)?.is_dir() {
+                return dir.child(name);
+            }
+            dir.remove_all(name, keep)?;
+            dir.mkdir(name, 0o700)?;
+            dir.child(name)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,199 @@
+//! Index files: loading them into an [`Index`], writing new ones (split so
+//! that none grows past a bound), and repairing a damaged index from the
+//! packs' own footers.
+
+use super::index::Index;
+use super::{keys, Repository, StoreError};
+use crate::format::records::{decode_index, encode_index, IndexFile, IndexedPack};
+use crate::format::PackId;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// No index file is written larger than about this; readers accept what
+/// an envelope can hold.
+const INDEX_FILE_TARGET: usize = 64 << 20;
+const MAX_INDEX_FILE: u64 = crate::format::MAX_OBJECT;
+
+/// How often a load starts over because a concurrent gc replaced the index
+/// files while they were being read.
+const LOAD_ATTEMPTS: usize = 8;
+
+/// The index as loaded, with what could not be loaded.
+pub struct LoadedIndex {
+    pub index: Index,
+    /// Index files that do not decode.
+    pub bad_files: Vec<(String, StoreError)>,
+    /// Packs no (good) index file lists, read from their footers.
+    pub adopted: Vec<IndexedPack>,
+    /// Unindexed packs whose footer cannot be read.
+    pub bad_packs: Vec<(PackId, StoreError)>,
+    /// Damage lists that do not decode: reported, otherwise ignored.
+    pub bad_damage_lists: Vec<(String, StoreError)>,
+}
+
+impl LoadedIndex {
+    /// What a command should tell its user about this load.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, e) in &self.bad_damage_lists {
+            out.push(format!(
+                "damage list {key} is unreadable and ignored ({e}); `chkfs check --read-data` replaces it"
+            ));
+        }
+        for (_, e) in &self.bad_files {
+            out.push(format!("{e}; its packs are read from their own footers"));
+        }
+        for (id, e) in &self.bad_packs {
+            out.push(format!("pack {id} is not indexed and unreadable: {e}"));
+        }
+        out
+    }
+}
+
+impl Repository {
+    /// The index: every index file that decodes, plus the footers of packs
+    /// no index lists (from an interrupted save, or whose index file is
+    /// damaged), so every complete pack is readable. An index file of a
+    /// newer format is an error: it is never guessed at, nor removed.
+    pub fn load_index(&self) -> Result<LoadedIndex, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_load_index()? {
+                Some(loaded) => return Ok(loaded),
+                None if attempt < LOAD_ATTEMPTS => continue,
+                None => return Err(StoreError::Busy(self.location())),
+            }
+        }
+    }
+
+    /// None when an index file vanished between listing and reading (a gc
+    /// replaced it): the caller starts over with a fresh listing.
+    fn try_load_index(&self) -> Result<Option<LoadedIndex>, StoreError> {
+        let damage = self.load_damage_lists()?;
+        let mut index = Index::new(damage.entries);
+        let mut bad_files = Vec::new();
+        for name in self.index_files()? {
+            let key = keys::index(name);
+            let bytes = match self.backend().read(&key, MAX_INDEX_FILE) {
+                Ok(b) => b,
+                Err(e) if e.is_missing() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)) {
+                Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
+                Err(e @ StoreError::NewerFormat { .. }) => return Err(e),
+                Err(e) => bad_files.push((key, e)),
+            }
+        }
+        let mut adopted = Vec::new();
+        let mut bad_packs = Vec::new();
+        for (id, size) in self.unindexed_packs(&index)? {
+            match self.read_pack_footer(id, size) {
+                Ok(pack) => adopted.push(pack),
+                Err(e @ StoreError::NewerFormat { .. }) => return Err(e),
+                Err(e) if e.is_damage() => bad_packs.push((id, e)),
+                // Deleted between listing and reading.
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for pack in &adopted {
+            index.add_pack(pack);
+        }
+        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad }))
+    }
+
+    /// The names of the index files in storage.
+    pub fn index_files(&self) -> Result<Vec<PackId>, StoreError> {
+        Ok(self.backend().list(keys::INDEX)?.iter().filter_map(|(k, _)| keys::parse_index(k)).collect())
+    }
+
+    pub fn delete_index_file(&self, name: PackId) -> Result<(), StoreError> {
+        self.backend().delete(&keys::index(name))
+    }
+
+    /// Packs in storage that `index` does not list.
+    pub fn unindexed_packs(&self, index: &Index) -> Result<Vec<(PackId, u64)>, StoreError> {
+        Ok(self.list_packs()?.into_iter().filter(|(id, _)| !index.contains_pack(*id)).collect())
+    }
+
+    /// Writes index files listing `packs` (none for no packs), split so
+    /// that none exceeds the target size, and makes them durable. The
+    /// packs must be durable already. Returns each file's name and size.
+    pub fn write_index(&self, packs: Vec<IndexedPack>) -> Result<Vec<(PackId, u64)>, StoreError> {
+        let mut written = Vec::new();
+        for group in split_for_index_files(packs) {
+            let bytes = encode_index(&IndexFile { packs: group }).map_err(|e| StoreError::format("index file", e))?;
+            let name = PackId(xxh3_128(&bytes));
+            self.backend().write_if_absent(&keys::index(name), &bytes)?;
+            written.push((name, bytes.len() as u64));
+        }
+        if !written.is_empty() {
+            self.sync()?;
+        }
+        Ok(written)
+    }
+
+    /// Makes the index in storage whole again: removes damaged index files,
+    /// then indexes every pack that was read from its footer. A crash in
+    /// between only leaves packs unindexed, which the next load adopts
+    /// again. Callers hold the write lock. Returns what it did, for the user.
+    pub fn repair_index(&self, loaded: &mut LoadedIndex) -> Result<Vec<String>, StoreError> {
+        let mut done = Vec::new();
+        for (key, e) in std::mem::take(&mut loaded.bad_files) {
+            done.push(format!("removing a damaged index file ({e}); its packs are indexed again"));
+            // A damaged file may bear the name the repaired one will have.
+            if let Some(name) = keys::parse_index(&key) {
+                self.delete_index_file(name)?;
+            }
+        }
+        if !done.is_empty() {
+            self.sync()?;
+        }
+        let adopted = std::mem::take(&mut loaded.adopted);
+        if !adopted.is_empty() {
+            done.push(format!("indexing {} pack(s) left without an index", adopted.len()));
+        }
+        self.write_index(adopted)?;
+        Ok(done)
+    }
+}
+
+/// Groups packs so that each group's index file stays near the target.
+fn split_for_index_files(packs: Vec<IndexedPack>) -> Vec<Vec<IndexedPack>> {
+    let mut groups: Vec<Vec<IndexedPack>> = Vec::new();
+    let mut size = usize::MAX;
+    for pack in packs {
+        let estimate = 32 + pack.blocks.iter().map(|b| 24 + 30 * b.blobs.len()).sum::<usize>();
+        if size.saturating_add(estimate) > INDEX_FILE_TARGET {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += estimate;
+        groups.last_mut().expect("pushed above").push(pack);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
+    use crate::format::BlobId;
+
+    #[test]
+    fn large_index_is_split_into_bounded_files() {
+        let blobs: Vec<BlobEntry> =
+            (0..2000).map(|i| BlobEntry { id: BlobId(i), kind: BlobKind::Data, offset: 0, len: 1 }).collect();
+        let block = BlockInfo { offset: 16, stored_len: 1, raw_len: 1, codec: Codec::Raw, blobs };
+        let packs: Vec<IndexedPack> =
+            (0..3000).map(|i| IndexedPack { id: PackId(i), size: 100, blocks: vec![block.clone()] }).collect();
+        let groups = split_for_index_files(packs);
+        assert!(groups.len() > 1);
+        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 3000);
+        for g in &groups {
+            let bytes = encode_index(&IndexFile { packs: g.clone() }).unwrap();
+            assert!(bytes.len() <= INDEX_FILE_TARGET + (1 << 20), "{} bytes", bytes.len());
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Snapshot records and damage lists.
+
+use super::repo::random_bytes;
+use super::{keys, Repository, StoreError};
+use crate::format::records::{decode_damage_list, decode_snapshot, encode_damage_list, encode_snapshot};
+use crate::format::records::{DamageList, Snapshot};
+use crate::format::{BlobId, PackId, SnapshotId};
+use std::collections::HashSet;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// The largest snapshot record a repository may hold (records carry the
+/// save's error messages, which are capped well below this).
+pub const MAX_SNAPSHOT_RECORD: u64 = 64 << 20;
+const MAX_DAMAGE_LIST: u64 = crate::format::MAX_OBJECT;
+
+#[derive(Debug, Clone)]
+pub struct SnapshotEntry {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+    /// Size of the record in storage.
+    pub record_len: u64,
+}
+
+/// Every damaged blob copy recorded, and the lists that do not decode.
+#[derive(Default)]
+pub struct DamageLists {
+    pub entries: Vec<(PackId, BlobId)>,
+    pub bad: Vec<(String, StoreError)>,
+}
+
+impl Repository {
+    /// Every snapshot that can be read, oldest first; a damaged record is
+    /// reported to `on_damaged` and left out (`check` names it; `gc`, which
+    /// must not miss one, uses [`Repository::snapshots`]).
+    pub fn readable_snapshots(
+        &self,
+        on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
+    ) -> Result<Vec<SnapshotEntry>, StoreError> {
+        let mut out = Vec::new();
+        for (id, len) in self.snapshot_records()? {
+            match self.read_snapshot(id) {
+                Ok(Some(snapshot)) => out.push(SnapshotEntry { id, snapshot, record_len: len }),
+                Ok(None) => {}
+                Err(e) if e.is_damage() => on_damaged(id, e),
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|s| (s.snapshot.time, s.id));
+        Ok(out)
+    }
+
+    /// Every snapshot, oldest first. A record that cannot be decoded is an
+    /// error naming it.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
+        let mut out = Vec::new();
+        for (id, len) in self.snapshot_records()? {
+            if let Some(snapshot) = self.read_snapshot(id)? {
+                out.push(SnapshotEntry { id, snapshot, record_len: len });
+            }
+        }
+        out.sort_by_key(|s| (s.snapshot.time, s.id));
+        Ok(out)
+    }
+
+    /// The ids of all snapshots and the sizes of their records, from the
+    /// listing alone.
+    pub fn snapshot_records(&self) -> Result<Vec<(SnapshotId, u64)>, StoreError> {
+        Ok(self
+            .backend()
+            .list(keys::SNAPSHOTS)?
+            .iter()
+            .filter_map(|(k, n)| Some((keys::parse_snapshot(k)?, *n)))
+            .collect())
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError> {
+        Ok(self.snapshot_records()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// One snapshot record; None when it is gone (forgotten meanwhile).
+    pub fn read_snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
+        let key = keys::snapshot(id);
+        match self.backend().read(&key, MAX_SNAPSHOT_RECORD) {
+            Ok(bytes) => decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(format!("snapshot {id}"), e)),
+            Err(e) if e.is_missing() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The id of a snapshot given as `latest` or a unique prefix, from the
+    /// record names alone (so a damaged record can still be named).
+    pub fn resolve_snapshot_id(&self, spec: &str) -> Result<SnapshotId, StoreError> {
+        if spec == "latest" {
+            return self.resolve_snapshot(spec).map(|s| s.id);
+        }
+        let matches: Vec<SnapshotId> =
+            self.snapshot_ids()?.into_iter().filter(|id| prefix_matches(spec, *id)).collect();
+        match matches.as_slice() {
+            [] => Err(StoreError::SnapshotNotFound(spec.into())),
+            [one] => Ok(*one),
+            many => Err(StoreError::AmbiguousSnapshot {
+                prefix: spec.into(),
+                candidates: many.iter().map(|s| s.to_hex()).collect(),
+            }),
+        }
+    }
+
+    /// Finds a snapshot by `latest` or a unique prefix of its id.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotEntry, StoreError> {
+        if spec == "latest" {
+            let mut all = self.readable_snapshots(&mut |_, _| {})?;
+            return all.pop().ok_or_else(|| StoreError::SnapshotNotFound(spec.into()));
+        }
+        let id = self.resolve_snapshot_id(spec)?;
+        match self.read_snapshot(id)? {
+            Some(snapshot) => Ok(SnapshotEntry { id, snapshot, record_len: 0 }),
+            None => Err(StoreError::SnapshotNotFound(spec.into())),
+        }
+    }
+
+    /// Writes a snapshot record under a fresh random id and makes it
+    /// durable; returns the id and the record's size. `finish` may
+    /// complete the record knowing its size.
+    pub fn write_snapshot(
+        &self,
+        snapshot: &mut Snapshot,
+        finish: impl Fn(&mut Snapshot, u64),
+    ) -> Result<(SnapshotId, u64), StoreError> {
+        let mut len = 0u64;
+        let mut bytes = Vec::new();
+        // The record counts its own size in its stats: settle the fixpoint.
+        for _ in 0..4 {
+            finish(snapshot, len);
+            bytes = encode_snapshot(snapshot).map_err(|e| StoreError::format("snapshot record", e))?;
+            if bytes.len() as u64 == len {
+                break;
+            }
+            len = bytes.len() as u64;
+        }
+        if bytes.len() as u64 > MAX_SNAPSHOT_RECORD {
+            return Err(StoreError::TooLarge(bytes.len() as u64));
+        }
+        loop {
+            let id = SnapshotId(u32::from_le_bytes(random_bytes::<4>()?));
+            if self.backend().write_if_absent(&keys::snapshot(id), &bytes)? {
+                self.sync()?;
+                return Ok((id, bytes.len() as u64));
+            }
+        }
+    }
+
+    /// Deletes snapshot records and makes that durable.
+    pub fn delete_snapshots(&self, ids: &[SnapshotId]) -> Result<(), StoreError> {
+        for id in ids {
+            self.backend().delete(&keys::snapshot(*id))?;
+        }
+        self.sync()
+    }
+
+    // --------------------------------------------------------- damage lists
+
+    /// Every damage list; one that cannot be read is reported in `bad`
+    /// and otherwise ignored, so that it never stops a command.
+    pub fn load_damage_lists(&self) -> Result<DamageLists, StoreError> {
+        let mut out = DamageLists::default();
+        for (key, _) in self.backend().list(keys::DAMAGED)? {
+            if keys::parse_damage_list(&key).is_none() {
+                continue;
+            }
+            let decoded = self
+                .backend()
+                .read(&key, MAX_DAMAGE_LIST)
+                .and_then(|b| decode_damage_list(&b).map_err(|e| StoreError::format(format!("damage list {key}"), e)));
+            match decoded {
+                Ok(list) => out.entries.extend(list.entries),
+                Err(e) if e.is_missing() => {}
+                Err(e @ StoreError::Io { .. }) => return Err(e),
+                Err(e) => out.bad.push((key, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records damaged blob copies so no later save deduplicates against
+    /// them, durably.
+    pub fn record_damage(&self, mut entries: Vec<(PackId, BlobId)>) -> Result<(), StoreError> {
+        let known: HashSet<_> = self.load_damage_lists()?.entries.into_iter().collect();
+        entries.retain(|e| !known.contains(e));
+        if entries.is_empty() {
+            return Ok(());
+        }
+        entries.sort();
+        entries.dedup();
+        let bytes = encode_damage_list(&DamageList { entries }).map_err(|e| StoreError::format("damage list", e))?;
+        self.backend().write_if_absent(&keys::damage_list(PackId(xxh3_128(&bytes))), &bytes)?;
+        self.sync()
+    }
+
+    /// Removes damage lists that only name packs in `gone`, and, with
+    /// `unreadable`, those that cannot be decoded (after a full
+    /// `check --read-data` has recorded the damage it found again).
+    pub fn prune_damage_lists(&self, gone: &HashSet<PackId>, unreadable: bool) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for (key, _) in self.backend().list(keys::DAMAGED)? {
+            if keys::parse_damage_list(&key).is_none() {
+                continue;
+            }
+            let decoded = match self.backend().read(&key, MAX_DAMAGE_LIST) {
+                Ok(bytes) => decode_damage_list(&bytes),
+                Err(e) if e.is_missing() => continue,
+                Err(e @ StoreError::Io { .. }) => return Err(e),
+                Err(_) => Err(crate::format::FormatError::Truncated(0)),
+            };
+            let remove = match decoded {
+                Ok(list) => list.entries.iter().all(|(p, _)| gone.contains(p)),
+                Err(crate::format::FormatError::UnsupportedVersion { .. }) => false,
+                Err(_) => unreadable,
+            };
+            if remove {
+                self.backend().delete(&key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.sync()?;
+        }
+        Ok(removed)
+    }
+}
+
+/// True when `spec` (up to 8 hex digits, either case) starts `id`.
+fn prefix_matches(spec: &str, id: SnapshotId) -> bool {
+    let valid = !spec.is_empty() && spec.len() <= 8 && spec.bytes().all(|b| b.is_ascii_hexdigit());
+    valid && id.to_hex().starts_with(&spec.to_ascii_lowercase())
+}
