@@ -12,6 +12,7 @@ pub mod forget;
 pub mod format;
 pub mod fs;
 pub mod fuse;
+pub mod fuzzing;
 pub mod gc;
 pub mod restore;
 pub mod save;
