@@ -93,7 +93,7 @@ impl Verdicts<'_> {
     fn reason(&self, key: BlobKey, e: StoreError) -> String {
         match self.bad.get(&key) {
             Some((_, why)) => why.clone(),
-            None => e.to_string(),
+            None => e.detail(),
         }
     }
 

@@ -21,7 +21,7 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
     }
     for d in &report.damaged_blobs {
         let packs = if d.packs.is_empty() { String::new() } else { format!(" in pack {}", d.packs.join(", ")) };
-        eprintln!("damaged: chunk {}{packs}: {}", d.blob, d.reason);
+        eprintln!("damaged: {} {}{packs}: {}", d.kind, d.blob, d.reason);
         for user in &d.used_by {
             eprintln!("    used by {user}");
         }

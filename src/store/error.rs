@@ -111,6 +111,18 @@ impl StoreError {
         }
     }
 
+    /// What is wrong, without naming the object (for reports that name it
+    /// already).
+    pub fn detail(&self) -> String {
+        match self {
+            StoreError::Format { err, .. } => err.to_string(),
+            StoreError::MissingBlob { .. } | StoreError::Missing { .. } => "missing from the repository".into(),
+            StoreError::DamagedBlob { pack, reason, .. } => format!("in pack {pack}: {reason}"),
+            StoreError::Inconsistent { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// True when an object was not found (it may have been deleted by a
     /// concurrent gc or forget after it was listed).
     pub fn is_missing(&self) -> bool {

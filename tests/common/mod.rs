@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod forge;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs;
