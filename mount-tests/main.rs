@@ -23,3 +23,4 @@ mod readonly;
 mod roundtrip;
 mod sparse;
 mod stat;
+mod trust;

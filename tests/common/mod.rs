@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod forge;
+pub mod manifest;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};

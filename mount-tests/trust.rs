@@ -1,0 +1,126 @@
+//! The mount against forged and old repositories, and what it shows to
+//! whom: a format-1 repository reads exactly; trees that contradict their
+//! chunks or hard-link groups whose names disagree give EIO, never bytes
+//! the tree does not describe; a record with an impossible time is left
+//! out, not a crash; `trusted.*` attributes are shown only to callers that
+//! could read them natively.
+
+use crate::common::forge::*;
+use crate::common::manifest::{copy_repo_v1, differences, repo_v1_manifest};
+use crate::common::*;
+use crate::harness::*;
+use chkfs::format::tree::Extent;
+use std::ffi::OsStr;
+use std::fs;
+
+#[test]
+fn a_format_1_repository_mounts_exactly() {
+    require_fuse!();
+    let w = World::new();
+    copy_repo_v1(&w.repo);
+    let m = Mount::start(&w, &w.path("mnt"));
+    for (name, snap) in repo_v1_manifest().as_object().unwrap() {
+        let id = snap["id"].as_str().unwrap();
+        let d = differences(&m.snap(id), &snap["tree"]);
+        assert!(d.is_empty(), "mounted snapshot {name} ({id}) differs from its manifest:\n  {}", d.join("\n  "));
+    }
+}
+
+fn cat(path: &std::path::Path) -> Out {
+    sh("cat", [path.as_os_str()])
+}
+
+#[test]
+fn contradicting_trees_give_eio_and_nothing_else() {
+    require_fuse!();
+    let w = World::with_repo();
+    let mut f = Forge::open(&w.repo);
+    let content = random_bytes(5000, 3);
+    let chunk = f.chunk(&content);
+    let Extent::Data { id, .. } = chunk else { unreachable!() };
+    let (x, y) = (f.chunk(b"one content\n"), f.chunk(b"another content\n"));
+    let root = f.tree(vec![
+        file(b"claims-less", vec![Extent::Data { id, len: 100 }]),
+        file(b"claims-more", vec![Extent::Data { id, len: 9000 }]),
+        linked(file(b"link-a", vec![x]), 9, 2),
+        linked(file(b"link-b", vec![y]), 9, 2),
+        file(b"true", vec![chunk]),
+    ]);
+    let repo = f.commit();
+    let snap = snapshot(&repo, root, 6).to_hex();
+    let mut m = Mount::start(&w, &w.path("mnt"));
+    let dir = m.snap(&snap);
+    assert_eq!(fs::read(dir.join("true")).unwrap(), content);
+    for name in ["claims-less", "claims-more"] {
+        let c = cat(&dir.join(name));
+        assert_ne!(c.code, 0, "{name}: read {} bytes", c.stdout.len());
+        assert!(c.stderr.contains("Input/output error"), "{name}: {}", c.stderr);
+        assert!(c.stdout.is_empty(), "{name}: {} bytes served", c.stdout.len());
+    }
+    // Both names looked up: the group is known to disagree, neither reads.
+    let _ = fs::symlink_metadata(dir.join("link-a"));
+    let _ = fs::symlink_metadata(dir.join("link-b"));
+    for name in ["link-a", "link-b"] {
+        let c = cat(&dir.join(name));
+        assert_ne!(c.code, 0, "{name} read as {:?}", String::from_utf8_lossy(&c.stdout));
+        assert!(c.stdout.is_empty(), "{name}: served bytes");
+    }
+    assert!(m.is_running(), "the mount survived: {}", m.stderr());
+}
+
+#[test]
+fn a_record_with_an_impossible_time_is_left_out() {
+    require_fuse!();
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"fine\n").unwrap();
+    let good = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let repo = chkfs::store::Repository::open_local(&w.repo).unwrap();
+    let mut rec = repo.read_snapshot(chkfs::format::SnapshotId::from_hex(&good).unwrap()).unwrap().unwrap();
+    for (name, secs) in [("0badc0de", i64::MAX), ("0badc0df", i64::MIN)] {
+        rec.time.secs = secs;
+        fs::write(w.repo.join(format!("snapshots/{name}.snap")), chkfs::format::records::encode_snapshot(&rec).unwrap())
+            .unwrap();
+    }
+    let mut m = Mount::start(&w, &w.path("mnt"));
+    let listed = sh("ls", [m.mnt.join("snapshots").as_os_str()]);
+    listed.ok();
+    assert!(listed.stdout_str().contains(&good));
+    assert!(!listed.stdout_str().contains("0badc0de"), "{}", listed.stdout_str());
+    sh("ls", [m.mnt.join("by-time").as_os_str()]).ok();
+    assert_eq!(fs::read(m.snap(&good).join("f")).unwrap(), b"fine\n");
+    assert!(m.is_running(), "{}", m.stderr());
+    assert!(m.stderr().contains("0badc0de"), "the mount says why: {}", m.stderr());
+}
+
+#[test]
+fn trusted_attributes_only_for_callers_who_could_read_them() {
+    require_fuse!();
+    let w = World::with_repo();
+    // uid 65534 must reach the mount point.
+    chmod(w.dir.path(), 0o755);
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let f = src.join("f");
+    fs::write(&f, b"x").unwrap();
+    sh("setfattr", [OsStr::new("-n"), OsStr::new("trusted.secret"), OsStr::new("-v"), OsStr::new("hidden"), f.as_os_str()]).ok();
+    sh("setfattr", [OsStr::new("-n"), OsStr::new("user.open"), OsStr::new("-v"), OsStr::new("shown"), f.as_os_str()]).ok();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let m = Mount::start_with(&w, &w.path("mnt"), &["-o", "allow_other"]);
+    let mounted = m.snap(&id).join("f");
+    let as_root = sh("getfattr", [OsStr::new("-d"), OsStr::new("-m"), OsStr::new("-"), mounted.as_os_str()]);
+    assert!(as_root.stdout_str().contains("trusted.secret=\"hidden\""), "root sees it: {}", as_root.stdout_str());
+    let nobody = |args: &[&OsStr]| {
+        let mut all: Vec<&OsStr> = vec![OsStr::new("--reuid=65534"), OsStr::new("--regid=65534"), OsStr::new("--clear-groups")];
+        all.push(OsStr::new("getfattr"));
+        all.extend_from_slice(args);
+        sh("setpriv", all)
+    };
+    let listed = nobody(&[OsStr::new("-d"), OsStr::new("-m"), OsStr::new("-"), mounted.as_os_str()]);
+    assert!(listed.stdout_str().contains("user.open=\"shown\""), "{} {}", listed.stdout_str(), listed.stderr);
+    assert!(!listed.stdout_str().contains("trusted"), "an unprivileged caller sees {}", listed.stdout_str());
+    let asked = nobody(&[OsStr::new("-n"), OsStr::new("trusted.secret"), mounted.as_os_str()]);
+    assert_ne!(asked.code, 0);
+    assert!(!asked.stdout_str().contains("hidden"));
+}
