@@ -8,7 +8,10 @@ cd "$(dirname "$0")"
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v fusermount3 >/dev/null || need+=(fuse3)
-command -v setpriv >/dev/null || need+=(util-linux)
+command -v setpriv >/dev/null && command -v flock >/dev/null || need+=(util-linux)
+# Races and hostile-tree tests drive Debian's python3 and GNU time.
+[ -x /usr/bin/python3 ] || need+=(python3)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]}" >&2
