@@ -118,7 +118,9 @@ fn read_through(
 
 fn verify_block(repo: &Repository, index: &Index, b: u32, stored: &[u8], out: &mut PackResult) {
     let loc = index.block(b);
-    let raw = match open_block(loc.codec, loc.raw_len, stored) {
+    let opened =
+        crate::store::reader::check_block_len(repo, index, b).and_then(|()| open_block(loc.codec, loc.raw_len, stored));
+    let raw = match opened {
         Ok(raw) => raw,
         Err(e) => {
             let why = format!("its block does not decompress: {e}");

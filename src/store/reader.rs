@@ -6,6 +6,7 @@
 //! cached blocks are keyed by pack and offset, which no reload changes.
 
 use super::index::{BlobLoc, Index};
+use super::writer::BLOCK_TARGET;
 use super::{Repository, StoreError};
 use crate::format::pack::{open_block_owned, BlobKind};
 use crate::format::tree::{decode_tree, Tree};
@@ -149,13 +150,28 @@ impl BlobReader {
     }
 }
 
+/// Only a tree blob gets a block of up to 1 GiB; a block of chunks holds
+/// at most one chunk beyond the block target. A block claiming more is
+/// refused before anything is read or allocated for it.
+pub fn check_block_len(repo: &Repository, index: &Index, n: u32) -> Result<(), crate::format::FormatError> {
+    let raw = u64::from(index.block(n).raw_len);
+    let data_only = index.blobs_in_block(n).iter().all(|l| l.kind == BlobKind::Data);
+    let data_max = BLOCK_TARGET as u64 + repo.chunk_sizes().max as u64;
+    if data_only && raw > data_max {
+        let detail = format!("a block of chunks claims {raw} raw bytes, more than {data_max}");
+        return Err(crate::format::FormatError::Invalid { what: "block", detail });
+    }
+    Ok(())
+}
+
 /// Reads, decompresses and verifies block `n` of `index`.
 fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlock>, StoreError> {
     let b = *index.block(n);
     let pack = index.pack(b.pack);
+    let what = || format!("pack {} block at {}", pack.id, b.offset);
+    check_block_len(repo, index, n).map_err(|e| StoreError::format(what(), e))?;
     let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
-    let raw = open_block_owned(b.codec, b.raw_len, stored)
-        .map_err(|e| StoreError::format(format!("pack {} block at {}", pack.id, b.offset), e))?;
+    let raw = open_block_owned(b.codec, b.raw_len, stored).map_err(|e| StoreError::format(what(), e))?;
     let bad = index
         .blobs_in_block(n)
         .iter()
@@ -166,4 +182,32 @@ fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlo
         .map(|l| l.id)
         .collect();
     Ok(Arc::new(CheckedBlock { raw, bad }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobEntry, BlockInfo, Codec};
+    use crate::format::records::IndexedPack;
+    use crate::format::PackId;
+    use crate::store::memory::MemBackend;
+
+    #[test]
+    fn a_block_of_chunks_larger_than_any_writer_makes_is_refused_unread() {
+        let repo = Repository::init(Arc::new(MemBackend::new()), crate::chunking::ChunkSizes::DEFAULT).unwrap();
+        let block = |kind, raw_len| {
+            let blobs = vec![BlobEntry { id: BlobId(raw_len as u128), kind, offset: 0, len: 1 }];
+            BlockInfo { offset: 16, stored_len: 1 << 20, raw_len, codec: Codec::Lz4, blobs }
+        };
+        let mut index = Index::new([]);
+        let blocks =
+            vec![block(BlobKind::Data, 100 << 20), block(BlobKind::Tree, 100 << 20), block(BlobKind::Data, 200 << 10)];
+        index.add_pack(&IndexedPack { id: PackId(9), size: 200 << 20, blocks });
+        assert!(check_block_len(&repo, &index, 0).is_err(), "100 MiB of chunks in one block");
+        assert!(check_block_len(&repo, &index, 1).is_ok(), "a tree may be that large");
+        assert!(check_block_len(&repo, &index, 2).is_ok());
+        let reader = BlobReader::new(Arc::new(repo), Arc::new(index), 1 << 20);
+        let err = reader.read(BlobKind::Data, BlobId(100 << 20)).err().expect("refused");
+        assert!(err.to_string().contains("more than"), "{err}");
+    }
 }
