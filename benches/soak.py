@@ -19,7 +19,7 @@ exits 1 if any wrong byte or unexpected failure was seen.
 
 import argparse, hashlib, json, os, random, shutil, subprocess, sys, tempfile, threading, time
 
-stats = {"reads": 0, "bytes_read": 0, "saves": 0, "gc_runs": 0, "forgets": 0, "restores": 0,
+stats = {"reads": 0, "bytes_read": 0, "saves": 0, "gc_runs": 0, "forgets": 0, "restores": 0, "restores_of_forgotten": 0,
          "restored_files": 0, "checks": 0, "wrong_bytes": 0, "read_errors": 0, "failures": 0}
 lock = threading.Lock()
 manifests = {}  # snapshot id -> {relative path: sha256}
@@ -166,8 +166,11 @@ def restore_loop(c, repo, work, stop):
         out = tempfile.mkdtemp(dir=work)
         r = run([c, "--repo", repo, "restore", sid, out])
         if r.returncode != 0:
-            gone = b"no snapshot matches" in r.stderr
-            if not gone:
+            # Forgotten (and collected) while it was being restored.
+            gone = b"no snapshot matches" in r.stderr or sid not in live_ids(c, repo)
+            if gone:
+                count("restores_of_forgotten")
+            else:
                 problem("restore %s failed: %s" % (sid, r.stderr.decode(errors="replace")))
         else:
             count("restores")

@@ -84,6 +84,9 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         Ok(ExitCode::Ok)
     } else {
         eprintln!("chkfs: {} item(s) could not be restored (fully); everything else was", report.errors.len());
+        if repo.read_snapshot(snap.id).ok().flatten().is_none() {
+            eprintln!("chkfs: snapshot {} was forgotten while it was being restored", snap.id);
+        }
         Ok(ExitCode::Partial)
     }
 }
