@@ -17,8 +17,18 @@ impl SmallDisk {
     fn mount(at: &Path, size: &str) -> SmallDisk {
         fs::create_dir_all(at).unwrap();
         let opts = format!("size={size},mode=0755");
-        sh("mount", [OsStr::new("-t"), OsStr::new("tmpfs"), OsStr::new("-o"), OsStr::new(&opts), OsStr::new("tmpfs"), at.as_os_str()])
-            .ok();
+        sh(
+            "mount",
+            [
+                OsStr::new("-t"),
+                OsStr::new("tmpfs"),
+                OsStr::new("-o"),
+                OsStr::new(&opts),
+                OsStr::new("tmpfs"),
+                at.as_os_str(),
+            ],
+        )
+        .ok();
         SmallDisk(at.to_path_buf())
     }
 }

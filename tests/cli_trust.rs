@@ -177,7 +177,8 @@ fn an_index_of_a_newer_format_is_kept_and_named() {
     let mut bytes = fs::read(&index).unwrap();
     bytes[5] = 2;
     fs::write(&index, &bytes).unwrap();
-    for args in [&["save", src.to_str().unwrap()][..], &["gc"], &["check"], &["restore", "latest", "/nonexistent-out"]] {
+    for args in [&["save", src.to_str().unwrap()][..], &["gc"], &["check"], &["restore", "latest", "/nonexistent-out"]]
+    {
         let out = w.chkfs(args);
         assert_ne!(out.code, 0, "{args:?}");
         assert!(out.stderr.contains("written by a newer chkfs (format version 2"), "{args:?}: {}", out.stderr);
@@ -254,19 +255,25 @@ fn a_new_repository_is_private() {
     let mut cmd = w.cmd();
     cmd.arg("init");
     // A permissive umask for the child only.
-    let out = run_with_timeout(&mut std::process::Command::new("sh").arg("-c").arg(format!(
-        "umask 000 && exec {} --repo {} init",
-        CHKFS,
-        w.repo.display()
-    )), TIMEOUT);
+    let out = run_with_timeout(
+        &mut std::process::Command::new("sh").arg("-c").arg(format!(
+            "umask 000 && exec {} --repo {} init",
+            CHKFS,
+            w.repo.display()
+        )),
+        TIMEOUT,
+    );
     out.ok();
     let src = w.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), b"secret\n").unwrap();
     let saved = run_with_timeout(
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask 000 && exec {} --repo {} save {}", CHKFS, w.repo.display(), src.display())),
+        std::process::Command::new("sh").arg("-c").arg(format!(
+            "umask 000 && exec {} --repo {} save {}",
+            CHKFS,
+            w.repo.display(),
+            src.display()
+        )),
         TIMEOUT,
     );
     saved.ok();

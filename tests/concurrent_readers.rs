@@ -16,7 +16,8 @@ const CHURN: Duration = Duration::from_secs(20);
 
 fn add_files(dir: &Path, round: u64) {
     for i in 0..8 {
-        fs::write(dir.join(format!("r{round}-{i}")), random_bytes(40_000 + (i as usize) * 997, round * 100 + i)).unwrap();
+        fs::write(dir.join(format!("r{round}-{i}")), random_bytes(40_000 + (i as usize) * 997, round * 100 + i))
+            .unwrap();
     }
     // Remove older files so that gc has whole packs and parts to reclaim.
     if round >= 2 {

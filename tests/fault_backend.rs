@@ -91,7 +91,9 @@ enum Op {
 
 fn run(op: Op, repo: Arc<Repository>, src: &Path) -> Result<(), String> {
     match op {
-        Op::Save => save(repo, &save_opts(src), &Silent, &AtomicBool::new(false)).map(|_| ()).map_err(|e| e.to_string()),
+        Op::Save => {
+            save(repo, &save_opts(src), &Silent, &AtomicBool::new(false)).map(|_| ()).map_err(|e| e.to_string())
+        }
         Op::Forget => {
             let oldest = repo.snapshot_ids().map_err(|e| e.to_string())?;
             repo.delete_snapshots(&oldest[..1]).map_err(|e| e.to_string())

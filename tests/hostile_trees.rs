@@ -5,9 +5,9 @@
 
 mod common;
 
+use chkfs::format::tree::{Extent, Node};
 use common::forge::*;
 use common::*;
-use chkfs::format::tree::{Extent, Node};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -15,11 +15,7 @@ use std::path::Path;
 /// Every path under the world's directory outside the repository and the
 /// restore target, to prove a restore wrote nothing else.
 fn outside(w: &World) -> BTreeSet<Vec<u8>> {
-    walk(w.dir.path())
-        .keys()
-        .filter(|p| !p.starts_with(b"repo") && !p.starts_with(b"out"))
-        .cloned()
-        .collect()
+    walk(w.dir.path()).keys().filter(|p| !p.starts_with(b"repo") && !p.starts_with(b"out")).cloned().collect()
 }
 
 fn restore_out(w: &World, spec: &str) -> Out {
@@ -52,7 +48,11 @@ fn with_bad_subtree(w: &World, entries: impl FnOnce(&mut Forge) -> Vec<chkfs::fo
     snapshot(&repo, root, 3).to_hex()
 }
 
-fn bad_subtree_is_refused(name: &str, reason: &str, entries: impl FnOnce(&mut Forge) -> Vec<chkfs::format::tree::Entry>) {
+fn bad_subtree_is_refused(
+    name: &str,
+    reason: &str,
+    entries: impl FnOnce(&mut Forge) -> Vec<chkfs::format::tree::Entry>,
+) {
     let w = World::with_repo();
     w.chkfs(["list"]).ok();
     let id = with_bad_subtree(&w, entries);
@@ -177,7 +177,7 @@ fn a_file_naming_a_tree_and_a_directory_naming_a_chunk_are_damage() {
     let c = check(&w);
     assert_eq!(c.code, 4, "{}", c.stderr);
     assert!(c.stderr.contains(&format!("chunk {inner} is stored as a tree, not as file content")), "{}", c.stderr);
-    assert!(c.stderr.contains(&format!("tree {data_id} is missing from the repository")), "{}", c.stderr);
+    assert!(c.stderr.contains(&format!("tree {data_id}: missing from the repository")), "{}", c.stderr);
     let r = restore_out(&w, &snap);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("chunk {inner} is missing from the repository")), "{}", r.stderr);

@@ -8,9 +8,9 @@ mod common;
 use common::*;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const ROUNDS: usize = 12;

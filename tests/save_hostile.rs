@@ -124,11 +124,27 @@ fn hostile_ignore_files_are_warnings() {
     let w = World::with_repo();
     let src = w.path("src");
     let cases: [(&str, &dyn Fn(&std::path::Path), &str); 5] = [
-        ("fifo", &|d| sh("mkfifo", [d.join(".chkfsignore").as_os_str()]).ok().code.eq(&0).then_some(()).unwrap(), "not a regular file"),
-        ("zero", &|d| std::os::unix::fs::symlink("/dev/zero", d.join(".chkfsignore")).unwrap(), "Too many levels of symbolic links"),
+        (
+            "fifo",
+            &|d| sh("mkfifo", [d.join(".chkfsignore").as_os_str()]).ok().code.eq(&0).then_some(()).unwrap(),
+            "not a regular file",
+        ),
+        (
+            "zero",
+            &|d| std::os::unix::fs::symlink("/dev/zero", d.join(".chkfsignore")).unwrap(),
+            "Too many levels of symbolic links",
+        ),
         ("huge", &|d| fs::write(d.join(".chkfsignore"), vec![b'#'; 2 << 20]).unwrap(), "larger than"),
-        ("bad-line", &|d| fs::write(d.join(".chkfsignore"), "*.log\na{b\n").unwrap(), "line 2: pattern not used: error parsing glob"),
-        ("not-utf8", &|d| fs::write(d.join(".chkfsignore"), b"*.log\n\xff\xfe\n").unwrap(), "line 2: pattern not used: it is not UTF-8"),
+        (
+            "bad-line",
+            &|d| fs::write(d.join(".chkfsignore"), "*.log\na{b\n").unwrap(),
+            "line 2: pattern not used: error parsing glob",
+        ),
+        (
+            "not-utf8",
+            &|d| fs::write(d.join(".chkfsignore"), b"*.log\n\xff\xfe\n").unwrap(),
+            "line 2: pattern not used: it is not UTF-8",
+        ),
     ];
     for (name, make, says) in cases {
         let d = src.join(name);
@@ -138,7 +154,11 @@ fn hostile_ignore_files_are_warnings() {
         make(&d);
         let out = save_ignoring(&w, &src);
         assert_eq!(out.code, 3, "{name}: {}", out.stderr);
-        assert!(out.stderr.contains(&format!("{name}/.chkfsignore")) && out.stderr.contains(says), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("{name}/.chkfsignore")) && out.stderr.contains(says),
+            "{name}: {}",
+            out.stderr
+        );
         let names = saved_names(&w, out.json()["id"].as_str().unwrap());
         assert!(names.contains(&format!("{name}/kept.txt")), "{name}: {names:?}");
         if name == "bad-line" || name == "not-utf8" {

@@ -172,6 +172,26 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// A file in this directory that has no name yet (`O_TMPFILE`), for
+    /// writing; None where the filesystem cannot make one.
+    pub fn create_unnamed(&self, mode: u32) -> io::Result<Option<File>> {
+        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+        match rfs::openat(&self.fd, ".", flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Gives a file made by [`Dir::create_unnamed`] its name here; fails if
+    /// the name exists. (Through its /proc link: linking a descriptor
+    /// directly needs a capability.)
+    pub fn link_unnamed(&self, file: &File, name: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rfs::linkat(rfs::CWD, path.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW).map_err(err)
+    }
+
     /// Opens `name` for reading without following a symlink, without
     /// blocking on a FIFO, without taking a terminal, and (where allowed)
     /// without touching its access time. Whatever it opened, the caller

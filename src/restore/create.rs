@@ -29,7 +29,8 @@ pub enum ItemError {
 }
 
 fn is_root() -> bool {
-    dirfd::euid() == 0
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| dirfd::euid() == 0)
 }
 
 fn errno(e: rustix::io::Errno) -> io::Error {
@@ -45,10 +46,14 @@ pub struct RestoredFile {
 
 fn temp_name() -> Vec<u8> {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(".chkfs-restore-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).into_bytes()
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    format!(".chkfs-restore-{pid}-{}", N.fetch_add(1, Ordering::Relaxed)).into_bytes()
 }
 
-/// Restores a regular file as `name` in `dir`.
+/// Restores a regular file as `name` in `dir`: written as a file without a
+/// name (or, where the filesystem cannot make one, under a temporary name)
+/// and named only once complete.
 pub fn file(
     reader: &BlobReader,
     dir: &Dir,
@@ -57,30 +62,48 @@ pub fn file(
     keep: &[FileId],
 ) -> Result<RestoredFile, ItemError> {
     let Node::File { content } = &entry.node else { return Err(io::Error::other("not a regular file").into()) };
-    let tmp = temp_name();
-    let f = dir.create_file(&tmp, entry.mode & 0o777)?;
-    let written = write_content(reader, &f, content, entry.size);
-    if let Err(e) = written {
-        drop(f);
-        let _ = dir.unlink(&tmp);
+    let mode = entry.mode & 0o777;
+    let (f, tmp) = match dir.create_unnamed(mode)? {
+        Some(f) => (f, None),
+        None => {
+            let tmp = temp_name();
+            (dir.create_file(&tmp, mode)?, Some(tmp))
+        }
+    };
+    let discard = |tmp: &Option<Vec<u8>>| {
+        if let Some(t) = tmp {
+            let _ = dir.unlink(t);
+        }
+    };
+    if let Err(e) = write_content(reader, &f, content, entry.size) {
+        discard(&tmp);
         return Err(e);
     }
     let metadata_error = file_metadata(&f, entry).err();
-    drop(f);
-    if let Err(e) = place(dir, &tmp, &entry.name, force, keep) {
-        let _ = dir.unlink(&tmp);
+    let named = match &tmp {
+        None => place(|| dir.link_unnamed(&f, &entry.name), dir, &entry.name, force, keep),
+        Some(t) => place(|| dir.rename_noreplace(t, &entry.name), dir, &entry.name, force, keep),
+    };
+    if let Err(e) = named {
+        discard(&tmp);
         return Err(e.into());
     }
     Ok(RestoredFile { bytes: entry.size, metadata_error })
 }
 
-/// Gives the temporary `tmp` its real name, replacing what is in the way
-/// with `force`.
-fn place(dir: &Dir, tmp: &[u8], name: &[u8], force: bool, keep: &[FileId]) -> io::Result<()> {
-    match dir.rename_noreplace(tmp, name) {
+/// Names the file with `give_name`, replacing what is in the way with
+/// `force`.
+fn place(
+    give_name: impl Fn() -> io::Result<()>,
+    dir: &Dir,
+    name: &[u8],
+    force: bool,
+    keep: &[FileId],
+) -> io::Result<()> {
+    match give_name() {
         Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
             dir.remove_all(name, keep)?;
-            dir.rename_noreplace(tmp, name)
+            give_name()
         }
         other => other,
     }

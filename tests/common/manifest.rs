@@ -53,12 +53,8 @@ pub fn differences(dir: &Path, expected: &serde_json::Value) -> Vec<String> {
             }
             let user: Vec<(Vec<u8>, Vec<u8>)> =
                 m.xattrs.iter().filter(|(n, _)| n.starts_with(b"user.")).cloned().collect();
-            let want: Vec<(Vec<u8>, Vec<u8>)> = item["xattrs"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (raw(k), raw(v.as_str().unwrap())))
-                .collect();
+            let want: Vec<(Vec<u8>, Vec<u8>)> =
+                item["xattrs"].as_object().unwrap().iter().map(|(k, v)| (raw(k), raw(v.as_str().unwrap()))).collect();
             if user != want {
                 diffs.push(format!("{shown}: xattrs {user:?}"));
             }
