@@ -80,8 +80,11 @@ fn a_record_with_an_impossible_time_is_left_out() {
     let mut rec = repo.read_snapshot(chkfs::format::SnapshotId::from_hex(&good).unwrap()).unwrap().unwrap();
     for (name, secs) in [("0badc0de", i64::MAX), ("0badc0df", i64::MIN)] {
         rec.time.secs = secs;
-        fs::write(w.repo.join(format!("snapshots/{name}.snap")), chkfs::format::records::encode_snapshot(&rec).unwrap())
-            .unwrap();
+        fs::write(
+            w.repo.join(format!("snapshots/{name}.snap")),
+            chkfs::format::records::encode_snapshot(&rec).unwrap(),
+        )
+        .unwrap();
     }
     let mut m = Mount::start(&w, &w.path("mnt"));
     let listed = sh("ls", [m.mnt.join("snapshots").as_os_str()]);
@@ -104,15 +107,21 @@ fn trusted_attributes_only_for_callers_who_could_read_them() {
     fs::create_dir_all(&src).unwrap();
     let f = src.join("f");
     fs::write(&f, b"x").unwrap();
-    sh("setfattr", [OsStr::new("-n"), OsStr::new("trusted.secret"), OsStr::new("-v"), OsStr::new("hidden"), f.as_os_str()]).ok();
-    sh("setfattr", [OsStr::new("-n"), OsStr::new("user.open"), OsStr::new("-v"), OsStr::new("shown"), f.as_os_str()]).ok();
+    sh(
+        "setfattr",
+        [OsStr::new("-n"), OsStr::new("trusted.secret"), OsStr::new("-v"), OsStr::new("hidden"), f.as_os_str()],
+    )
+    .ok();
+    sh("setfattr", [OsStr::new("-n"), OsStr::new("user.open"), OsStr::new("-v"), OsStr::new("shown"), f.as_os_str()])
+        .ok();
     let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
     let m = Mount::start_with(&w, &w.path("mnt"), &["-o", "allow_other"]);
     let mounted = m.snap(&id).join("f");
     let as_root = sh("getfattr", [OsStr::new("-d"), OsStr::new("-m"), OsStr::new("-"), mounted.as_os_str()]);
     assert!(as_root.stdout_str().contains("trusted.secret=\"hidden\""), "root sees it: {}", as_root.stdout_str());
     let nobody = |args: &[&OsStr]| {
-        let mut all: Vec<&OsStr> = vec![OsStr::new("--reuid=65534"), OsStr::new("--regid=65534"), OsStr::new("--clear-groups")];
+        let mut all: Vec<&OsStr> =
+            vec![OsStr::new("--reuid=65534"), OsStr::new("--regid=65534"), OsStr::new("--clear-groups")];
         all.push(OsStr::new("getfattr"));
         all.extend_from_slice(args);
         sh("setpriv", all)
