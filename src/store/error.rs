@@ -25,7 +25,7 @@ pub enum StoreError {
     DamagedBlob { kind: BlobKind, id: BlobId, pack: PackId, reason: String },
     /// A tree that contradicts what it refers to (a chunk's length, a
     /// hard-link group whose names disagree).
-    #[error("{what} contradicts its tree: {reason}")]
+    #[error("{what}: {reason}")]
     Inconsistent { what: String, reason: String },
     #[error(
         "an object of {0} bytes is too large to store (a directory's files together are limited to about 800 GiB)"
