@@ -13,26 +13,57 @@ use crate::format::{BlobId, PackId};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Blob ids are already uniform hashes: use their low bits directly.
-#[derive(Default)]
+/// Hashes blob ids for the index's tables. The ids in an index file are
+/// whatever its writer put there: a forged index whose ids share the bits
+/// a table uses would make every insert scan one bucket (a load that never
+/// ends). So all 128 bits go through a strong mixer under a key drawn at
+/// random for each process, which a file written beforehand cannot know.
 pub struct IdHasher(u64);
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        IdHasher(process_key().0)
+    }
+}
+
+fn process_key() -> (u64, u64) {
+    static KEY: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        use std::hash::BuildHasher;
+        let s = std::collections::hash_map::RandomState::new();
+        (s.hash_one(0x6368_6b66_u64), s.hash_one(0x6964_7321_u64) | 1)
+    })
+}
+
+/// MurmurHash3's finalizer: every input bit affects every output bit.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        fmix64(self.0)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut b = [0u8; 8];
             b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+            self.write_u64(u64::from_le_bytes(b));
         }
     }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = fmix64(self.0 ^ n).wrapping_add(process_key().1);
+    }
     fn write_u128(&mut self, n: u128) {
-        self.0 ^= n as u64;
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
     }
     fn write_u32(&mut self, n: u32) {
-        self.0 ^= u64::from(n);
+        self.write_u64(u64::from(n));
     }
 }
 
@@ -253,6 +284,34 @@ mod tests {
         assert_eq!(locs, vec![PackId(1), PackId(2)]);
         assert!(idx.has_healthy(BlobKind::Data, BlobId(12)));
         assert!(!idx.has_healthy(BlobKind::Data, BlobId(13)));
+    }
+
+    /// Ids that agree in their low 64 bits (or their high ones) still
+    /// spread over a table's buckets: a forged index of such ids took hours
+    /// to load when only the low bits were used.
+    #[test]
+    fn ids_crafted_to_collide_spread_over_the_buckets() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let crafted: [&dyn Fn(u128) -> u128; 3] = [&|i| i << 64, &|i| i, &|i| i << 100 | 7];
+        for make in crafted {
+            let buckets: HashSet<u64> =
+                (0..200_000u128).map(|i| build.hash_one((BlobKind::Data, BlobId(make(i)))) & 0xffff).collect();
+            // Uniform hashing fills about 62,500 of 65,536 buckets.
+            assert!(buckets.len() > 60_000, "{} buckets used", buckets.len());
+        }
+        let block = BlockInfo {
+            offset: 16,
+            stored_len: 1,
+            raw_len: 1,
+            codec: Codec::Raw,
+            blobs: (0..100_000u128)
+                .map(|i| BlobEntry { id: BlobId(i << 64), kind: BlobKind::Data, offset: 0, len: 1 })
+                .collect(),
+        };
+        let mut idx = Index::new([]);
+        idx.add_pack(&IndexedPack { id: PackId(1), size: 100, blocks: vec![block] });
+        assert_eq!(idx.blob_count(), 100_000);
     }
 
     #[test]
