@@ -120,3 +120,104 @@ fn an_unprivileged_racer_cannot_make_restore_touch_anything_outside_the_target()
     assert!(swaps > 0, "the racer never swapped a directory");
     eprintln!("restore race: {swaps} directories swapped for symlinks over {ROUNDS} rounds");
 }
+
+/// The target itself, or a directory on its path, is a symlink its owner
+/// planted: root's restore is not sent through it.
+#[test]
+fn a_symlink_planted_at_the_target_is_not_followed() {
+    if !is_root() {
+        assert!(std::env::var("CI").is_err(), "this test needs root, and CI runs as root");
+        eprintln!("\n*** SKIPPING target symlink test: it needs root ***\n");
+        return;
+    }
+    let w = World::with_repo();
+    chmod(w.dir.path(), 0o755);
+    let src = w.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("sub/file"), b"restored\n").unwrap();
+    chmod(&src, 0o777);
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let victim = w.path("rootonly");
+    fs::create_dir(&victim).unwrap();
+    chmod(&victim, 0o700);
+    let home = w.path("alice");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::symlink(&victim, home.join("restored")).unwrap();
+    std::os::unix::fs::lchown(home.join("restored"), Some(65534), Some(65534)).unwrap();
+    fs::create_dir(home.join("real")).unwrap();
+    std::os::unix::fs::chown(home.join("real"), Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::symlink("../../rootonly", home.join("real/via")).unwrap();
+    std::os::unix::fs::lchown(home.join("real/via"), Some(65534), Some(65534)).unwrap();
+    for target in [home.join("restored"), home.join("restored/deeper"), home.join("real/via/x")] {
+        for force in [false, true] {
+            let mut args = vec![OsStr::new("restore")];
+            if force {
+                args.push(OsStr::new("--force"));
+            }
+            args.extend([OsStr::new(&id), target.as_os_str()]);
+            let out = w.chkfs(&args);
+            assert_ne!(out.code, 0, "restored through a planted symlink into {}", target.display());
+            let m = fs::metadata(&victim).unwrap();
+            assert_eq!((m.mode() & 0o7777, m.uid()), (0o700, 0), "{}", out.stderr);
+            assert!(fs::read_dir(&victim).unwrap().next().is_none(), "files appeared in the victim");
+        }
+    }
+    // A symlink root itself made, in root's own directory, is followed.
+    std::os::unix::fs::symlink(w.path("mine"), w.path("my-link")).unwrap();
+    w.restore(&id, &w.path("my-link"));
+    assert_eq!(fs::read(w.path("mine/sub/file")).unwrap(), b"restored\n");
+}
+
+/// The user swaps the target, in a loop, with a symlink to the repository
+/// (RENAME_EXCHANGE): whatever restore opens, it never writes into the
+/// repository.
+#[test]
+fn a_target_swapped_for_the_repository_is_refused() {
+    if !is_root() {
+        assert!(std::env::var("CI").is_err(), "this test needs root, and CI runs as root");
+        eprintln!("\n*** SKIPPING repository swap test: it needs root ***\n");
+        return;
+    }
+    const SWAPPER: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+print("ready", flush=True)
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+"#;
+    let w = World::with_repo();
+    chmod(w.dir.path(), 0o755);
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("config"), b"EVIL CONFIG\n").unwrap();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let config = fs::read(w.repo.join("config")).unwrap();
+    let home = w.path("alice");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let (dir, link) = (home.join("restored"), home.join("other"));
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::symlink(&w.repo, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let mut swapper = Running(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", SWAPPER])
+            .args([dir.as_os_str(), link.as_os_str()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    BufReader::new(swapper.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    for _ in 0..40 {
+        let _ = w.chkfs([OsStr::new("restore"), OsStr::new("--force"), OsStr::new(&id), dir.as_os_str()]);
+    }
+    drop(swapper);
+    assert_eq!(fs::read(w.repo.join("config")).unwrap(), config, "the repository's config was replaced");
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+}

@@ -10,6 +10,7 @@
 //! identity at every step it takes through a tree.
 
 pub mod cursor;
+pub mod path;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
 use std::ffi::OsStr;

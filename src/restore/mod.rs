@@ -74,10 +74,11 @@ pub fn restore(
     target: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreReport, RestoreError> {
-    let keep = protected(target, opts.repository.as_deref())?;
+    let repo_id = protected(target, opts.repository.as_deref())?;
+    let keep: Vec<FileId> = repo_id.into_iter().collect();
     let mut load = |id| reader.read_tree(id).map(Arc::new);
     let plan = Plan::new(expand(entry.clone(), opts.max_entries, &mut load)?);
-    let root = open_target(target, opts.force)?;
+    let root = open_target(target, opts.force, repo_id, opts.repository.as_deref())?;
     let _umask = UmaskGuard::clear();
     let run = Run { reader, plan: &plan, target, force: opts.force, keep: &keep, errors: Mutex::default() };
     for (dir, e) in &plan.expanded.unlisted {
@@ -102,11 +103,12 @@ pub fn restore(
     Ok(report)
 }
 
-/// The identities restore must never remove: the repository's directory.
-/// A target inside the repository is refused outright.
-fn protected(target: &Path, repository: Option<&Path>) -> Result<Vec<FileId>, RestoreError> {
-    let Some(repo) = repository else { return Ok(Vec::new()) };
-    let Ok(repo_canon) = std::fs::canonicalize(repo) else { return Ok(Vec::new()) };
+/// The identity restore must never remove: the repository's directory. A
+/// target whose path leads into the repository is refused before anything
+/// is created (and checked again, on the opened directory, against races).
+fn protected(target: &Path, repository: Option<&Path>) -> Result<Option<FileId>, RestoreError> {
+    let Some(repo) = repository else { return Ok(None) };
+    let Ok(repo_canon) = std::fs::canonicalize(repo) else { return Ok(None) };
     let target_abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
     // The nearest existing ancestor, resolved, then the rest as given.
     let mut existing = target_abs.clone();
@@ -125,16 +127,26 @@ fn protected(target: &Path, repository: Option<&Path>) -> Result<Vec<FileId>, Re
     if resolved.starts_with(&repo_canon) {
         return Err(RestoreError::InsideRepository(escape_path(target), escape_path(repo)));
     }
-    let id = Dir::open_path(&repo_canon).and_then(|d| d.stat()).map(|s| s.id());
-    Ok(id.into_iter().collect())
+    Ok(Dir::open_path(&repo_canon).and_then(|d| d.stat()).map(|s| s.id()).ok())
 }
 
-fn open_target(target: &Path, force: bool) -> Result<Dir, RestoreError> {
+/// Opens TARGET (creating it if missing) without being led astray by a
+/// symlink someone else could have planted on its path, and refuses it if
+/// it is, or lies inside, the repository.
+fn open_target(
+    target: &Path,
+    force: bool,
+    repo: Option<FileId>,
+    repo_path: Option<&Path>,
+) -> Result<Dir, RestoreError> {
     let err = |e| RestoreError::Target { path: escape_path(target), err: e };
-    if std::fs::symlink_metadata(target).is_err() {
-        std::fs::create_dir_all(target).map_err(err)?;
+    let (dir, _) = crate::dirfd::path::open_trusted(target, true).map_err(err)?;
+    if let Some(repo) = repo {
+        if crate::dirfd::path::is_within(&dir, repo).map_err(err)? {
+            let shown = repo_path.map(escape_path).unwrap_or_default();
+            return Err(RestoreError::InsideRepository(escape_path(target), shown));
+        }
     }
-    let dir = Dir::open_path(target).map_err(err)?;
     if !force && !dir.names().map_err(err)?.is_empty() {
         return Err(RestoreError::TargetNotEmpty(escape_path(target)));
     }
