@@ -241,22 +241,6 @@ fn a_tree_twenty_thousand_deep_restores_in_bounded_memory() {
     chkfs::dirfd::Dir::open_path(w.dir.path()).unwrap().remove_all(b"out", &[]).unwrap();
 }
 
-/// Runs a command to completion; returns its output and peak memory
-/// (KiB), which GNU time writes to `report`.
-fn run_measured(cmd: &mut std::process::Command, report: &Path) -> (Out, u64) {
-    let mut timed = std::process::Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%M").arg("-o").arg(&report).arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    let out = run_with_timeout(&mut timed, TIMEOUT);
-    let kib = fs::read_to_string(report).unwrap().trim().lines().last().unwrap().parse().unwrap();
-    (out, kib)
-}
-
 #[test]
 fn a_snapshot_record_with_an_impossible_time_is_damage_not_a_panic() {
     let w = World::with_repo();

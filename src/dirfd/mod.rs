@@ -185,12 +185,17 @@ impl Dir {
     }
 
     /// Gives a file made by [`Dir::create_unnamed`] its name here; fails if
-    /// the name exists. (Through its /proc link: linking a descriptor
-    /// directly needs a capability.)
+    /// the name exists. Linking the descriptor itself needs
+    /// CAP_DAC_READ_SEARCH; otherwise it goes through its /proc link.
     pub fn link_unnamed(&self, file: &File, name: &[u8]) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        rfs::linkat(rfs::CWD, path.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW).map_err(err)
+        match rfs::linkat(file, "", &self.fd, name, AtFlags::EMPTY_PATH) {
+            Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
+                let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                rfs::linkat(rfs::CWD, path.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW).map_err(err)
+            }
+            other => other.map_err(err),
+        }
     }
 
     /// Opens `name` for reading without following a symlink, without
@@ -254,6 +259,13 @@ impl Dir {
         let t = timespec(mtime);
         let times = rfs::Timestamps { last_access: t, last_modification: t };
         rfs::utimensat(&self.fd, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(err)
+    }
+
+    /// True when `/proc/self/fd` exists (a rescue system or a container may
+    /// lack it): [`Dir::proc_path`] and linking through it need it.
+    pub fn proc_available() -> bool {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
     }
 
     /// A path naming `name` in exactly this directory, for the calls that

@@ -63,7 +63,9 @@ pub fn file(
 ) -> Result<RestoredFile, ItemError> {
     let Node::File { content } = &entry.node else { return Err(io::Error::other("not a regular file").into()) };
     let mode = entry.mode & 0o777;
-    let (f, tmp) = match dir.create_unnamed(mode)? {
+    // An unnamed file can be named by root, or through /proc.
+    let unnamed = if is_root() || Dir::proc_available() { dir.create_unnamed(mode)? } else { None };
+    let (f, tmp) = match unnamed {
         Some(f) => (f, None),
         None => {
             let tmp = temp_name();
@@ -185,6 +187,9 @@ fn special_metadata(dir: &Dir, entry: &Entry) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
         rfs::chmod(p.as_str(), Mode::from_raw_mode(entry.mode & 0o7777)).map_err(errno)?;
+    }
+    if !entry.xattrs.is_empty() && !Dir::proc_available() {
+        return Err(io::Error::other("extended attributes not restored: /proc is not mounted"));
     }
     let path = dir.proc_path(name);
     for x in &entry.xattrs {

@@ -13,6 +13,7 @@ use crate::format::tree::{Entry, Extent, HardLink, Node};
 use crate::format::BlobId;
 use crate::store::{BlobReader, Index};
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -102,9 +103,9 @@ pub fn scan(
     let xattrs = read_xattrs_fd(&dir.as_file().map_err(|e| SaveError::source(root, e))?)
         .map_err(|e| SaveError::source(root, e))?;
     let walker = Walker { reader, index, opts, root_dev: stat.dev, interrupted, errors: Default::default() };
-    let walked = walker.walk_root(dir, root, prev_root)?;
+    let walked = walker.walk(dir, root, prev_root)?;
     let mut layout = Layout::default();
-    layout.add_dir(walked, None, Vec::new(), 0, root);
+    layout.lay_out(walked, root);
     layout.finish_hard_links();
     Ok(Scan {
         dirs: layout.dirs,
@@ -130,28 +131,50 @@ struct Layout {
 }
 
 impl Layout {
-    fn add_dir(&mut self, dir: WalkedDir, parent: Option<u32>, name: Vec<u8>, depth: u32, path: &Path) -> usize {
-        let index = self.dirs.len();
-        self.dirs.push(ScannedDir { entries: Vec::new(), parent, name, depth, id: dir.id });
-        self.stats.dirs += 1;
-        let mut entries = Vec::with_capacity(dir.entries.len());
-        for Walked { mut entry, kind } in dir.entries {
-            let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
-            let pending = match kind {
-                WalkedKind::Ready => {
-                    self.stats.other += u64::from(!matches!(entry.node, Node::Dir { .. }));
-                    Pending::Ready
-                }
-                WalkedKind::Dir(sub) => {
-                    let n = entry.name.clone();
-                    Pending::Dir(self.add_dir(sub, Some(index as u32), n, depth + 1, &child))
-                }
-                WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, child, stat, reuse),
-            };
-            entries.push((entry, pending));
+    /// Lays the walked directories out in pre-order (without recursion:
+    /// the depth is the source's), numbering files to read as it goes.
+    fn lay_out(&mut self, mut walked: Vec<WalkedDir>, root: &Path) {
+        // Pre-order position of each walked directory, as it is reached.
+        let mut position = vec![0usize; walked.len()];
+        let mut stack: Vec<(u32, PathBuf)> = vec![(0, root.to_path_buf())];
+        while let Some((w, path)) = stack.pop() {
+            let index = self.dirs.len();
+            position[w as usize] = index;
+            let d = &mut walked[w as usize];
+            let parent = d.parent.map(|p| position[p as usize] as u32);
+            let (name, depth, id) = (std::mem::take(&mut d.name), d.depth, d.id);
+            let walked_entries = std::mem::take(&mut d.entries);
+            self.dirs.push(ScannedDir { entries: Vec::new(), parent, name, depth, id });
+            self.stats.dirs += 1;
+            let mut entries = Vec::with_capacity(walked_entries.len());
+            let mut subdirs = Vec::new();
+            for Walked { mut entry, kind } in walked_entries {
+                let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
+                let pending = match kind {
+                    WalkedKind::Ready => {
+                        self.stats.other += u64::from(!matches!(entry.node, Node::Dir { .. }));
+                        Pending::Ready
+                    }
+                    WalkedKind::Dir(sub) => {
+                        subdirs.push((sub, child));
+                        // Renumbered below, once the subdirectory has its place.
+                        Pending::Dir(sub as usize)
+                    }
+                    WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, child, stat, reuse),
+                };
+                entries.push((entry, pending));
+            }
+            self.dirs[index].entries = entries;
+            // The first subdirectory is laid out next.
+            stack.extend(subdirs.into_iter().rev());
         }
-        self.dirs[index].entries = entries;
-        index
+        for dir in &mut self.dirs {
+            for (_, pending) in &mut dir.entries {
+                if let Pending::Dir(w) = pending {
+                    *w = position[*w];
+                }
+            }
+        }
     }
 
     fn add_file(
@@ -225,5 +248,3 @@ impl Layout {
         }
     }
 }
-
-use std::os::unix::ffi::OsStrExt;

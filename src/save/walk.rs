@@ -1,31 +1,41 @@
 //! Walking the source, directories in parallel, through directory
-//! descriptors: every directory is opened from its parent without
-//! following a symlink and checked to be the one its parent listed, every
-//! entry is lstat'ed relative to its directory, symlinks are read with
-//! `readlinkat`. A directory swapped for a symlink mid-walk is noticed,
-//! never followed. Each file's previous version is found too: its chunk
-//! list is reused when size, mtime, ctime and inode are unchanged.
+//! descriptors: every directory is reached from the source's root by a
+//! cursor that checks each directory on the way to be the one its parent
+//! listed, every entry is lstat'ed relative to its directory, symlinks are
+//! read with `readlinkat`. A directory swapped for a symlink mid-walk is
+//! noticed, never followed. Each file's previous version is found too: its
+//! chunk list is reused when size, mtime, ctime and inode are unchanged.
+//!
+//! Directories are tasks on rayon's pool, not frames on a stack, and each
+//! worker holds one descriptor however deep it is: a tree a million
+//! directories deep walks in memory proportional to its size.
 
 use super::ignore_rules::{IgnoreRules, IGNORE_FILE};
-use super::meta::{read_xattrs, to_entry, Stat};
+use super::meta::{read_xattrs, read_xattrs_fd, to_entry, Stat};
 use super::SaveError;
+use crate::dirfd::cursor::{Cursor, DirTree};
 use crate::dirfd::{Dir, FileId};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Entry, Extent, Node, Tree, Xattr};
 use crate::format::BlobId;
 use crate::store::{BlobReader, Index};
 use crate::text::escape_path;
-use parking_lot::Mutex;
-use rayon::prelude::*;
+use crossbeam_channel::{unbounded, Sender};
+use parking_lot::{Mutex, RwLock};
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A directory as walked, entries sorted by name.
+/// A directory of the source as walked.
 pub struct WalkedDir {
+    pub parent: Option<u32>,
+    pub name: Vec<u8>,
+    pub depth: u32,
     pub id: FileId,
+    /// Sorted by name.
     pub entries: Vec<Walked>,
 }
 
@@ -37,12 +47,10 @@ pub struct Walked {
 pub enum WalkedKind {
     /// Complete: symlinks and special files.
     Ready,
-    Dir(WalkedDir),
+    /// A subdirectory: walked directory N.
+    Dir(u32),
     /// A regular file, with its previous chunk list if it is unchanged.
-    File {
-        stat: Stat,
-        reuse: Option<Vec<Extent>>,
-    },
+    File { stat: Stat, reuse: Option<Vec<Extent>> },
 }
 
 pub struct WalkOptions<'a> {
@@ -61,27 +69,152 @@ pub struct Walker<'a> {
     pub errors: Mutex<Vec<String>>,
 }
 
-/// A subdirectory to walk: its parent (shared until every sibling has
-/// opened itself), name, path, the identity its parent's listing gave it
-/// and its previous tree.
-struct Pending {
-    at: usize,
-    parent: Arc<Dir>,
-    name: Vec<u8>,
+/// Where each directory is: what a cursor needs, shared by the workers
+/// and grown as directories are found.
+#[derive(Default)]
+struct Places(RwLock<Vec<(Option<u32>, Vec<u8>, u32, FileId)>>);
+
+struct PlacesView<'g>(parking_lot::RwLockReadGuard<'g, Vec<(Option<u32>, Vec<u8>, u32, FileId)>>);
+
+impl DirTree for PlacesView<'_> {
+    fn parent(&self, dir: u32) -> Option<u32> {
+        self.0[dir as usize].0
+    }
+    fn name(&self, dir: u32) -> &[u8] {
+        &self.0[dir as usize].1
+    }
+    fn depth(&self, dir: u32) -> u32 {
+        self.0[dir as usize].2
+    }
+    fn id(&self, dir: u32) -> Option<FileId> {
+        Some(self.0[dir as usize].3)
+    }
+}
+
+/// A directory to list: where it is, its path (for messages and ignore
+/// rules), the rules that apply and its previous tree.
+struct Task {
+    dir: u32,
     path: PathBuf,
-    id: FileId,
+    rules: Arc<IgnoreRules>,
     prev: Option<BlobId>,
 }
 
+thread_local! {
+    /// Each worker's cursor, for the walk it belongs to.
+    static CURSOR: RefCell<Option<(u64, Cursor)>> = const { RefCell::new(None) };
+}
+
+static WALKS: AtomicU64 = AtomicU64::new(0);
+
 impl Walker<'_> {
-    /// Walks the root directory, open as `dir` at `root`, whose previous
-    /// tree is `prev`.
-    pub fn walk_root(&self, dir: Dir, root: &Path, prev: Option<BlobId>) -> Result<WalkedDir, SaveError> {
+    /// Walks the root directory, open as `root_dir` at `root`, whose
+    /// previous tree is `prev`. Returns every directory; 0 is the root.
+    pub fn walk(&self, root_dir: Dir, root: &Path, prev: Option<BlobId>) -> Result<Vec<WalkedDir>, SaveError> {
         let rules = IgnoreRules::root(root, self.opts.excludes).map_err(SaveError::Usage)?;
-        let id = dir.stat().map_err(|e| SaveError::source(root, e))?.id();
-        let names = dir.names().map_err(|e| SaveError::source(root, e))?;
-        let prev = prev.and_then(|t| self.load_prev(t, root));
-        self.walk_dir(dir, id, root, names, &rules, prev.as_ref())
+        let id = root_dir.stat().map_err(|e| SaveError::source(root, e))?.id();
+        // The root must be listable: an error there is the save's.
+        root_dir.names().map_err(|e| SaveError::source(root, e))?;
+        let places = Places::default();
+        places.0.write().push((None, Vec::new(), 0, id));
+        let walk = WALKS.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = unbounded::<(u32, Vec<Walked>)>();
+        let first = Task { dir: 0, path: root.to_path_buf(), rules, prev };
+        rayon::scope(|s| self.task(s, first, &root_dir, &places, walk, tx));
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(SaveError::Interrupted);
+        }
+        let places = places.0.into_inner();
+        let mut dirs: Vec<WalkedDir> = places
+            .into_iter()
+            .map(|(parent, name, depth, id)| WalkedDir { parent, name, depth, id, entries: Vec::new() })
+            .collect();
+        for (dir, entries) in rx {
+            dirs[dir as usize].entries = entries;
+        }
+        Ok(dirs)
+    }
+
+    fn task<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        task: Task,
+        root: &'s Dir,
+        places: &'s Places,
+        walk: u64,
+        tx: Sender<(u32, Vec<Walked>)>,
+    ) {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return;
+        }
+        let listed = self.open(task.dir, root, places, walk).and_then(|d| d.names().map(|n| (d, n)));
+        let (dir, mut names) = match listed {
+            Ok(x) => x,
+            Err(e) => {
+                self.error(&task.path, &e);
+                let _ = tx.send((task.dir, Vec::new()));
+                return;
+            }
+        };
+        names.sort();
+        let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
+            task.rules.enter(&dir, &task.path, &mut |w| self.warn(w))
+        } else {
+            task.rules.clone()
+        };
+        let prev = task.prev.and_then(|t| self.load_prev(t, &task.path));
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let child = task.path.join(OsStr::from_bytes(&name));
+            let stat = match dir.stat_at(&name) {
+                Ok(s) => s,
+                // Deleted since it was listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.error(&child, &e);
+                    continue;
+                }
+            };
+            if rules.is_ignored(&child, stat.is_dir()) {
+                continue;
+            }
+            let prev_entry = prev.as_ref().and_then(|t| t.find(&name));
+            let Some((mut walked, enter)) = self.walk_entry(&dir, &child, name, stat, prev_entry) else { continue };
+            if matches!(walked.entry.node, Node::Dir { .. }) {
+                let depth = places.0.read()[task.dir as usize].2 + 1;
+                let sub = {
+                    let mut p = places.0.write();
+                    p.push((Some(task.dir), walked.entry.name.clone(), depth, stat.id()));
+                    (p.len() - 1) as u32
+                };
+                walked.kind = WalkedKind::Dir(sub);
+                if enter {
+                    let prev = match prev_entry.map(|e| &e.node) {
+                        Some(Node::Dir { tree }) => Some(*tree),
+                        _ => None,
+                    };
+                    let next = Task { dir: sub, path: child, rules: rules.clone(), prev };
+                    let tx = tx.clone();
+                    scope.spawn(move |s| self.task(s, next, root, places, walk, tx));
+                } else {
+                    let _ = tx.send((sub, Vec::new()));
+                }
+            }
+            entries.push(walked);
+        }
+        let _ = tx.send((task.dir, entries));
+    }
+
+    /// Directory `dir`, reached by this worker's cursor.
+    fn open(&self, dir: u32, root: &Dir, places: &Places, walk: u64) -> std::io::Result<Dir> {
+        CURSOR.with_borrow_mut(|slot| {
+            if slot.as_ref().is_none_or(|(w, _)| *w != walk) {
+                *slot = Some((walk, Cursor::new(root.try_clone()?, 0)));
+            }
+            let (_, cursor) = slot.as_mut().expect("set above");
+            cursor.move_to(&PlacesView(places.0.read()), dir)?;
+            cursor.dir().try_clone()
+        })
     }
 
     fn load_prev(&self, id: BlobId, path: &Path) -> Option<Tree> {
@@ -95,92 +228,16 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_dir(
+    /// The entry for one name, and for a directory whether to enter it.
+    fn walk_entry(
         &self,
-        dir: Dir,
-        id: FileId,
+        dir: &Dir,
         path: &Path,
-        mut names: Vec<Vec<u8>>,
-        rules: &Arc<IgnoreRules>,
-        prev: Option<&Tree>,
-    ) -> Result<WalkedDir, SaveError> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Err(SaveError::Interrupted);
-        }
-        names.sort();
-        let entered;
-        let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
-            entered = rules.enter(&dir, path, &mut |w| self.warn(w));
-            &entered
-        } else {
-            rules
-        };
-        let mut entries = Vec::with_capacity(names.len());
-        let mut subdirs = Vec::new();
-        for name in names {
-            let child = path.join(OsStr::from_bytes(&name));
-            let stat = match dir.stat_at(&name) {
-                Ok(s) => s,
-                // Deleted since it was listed.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    self.error(&child, &e);
-                    continue;
-                }
-            };
-            if rules.is_ignored(&child, stat.is_dir()) {
-                continue;
-            }
-            let prev_entry = prev.and_then(|t| t.find(&name));
-            let Some(walked) = self.walk_entry(&dir, &child, name, stat, prev_entry) else { continue };
-            if matches!(walked.entry.node, Node::Dir { .. }) && !matches!(walked.kind, WalkedKind::Dir(_)) {
-                let prev_tree = match prev_entry.map(|e| &e.node) {
-                    Some(Node::Dir { tree }) => Some(*tree),
-                    _ => None,
-                };
-                subdirs.push((entries.len(), walked.entry.name.clone(), child, stat.id(), prev_tree));
-            }
-            entries.push(walked);
-        }
-        let parent = Arc::new(dir);
-        let pending: Vec<Pending> = subdirs
-            .into_iter()
-            .map(|(at, name, path, id, prev)| Pending { at, parent: parent.clone(), name, path, id, prev })
-            .collect();
-        // Each subdirectory holds the parent open only until it has opened
-        // itself: open descriptors follow the walk's frontier, not its depth.
-        drop(parent);
-        let walked: Vec<(usize, Result<WalkedDir, SaveError>)> =
-            pending.into_par_iter().map(|p| (p.at, self.walk_subdir(p, rules))).collect();
-        for (i, result) in walked {
-            entries[i].kind = WalkedKind::Dir(result?);
-        }
-        Ok(WalkedDir { id, entries })
-    }
-
-    fn walk_subdir(&self, p: Pending, rules: &Arc<IgnoreRules>) -> Result<WalkedDir, SaveError> {
-        let Pending { parent, name, path, id, prev, .. } = p;
-        let opened = parent.child(&name).and_then(|d| match d.stat() {
-            Ok(st) if st.id() == id => Ok(d),
-            Ok(_) => Err(std::io::Error::other("replaced by another directory while it was being saved")),
-            Err(e) => Err(e),
-        });
-        drop(parent);
-        let listed = opened.and_then(|d| d.names().map(|n| (d, n)));
-        let (dir, names) = match listed {
-            Ok(x) => x,
-            Err(e) => {
-                self.error(&path, &e);
-                return Ok(WalkedDir { id, entries: Vec::new() });
-            }
-        };
-        let prev = prev.and_then(|t| self.load_prev(t, &path));
-        self.walk_dir(dir, id, &path, names, rules, prev.as_ref())
-    }
-
-    /// The entry for one name; directories come back with `Ready` and are
-    /// walked by the caller (in parallel), except those not to enter.
-    fn walk_entry(&self, dir: &Dir, path: &Path, name: Vec<u8>, stat: Stat, prev: Option<&Entry>) -> Option<Walked> {
+        name: Vec<u8>,
+        stat: Stat,
+        prev: Option<&Entry>,
+    ) -> Option<(Walked, bool)> {
+        let mut enter = false;
         let (node, kind, xattrs) = match stat.file_type() {
             libc::S_IFREG => {
                 // Read with the file, through its descriptor, unless reused.
@@ -196,12 +253,8 @@ impl Walker<'_> {
                     return None;
                 }
                 // Another filesystem, with --one-file-system: an empty directory.
-                let kind = if self.opts.one_file_system && stat.dev != self.root_dev {
-                    WalkedKind::Dir(WalkedDir { id: stat.id(), entries: Vec::new() })
-                } else {
-                    WalkedKind::Ready
-                };
-                (Node::Dir { tree: BlobId(0) }, kind, self.xattrs_for(dir, path, &name, &stat, prev)?)
+                enter = !(self.opts.one_file_system && stat.dev != self.root_dev);
+                (Node::Dir { tree: BlobId(0) }, WalkedKind::Ready, self.xattrs_for(dir, path, &name, &stat, prev)?)
             }
             libc::S_IFLNK => match dir.readlink(&name) {
                 Ok(target) => {
@@ -227,7 +280,7 @@ impl Walker<'_> {
                 (node, WalkedKind::Ready, self.xattrs_for(dir, path, &name, &stat, prev)?)
             }
         };
-        Some(Walked { entry: to_entry(&stat, name, node, xattrs), kind })
+        Some((Walked { entry: to_entry(&stat, name, node, xattrs), kind }, enter))
     }
 
     /// Xattrs cannot change without changing ctime: reuse them when the
@@ -238,13 +291,30 @@ impl Walker<'_> {
                 return Some(p.xattrs.clone());
             }
         }
-        match read_xattrs(&dir.proc_path(name)) {
+        match self.read_xattrs_at(dir, name, stat) {
             Ok(x) => Some(x),
             Err(e) => {
                 self.error(path, &e);
                 None
             }
         }
+    }
+
+    /// Through `/proc/self/fd`, which names exactly the open directory;
+    /// without /proc, a directory's through its own descriptor, and a
+    /// symlink's or special file's not at all (said once).
+    fn read_xattrs_at(&self, dir: &Dir, name: &[u8], stat: &Stat) -> std::io::Result<Vec<Xattr>> {
+        if Dir::proc_available() {
+            return read_xattrs(&dir.proc_path(name));
+        }
+        if stat.is_dir() {
+            return read_xattrs_fd(&dir.child(name)?.as_file()?);
+        }
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            self.warn("extended attributes of symlinks and special files not saved: /proc is not mounted".into())
+        });
+        Ok(Vec::new())
     }
 
     fn reusable_content(&self, stat: &Stat, prev: &Entry) -> Option<Vec<Extent>> {

@@ -148,6 +148,22 @@ impl Drop for Running {
     }
 }
 
+/// Runs a command to completion; returns its output and peak memory
+/// (KiB), which GNU time writes to `report`.
+pub fn run_measured(cmd: &mut std::process::Command, report: &Path) -> (Out, u64) {
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg("-o").arg(&report).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let out = run_with_timeout(&mut timed, TIMEOUT);
+    let kib = fs::read_to_string(report).unwrap().trim().lines().last().unwrap().parse().unwrap();
+    (out, kib)
+}
+
 /// Waits for `child` until `timeout`; None when it is still running.
 pub fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
