@@ -72,9 +72,12 @@ pub struct Walker<'a> {
 /// Where each directory is: what a cursor needs, shared by the workers
 /// and grown as directories are found.
 #[derive(Default)]
-struct Places(RwLock<Vec<(Option<u32>, Vec<u8>, u32, FileId)>>);
+struct Places(RwLock<Vec<Place>>);
 
-struct PlacesView<'g>(parking_lot::RwLockReadGuard<'g, Vec<(Option<u32>, Vec<u8>, u32, FileId)>>);
+/// (parent, name, depth, identity) of a directory.
+type Place = (Option<u32>, Vec<u8>, u32, FileId);
+
+struct PlacesView<'g>(parking_lot::RwLockReadGuard<'g, Vec<Place>>);
 
 impl DirTree for PlacesView<'_> {
     fn parent(&self, dir: u32) -> Option<u32> {

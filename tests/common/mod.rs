@@ -152,7 +152,7 @@ impl Drop for Running {
 /// (KiB), which GNU time writes to `report`.
 pub fn run_measured(cmd: &mut std::process::Command, report: &Path) -> (Out, u64) {
     let mut timed = std::process::Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%M").arg("-o").arg(&report).arg(cmd.get_program()).args(cmd.get_args());
+    timed.arg("-f").arg("%M").arg("-o").arg(report).arg(cmd.get_program()).args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => timed.env(k, v),
