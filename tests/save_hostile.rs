@@ -198,3 +198,73 @@ fn sigterm_stops_a_waiting_save_within_a_second() {
     assert!(took < Duration::from_millis(1500), "the save took {took:?} to stop");
     assert_eq!(status_code(status), 130);
 }
+
+/// Swaps `b/first` between a new file and a hard link to `c/second`,
+/// which keeps its content: a save must never give `c/second` the new
+/// file's content, nor drop it.
+const LINK_SWAPPER: &str = r#"
+import os, sys
+d = sys.argv[1]
+first, second = os.path.join(d, "b", "first"), os.path.join(d, "c", "second")
+print("ready", flush=True)
+n = 0
+while True:
+    n += 1
+    t = os.path.join(d, "b", ".t%d" % n)
+    if n % 2:
+        open(t, "wb").write(b"NEW VERSION\n")
+    else:
+        os.link(second, t)
+    os.rename(t, first)
+"#;
+
+fn stored_content(repo: &Arc<Repository>, id: &str, dir: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let snap = repo.read_snapshot(chkfs::format::SnapshotId::from_hex(id).unwrap()).unwrap().unwrap();
+    let index = Arc::new(repo.load_index().unwrap().index);
+    let reader = BlobReader::new(repo.clone(), index, 1 << 20);
+    let root = reader.read_tree(snap.root_tree()).unwrap();
+    let Node::Dir { tree } = root.find(dir)?.node else { return None };
+    let e = reader.read_tree(tree).unwrap().find(name)?.clone();
+    let Node::File { content } = &e.node else { return None };
+    let mut bytes = Vec::new();
+    for x in content {
+        if let Extent::Data { id, .. } = x {
+            bytes.extend_from_slice(&reader.read(BlobKind::Data, *id).unwrap());
+        }
+    }
+    Some(bytes)
+}
+
+#[test]
+fn a_hard_link_whose_first_name_changes_keeps_the_other_names_content() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    for d in ["a", "b", "c"] {
+        fs::create_dir_all(src.join(d)).unwrap();
+    }
+    // Files read before the group widen the window.
+    for i in 0..2000 {
+        fs::write(src.join(format!("a/{i:04}")), format!("{i}\n")).unwrap();
+    }
+    fs::write(src.join("c/second"), b"ORIGINAL\n").unwrap();
+    fs::hard_link(src.join("c/second"), src.join("b/first")).unwrap();
+    let mut swapper = Running(
+        Command::new("/usr/bin/python3")
+            .args(["-c", LINK_SWAPPER])
+            .arg(&src)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(swapper.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let repo = Arc::new(Repository::open_local(&w.repo).unwrap());
+    for _ in 0..25 {
+        let out = w.chkfs(["save", "--json", "--force-read", src.to_str().unwrap()]);
+        assert!(out.code == 0 || out.code == 3, "{}", out.stderr);
+        let id = out.json()["id"].as_str().unwrap().to_string();
+        let second = stored_content(&repo, &id, b"c", b"second");
+        assert_eq!(second.as_deref(), Some(&b"ORIGINAL\n"[..]), "c/second stored wrong or dropped:\n{}", out.stderr);
+    }
+}

@@ -29,6 +29,9 @@ pub struct SavedFile {
     pub stat: Stat,
     pub xattrs: Vec<Xattr>,
     pub bytes_read: u64,
+    /// The file read is not the one the scan found under this name (it was
+    /// replaced meanwhile); its other hard-linked names must be read apart.
+    pub replaced: bool,
 }
 
 pub enum FileError {
@@ -52,8 +55,11 @@ pub struct FileSaver<'a> {
 impl FileSaver<'_> {
     /// Saves every job; `on_done` runs on the calling thread for each
     /// finished file, in completion order.
-    pub fn run(&self, mut on_done: impl FnMut(usize, Result<SavedFile, FileError>)) -> Result<(), StoreError> {
-        let jobs = &self.scan.jobs;
+    pub fn run(
+        &self,
+        jobs: &[FileJob],
+        mut on_done: impl FnMut(usize, Result<SavedFile, FileError>),
+    ) -> Result<(), StoreError> {
         let next = AtomicUsize::new(0);
         let (tx, rx) = unbounded();
         std::thread::scope(|scope| {
@@ -181,11 +187,13 @@ impl FileSaver<'_> {
         }
         let xattrs = read_xattrs_fd(&file).map_err(source)?;
         let changed = !same_version(&before, &after) || pos != after.size;
-        Ok(ReadResult { content, after, xattrs, covered: pos, bytes_read, changed })
+        let replaced = before.id() != job.expected;
+        Ok(ReadResult { replaced, content, after, xattrs, covered: pos, bytes_read, changed })
     }
 }
 
 struct ReadResult {
+    replaced: bool,
     content: Vec<Extent>,
     after: Stat,
     xattrs: Vec<Xattr>,
@@ -198,12 +206,13 @@ impl ReadResult {
     fn into_saved(self, bytes_read: u64) -> SavedFile {
         let mut stat = self.after;
         stat.size = self.covered;
+        let replaced = self.replaced;
         if self.changed {
             // The stored content may match no version of the file: never
             // let a later save take it as unchanged.
             stat.ino = 0;
         }
-        SavedFile { content: self.content, stat, xattrs: self.xattrs, bytes_read }
+        SavedFile { content: self.content, stat, xattrs: self.xattrs, bytes_read, replaced }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::text::escape_path;
 use file_saver::{FileError, FileSaver};
 use scan::ScanOptions;
 pub use scan::ScanStats;
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -133,7 +134,7 @@ pub fn save(
         root: &root,
         scan: &scan,
     };
-    saver.run(|i, result| match result {
+    saver.run(&scan.jobs, |i, result| match result {
         Ok(saved) => {
             bytes_read += saved.bytes_read;
             progress.file_done(saved.bytes_read);
@@ -157,7 +158,35 @@ pub fn save(
     if let Some(e) = store_error {
         return Err(e.into());
     }
-    let (root_entry, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &writer)?;
+    let broken = broken_link_groups(&scan, &files);
+    let mut separate = tree_saver::SeparateNames::new();
+    let members: Vec<&scan::FileJob> = broken.iter().flat_map(|g| scan.link_members.get(g)).flatten().collect();
+    if !members.is_empty() {
+        let mut store_error = None;
+        let jobs: Vec<scan::FileJob> = members.iter().map(|j| (*j).clone()).collect();
+        saver.run(&jobs, |i, result| match result {
+            Ok(saved) => {
+                bytes_read += saved.bytes_read;
+                separate.insert((jobs[i].dir, jobs[i].name.clone()), saved);
+            }
+            Err(FileError::Source(msg)) => {
+                eprintln!("chkfs: skipped {msg}");
+                errors.push(msg);
+            }
+            Err(FileError::Store(e)) => {
+                store_error.get_or_insert(e);
+            }
+            Err(FileError::Interrupted) => was_interrupted = true,
+        })?;
+        if let Some(e) = store_error {
+            return Err(e.into());
+        }
+        if was_interrupted {
+            writer.finish()?;
+            return Err(SaveError::Interrupted);
+        }
+    }
+    let (root_entry, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &broken, &separate, &writer)?;
     let written = writer.finish()?;
     progress.finished();
 
@@ -192,6 +221,24 @@ pub fn save(
         s.stats.duration_ms = started.elapsed().as_millis() as u64;
     })?;
     Ok(SaveOutcome { id, snapshot })
+}
+
+/// Hard-link groups whose first name was replaced during the save, or
+/// could not be read: the file read is not the one the other names still
+/// are, so each of them is read on its own (and stored as a separate
+/// file), never given another file's content.
+fn broken_link_groups(scan: &scan::Scan, files: &[Option<file_saver::SavedFile>]) -> HashSet<u64> {
+    let mut broken = HashSet::new();
+    for (group, source) in &scan.link_sources {
+        let scan::Pending::File(job) = source else { continue };
+        let ok = files[*job].as_ref().is_some_and(|f| !f.replaced);
+        if !ok {
+            let shown = escape_path(&scan.jobs[*job].path);
+            eprintln!("chkfs: warning: {shown} changed during the save; its other names are saved as separate files");
+            broken.insert(*group);
+        }
+    }
+    broken
 }
 
 /// The identity of a local repository's directory (never entered by the

@@ -40,12 +40,15 @@ pub enum Pending {
     Link(u64),
 }
 
+#[derive(Clone)]
 pub struct FileJob {
     /// The scanned directory holding it, and its name there.
     pub dir: u32,
     pub name: Vec<u8>,
     /// For messages.
     pub path: PathBuf,
+    /// The file the scan found there; another one may be read.
+    pub expected: FileId,
 }
 
 pub struct Scan {
@@ -55,6 +58,9 @@ pub struct Scan {
     pub jobs: Vec<FileJob>,
     /// Hard-link group -> where its content comes from.
     pub link_sources: HashMap<u64, Pending>,
+    /// Hard-link group -> its other names, to be read one by one if the
+    /// first name changed or could not be read.
+    pub link_members: HashMap<u64, Vec<FileJob>>,
     pub reused_content: HashMap<u64, Vec<Extent>>,
     pub errors: Vec<String>,
     pub stats: ScanStats,
@@ -112,6 +118,7 @@ pub fn scan(
         root: to_entry(&stat, Vec::new(), Node::Dir { tree: BlobId(0) }, xattrs),
         jobs: layout.jobs,
         link_sources: layout.link_sources,
+        link_members: layout.link_members,
         reused_content: layout.reused_content,
         errors: walker.errors.into_inner(),
         stats: layout.stats,
@@ -123,6 +130,7 @@ struct Layout {
     dirs: Vec<ScannedDir>,
     jobs: Vec<FileJob>,
     link_sources: HashMap<u64, Pending>,
+    link_members: HashMap<u64, Vec<FileJob>>,
     reused_content: HashMap<u64, Vec<Extent>>,
     stats: ScanStats,
     /// (dev, ino) -> (group id, names seen).
@@ -187,9 +195,12 @@ impl Layout {
     ) -> Pending {
         self.stats.files += 1;
         let group = (stat.nlink > 1).then(|| self.link_group(&stat));
+        let expected = stat.id();
         if let Some((group, names)) = group {
             entry.hard_link = Some(HardLink { group, nlink: 0 });
             if names > 1 {
+                let job = FileJob { dir, name: entry.name.clone(), path, expected };
+                self.link_members.entry(group).or_default().push(job);
                 return Pending::Link(group);
             }
         }
@@ -204,7 +215,7 @@ impl Layout {
             }
             None => {
                 self.stats.bytes_to_read += stat.size;
-                self.jobs.push(FileJob { dir, name: entry.name.clone(), path });
+                self.jobs.push(FileJob { dir, name: entry.name.clone(), path, expected });
                 Pending::File(self.jobs.len() - 1)
             }
         };

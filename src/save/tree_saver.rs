@@ -7,7 +7,7 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{encode_tree, Entry, Extent, Node, Tree};
 use crate::format::BlobId;
 use crate::store::{BlobWriter, BlockBuilder, StoreError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TreeStats {
@@ -18,10 +18,18 @@ pub struct TreeStats {
     pub bytes: u64,
 }
 
+/// The names of hard-link groups whose first name changed (or could not
+/// be read) during the save, each read on its own: (directory, name) ->
+/// what was read.
+pub type SeparateNames = HashMap<(u32, Vec<u8>), SavedFile>;
+
 /// Stores every tree; returns the root entry (pointing to the root tree).
+/// The names of a group in `broken` are stored as separate files.
 pub fn save_trees(
     scan: &mut Scan,
     files: &mut [Option<SavedFile>],
+    broken: &HashSet<u64>,
+    separate: &SeparateNames,
     writer: &BlobWriter,
 ) -> Result<(Entry, TreeStats), StoreError> {
     let mut builder = BlockBuilder::new(BlobKind::Tree);
@@ -32,7 +40,15 @@ pub fn save_trees(
         let pending = std::mem::take(&mut scan.dirs[d].entries);
         let mut tree = Tree { entries: Vec::with_capacity(pending.len()) };
         for (mut entry, p) in pending {
+            let in_broken_group = entry.hard_link.is_some_and(|l| broken.contains(&l.group));
+            if in_broken_group {
+                entry.hard_link = None;
+            }
             let complete = match p {
+                Pending::Link(_) if in_broken_group => {
+                    let read = separate.get(&(d as u32, entry.name.clone()));
+                    fill_from_file(&mut entry, read)
+                }
                 Pending::Ready => true,
                 Pending::Dir(child) => {
                     entry.node = Node::Dir { tree: ids[child] };
