@@ -165,7 +165,8 @@ fn restore_never_damages_the_repository() {
 }
 
 /// Defect 18: an index file of a newer format is never deleted: every
-/// command says a newer chkfs wrote it.
+/// command says a newer chkfs wrote it. (Named, as every index file, by
+/// the hash of its bytes: a version byte flipped in place is damage.)
 #[test]
 fn an_index_of_a_newer_format_is_kept_and_named() {
     let w = World::with_repo();
@@ -173,9 +174,11 @@ fn an_index_of_a_newer_format_is_kept_and_named() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
     w.save(&src, &[]);
-    let index = find_files(&w.repo.join("index"), &|_| true).pop().unwrap();
-    let mut bytes = fs::read(&index).unwrap();
+    let old = find_files(&w.repo.join("index"), &|_| true).pop().unwrap();
+    let mut bytes = fs::read(&old).unwrap();
     bytes[5] = 2;
+    fs::remove_file(&old).unwrap();
+    let index = w.repo.join(format!("index/{:032x}.idx", xxhash_rust::xxh3::xxh3_128(&bytes)));
     fs::write(&index, &bytes).unwrap();
     for args in [&["save", src.to_str().unwrap()][..], &["gc"], &["check"], &["restore", "latest", "/nonexistent-out"]]
     {
@@ -184,6 +187,27 @@ fn an_index_of_a_newer_format_is_kept_and_named() {
         assert!(out.stderr.contains("written by a newer chkfs (format version 2"), "{args:?}: {}", out.stderr);
     }
     assert_eq!(fs::read(&index).unwrap(), bytes, "the newer index file was changed");
+}
+
+/// One flipped byte in an index file's header (its version) is damage, not
+/// a newer format: commands go on (the packs are read from their footers),
+/// check reports it, and the next writer repairs it.
+#[test]
+fn a_flipped_version_byte_in_an_index_file_is_damage() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let index = find_files(&w.repo.join("index"), &|_| true).pop().unwrap();
+    flip(&index, 5);
+    w.restore(&id, &w.path("out"));
+    let c = w.chkfs(["check"]);
+    assert_eq!(c.code, 4, "{}", c.stderr);
+    assert!(c.stderr.contains("do not match its name"), "{}", c.stderr);
+    w.save(&src, &[]);
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "the save repaired the index: {}", out.stderr);
 }
 
 /// Defect 19: `--keep-* 0` would forget everything: refused; what forget

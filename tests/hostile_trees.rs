@@ -291,3 +291,66 @@ fn an_index_claiming_impossible_lengths_is_refused_and_the_packs_read_anyway() {
     w.restore(&id, &w.path("out"));
     assert_same_tree(&src, &w.path("out"), false);
 }
+
+/// Objects that claim huge lengths, in sparse files that cost nothing on
+/// disk: a pack whose trailer claims a terabyte footer, index files and a
+/// damage list whose envelopes claim 4 GiB. Every command refuses them
+/// before reading or allocating what they claim (a terabyte allocation
+/// used to abort every command).
+#[test]
+fn sparse_objects_claiming_huge_lengths_cost_nothing() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), random_bytes(40_000, 8)).unwrap();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let tb = 1u64 << 40;
+    let pack = w.repo.join(format!("packs/ee/ee{}.pack", "0".repeat(30)));
+    fs::create_dir_all(pack.parent().unwrap()).unwrap();
+    let f = fs::File::create(&pack).unwrap();
+    f.set_len(tb).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"CHKFPACK\x01\0\0\0\0\0\0\0", 0).unwrap();
+    let mut trailer = (tb - 40).to_le_bytes().to_vec();
+    trailer.extend_from_slice(b"CHKFTAIL");
+    f.write_all_at(&trailer, tb - 16).unwrap();
+    let mut head = b"CHKF\x03\x01\0\0".to_vec();
+    head.extend_from_slice(&u32::MAX.to_le_bytes());
+    head.extend_from_slice(&[0; 8]);
+    for (dir, ext, kind) in [("index", "idx", 3u8), ("damaged", "list", 6)] {
+        for n in 0..2 {
+            let p = w.repo.join(format!("{dir}/{n:032x}.{ext}"));
+            let f = fs::File::create(&p).unwrap();
+            f.set_len(4 << 30).unwrap();
+            head[4] = kind;
+            f.write_all_at(&head, 0).unwrap();
+        }
+    }
+    for (args, want) in [
+        (vec!["check", "--read-data"], 4),
+        (vec!["restore", &id, w.path("out").to_str().unwrap()], 0),
+        (vec!["save", src.to_str().unwrap()], 0),
+        (vec!["gc"], 0),
+    ] {
+        let mut cmd = w.cmd();
+        cmd.args(&args);
+        let (out, kib) = run_measured(&mut cmd, &w.path("time.txt"));
+        assert_eq!(out.code, want, "{args:?}: {}", out.stderr);
+        assert!(kib < 256 << 10, "{args:?} used {kib} KiB");
+    }
+    let c = w.chkfs(["check"]);
+    assert!(c.stderr.contains("impossible"), "{}", c.stderr);
+}
+
+/// A block whose index entry mixes a huge "chunk" with a tree to dodge
+/// the limit on blocks of chunks is refused (it used to make restore of a
+/// 4 MB repository allocate 64 GiB).
+#[test]
+fn a_block_mixing_chunks_and_trees_is_refused() {
+    use chkfs::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
+    let tree = BlobEntry { id: chkfs::format::BlobId(2), kind: BlobKind::Tree, offset: 0, len: 1 };
+    let chunk = BlobEntry { id: chkfs::format::BlobId(1), kind: BlobKind::Data, offset: 0, len: 1 << 30 };
+    let block =
+        BlockInfo { offset: 16, stored_len: 5 << 20, raw_len: 1 << 30, codec: Codec::Lz4, blobs: vec![chunk, tree] };
+    assert!(chkfs::format::pack::validate_blocks(&[block], 1 << 40).is_err());
+}

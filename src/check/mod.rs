@@ -83,7 +83,12 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let damage_list_errors: Vec<String> = loaded
         .bad_damage_lists
         .iter()
-        .map(|(key, e)| format!("{e}; it is ignored, and `check --read-data` replaces it ({key})"))
+        .map(|(key, e)| {
+            format!(
+                "damage list {key} is unreadable ({}); it is ignored, and `check --read-data` replaces it",
+                e.detail()
+            )
+        })
         .collect();
     report.unindexed_packs = (loaded.adopted.len() + loaded.bad_packs.len()) as u64;
     let index = Arc::new(loaded.index);

@@ -6,7 +6,7 @@
 //! the index, so the packs can always be indexed again.
 
 use crate::format::pack::{
-    check_header, decode_footer, footer_location, open_block, BlobKind, HEADER_LEN, TRAILER_LEN,
+    check_header, decode_footer, footer_location, open_block, BlobKind, HEADER_LEN, MAX_FOOTER, TRAILER_LEN,
 };
 use crate::format::{BlobId, PackId};
 use crate::store::index::Index;
@@ -65,12 +65,11 @@ pub fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> Result<PackRe
     for b in blocks {
         let loc = *index.block(b);
         if loc.offset != pos {
+            // Bytes no block claims (a writer leaves none): damage, and not
+            // read, whatever their length claims to be.
             out.structure.push(format!("bytes {pos}..{} belong to no block", loc.offset));
             if loc.offset < pos {
                 continue;
-            }
-            if read_through(&mut out, &mut hasher, &mut read, pos, loc.offset)?.is_none() {
-                return Ok(out);
             }
         }
         let Some(stored) = read(&mut out, &mut hasher, loc.offset, u64::from(loc.stored_len))? else {
@@ -79,7 +78,11 @@ pub fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> Result<PackRe
         pos = loc.offset + u64::from(loc.stored_len);
         verify_block(repo, index, b, &stored, &mut out);
     }
-    // Footer and trailer: what is left.
+    // Footer and trailer: what is left, if a footer can be that long.
+    if pack.size.saturating_sub(pos) > MAX_FOOTER + TRAILER_LEN as u64 {
+        out.structure.push(format!("{} bytes after its last block, more than a footer can be", pack.size - pos));
+        return Ok(out);
+    }
     let Some(rest) = read_through(&mut out, &mut hasher, &mut read, pos, pack.size)? else {
         return Ok(out);
     };

@@ -67,6 +67,26 @@ pub fn seal_envelope(kind: ObjectKind, payload: &[u8]) -> Result<Vec<u8>, Format
     Ok(out)
 }
 
+/// Checks the first [`ENVELOPE_LEN`] bytes of an object (magic, version,
+/// kind, reserved bytes) and returns the payload length it announces, so
+/// that a reader can refuse an object before reading all of it.
+pub fn envelope_header(expected: ObjectKind, head: &[u8]) -> Result<u64, FormatError> {
+    if head.len() < ENVELOPE_LEN {
+        return Err(FormatError::Truncated(head.len()));
+    }
+    if &head[0..4] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    if head[5] != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion { found: head[5], supported: FORMAT_VERSION });
+    }
+    let kind = ObjectKind::from_byte(head[4])?;
+    if kind != expected {
+        return Err(FormatError::WrongKind { expected: expected.name(), found: kind.name() });
+    }
+    Ok(u64::from(u32::from_le_bytes(head[8..12].try_into().expect("4-byte slice"))))
+}
+
 /// Checks the envelope of `bytes` and returns its payload.
 pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], FormatError> {
     if bytes.len() < ENVELOPE_LEN {

@@ -11,7 +11,7 @@ pub mod pack;
 pub mod records;
 pub mod tree;
 
-pub use envelope::{open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN, MAX_OBJECT};
+pub use envelope::{envelope_header, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN, MAX_OBJECT};
 pub use error::FormatError;
 pub use id::{BlobId, PackId, SnapshotId};
 

@@ -9,7 +9,7 @@
 //! The footer makes each pack self-describing, so the repository index can
 //! always be rebuilt from the packs alone.
 
-use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind};
+use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
 use super::{BlobId, FormatError, FORMAT_VERSION};
 
 const HEADER_MAGIC: &[u8; 8] = b"CHKFPACK";
@@ -132,7 +132,15 @@ pub fn open_block_owned(codec: Codec, raw_len: u32, stored: Vec<u8>) -> Result<V
 pub struct PackBuilder {
     bytes: Vec<u8>,
     footer: PackFooter,
+    /// About how long the footer will be encoded.
+    footer_estimate: usize,
 }
+
+/// Writers start a new pack before its footer grows past this (a pack of
+/// tiny distinct files has one footer entry per file); readers refuse a
+/// footer longer than [`MAX_FOOTER`] before allocating anything for it.
+pub const FOOTER_TARGET: usize = 64 << 20;
+pub const MAX_FOOTER: u64 = 256 << 20;
 
 impl Default for PackBuilder {
     fn default() -> Self {
@@ -156,10 +164,11 @@ impl PackBuilder {
         bytes.extend_from_slice(HEADER_MAGIC);
         bytes.push(FORMAT_VERSION);
         bytes.extend_from_slice(&[0; 7]);
-        Self { bytes, footer: PackFooter::default() }
+        Self { bytes, footer: PackFooter::default(), footer_estimate: ENVELOPE_LEN }
     }
 
     pub fn add(&mut self, block: SealedBlock) {
+        self.footer_estimate += 32 + 40 * block.blobs.len();
         self.footer.blocks.push(BlockInfo {
             offset: self.bytes.len() as u64,
             stored_len: block.bytes.len() as u32,
@@ -172,6 +181,11 @@ impl PackBuilder {
 
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// An upper estimate of the footer's encoded length so far.
+    pub fn footer_estimate(&self) -> usize {
+        self.footer_estimate
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,8 +221,8 @@ pub fn footer_location(trailer: &[u8], pack_len: u64) -> Result<(u64, usize), Fo
     }
     let footer_len = u64::from_le_bytes(trailer[0..8].try_into().expect("8-byte slice"));
     let data_end = pack_len - TRAILER_LEN as u64;
-    if footer_len > data_end - HEADER_LEN as u64 {
-        return Err(invalid("pack trailer", format!("footer length {footer_len} exceeds the pack")));
+    if footer_len > data_end - HEADER_LEN as u64 || footer_len > MAX_FOOTER {
+        return Err(invalid("pack trailer", format!("footer length {footer_len} is impossible")));
     }
     Ok((data_end - footer_len, footer_len as usize))
 }
@@ -233,10 +247,14 @@ pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Every block must lie in `[HEADER_LEN, data_end)` and every blob inside
-/// its block; a footer or index that says otherwise is damaged.
+/// Every block must lie in `[HEADER_LEN, data_end)`, every blob inside its
+/// block, and a block holds blobs of one kind; a footer or index that says
+/// otherwise is damaged.
 pub fn validate_blocks(blocks: &[BlockInfo], data_end: u64) -> Result<(), FormatError> {
     for b in blocks {
+        if b.blobs.windows(2).any(|w| w[0].kind != w[1].kind) {
+            return Err(invalid("pack footer", format!("block at {} mixes chunks and trees", b.offset)));
+        }
         let end = b.offset.checked_add(u64::from(b.stored_len));
         if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > data_end) {
             return Err(invalid("pack footer", format!("block at {} lies outside the pack", b.offset)));
@@ -333,6 +351,20 @@ mod tests {
         assert!(validate_blocks(&bad, 50).is_err(), "10 stored bytes claiming 512 MiB");
         let bad = vec![BlockInfo { offset: 16, stored_len: 10, raw_len: 11, codec: Codec::Raw, blobs: vec![] }];
         assert!(validate_blocks(&bad, 50).is_err(), "a raw block is as long stored as raw");
+        let mut tree = blob(2, 1, 1);
+        tree.kind = BlobKind::Tree;
+        let mixed = vec![BlockInfo {
+            offset: 16,
+            stored_len: 10,
+            raw_len: 10,
+            codec: Codec::Raw,
+            blobs: vec![blob(1, 0, 1), tree],
+        }];
+        assert!(validate_blocks(&mixed, 50).is_err(), "a block of chunks and trees");
+        let mut t = [0u8; 16];
+        t[0..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        t[8..].copy_from_slice(TRAILER_MAGIC);
+        assert!(footer_location(&t, 1 << 41).is_err(), "a terabyte footer in a sparse pack");
         assert!(footer_location(&[0u8; 16], 100).is_err());
         let mut t = [0u8; 16];
         t[0..8].copy_from_slice(&1000u64.to_le_bytes());

@@ -5,13 +5,14 @@
 use super::index::Index;
 use super::{keys, Repository, StoreError};
 use crate::format::records::{decode_index, encode_index, IndexFile, IndexedPack};
-use crate::format::PackId;
+use crate::format::{ObjectKind, PackId};
 use xxhash_rust::xxh3::xxh3_128;
 
-/// No index file is written larger than about this; readers accept what
-/// an envelope can hold.
+/// No index file is written larger than about this; readers accept up to
+/// [`MAX_INDEX_FILE`] (a larger one is treated as damaged: its packs are
+/// read from their own footers).
 const INDEX_FILE_TARGET: usize = 64 << 20;
-const MAX_INDEX_FILE: u64 = crate::format::MAX_OBJECT;
+const MAX_INDEX_FILE: u64 = 1 << 30;
 
 /// How often a load starts over because a concurrent gc replaced the index
 /// files while they were being read.
@@ -74,14 +75,13 @@ impl Repository {
         let mut bad_files = Vec::new();
         for name in self.index_files()? {
             let key = keys::index(name);
-            let bytes = match self.backend().read(&key, MAX_INDEX_FILE) {
-                Ok(b) => b,
-                Err(e) if e.is_missing() => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            match decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)) {
+            let read = self.read_enveloped(&key, ObjectKind::Index, MAX_INDEX_FILE, Some(name));
+            let decoded = read
+                .and_then(|bytes| decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)));
+            match decoded {
                 Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
-                Err(e @ StoreError::NewerFormat { .. }) => return Err(e),
+                Err(e) if e.is_missing() => return Ok(None),
+                Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. })) => return Err(e),
                 Err(e) => bad_files.push((key, e)),
             }
         }
@@ -90,7 +90,9 @@ impl Repository {
         for (id, size) in self.unindexed_packs(&index)? {
             match self.read_pack_footer(id, size) {
                 Ok(pack) => adopted.push(pack),
-                Err(e @ StoreError::NewerFormat { .. }) => return Err(e),
+                // Not indexed, so nothing refers to it yet: a reader can go
+                // on without it, and no writer ever removes it.
+                Err(e @ StoreError::NewerFormat { .. }) => bad_packs.push((id, e)),
                 Err(e) if e.is_damage() => bad_packs.push((id, e)),
                 // Deleted between listing and reading.
                 Err(e) if e.is_missing() => {}

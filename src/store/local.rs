@@ -152,7 +152,7 @@ impl Backend for LocalBackend {
         if len > max_len {
             return Err(too_large(key, len, max_len));
         }
-        let mut buf = Vec::with_capacity(len as usize);
+        let mut buf = alloc(len as usize).map_err(|e| io_err(&full, e))?;
         // One byte more than expected tells a file that grew meanwhile.
         file.by_ref().take(max_len + 1).read_to_end(&mut buf).map_err(|e| io_err(&full, e))?;
         if buf.len() as u64 > max_len {
@@ -168,7 +168,8 @@ impl Backend for LocalBackend {
             let detail = format!("range {offset}+{len} lies beyond its end ({size} bytes)");
             return Err(StoreError::format(key, crate::format::FormatError::Invalid { what: "object", detail }));
         }
-        let mut buf = vec![0u8; len];
+        let mut buf = alloc(len).map_err(|e| io_err(&self.full(key), e))?;
+        buf.resize(len, 0);
         file.read_exact_at(&mut buf, offset).map_err(|e| io_err(&self.full(key), e))?;
         Ok(buf)
     }
@@ -299,6 +300,14 @@ impl Backend for LocalBackend {
 pub fn open_to_others(root: &Path) -> Option<u32> {
     let mode = fs::metadata(root).ok()?.mode() & 0o777;
     (mode & 0o077 != 0).then_some(mode)
+}
+
+/// An empty buffer with room for `len` bytes, or an error (never an
+/// abort) when memory is short.
+fn alloc(len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| std::io::Error::from(ErrorKind::OutOfMemory))?;
+    Ok(buf)
 }
 
 fn too_large(key: &str, len: u64, max: u64) -> StoreError {

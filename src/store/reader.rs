@@ -155,11 +155,18 @@ impl BlobReader {
 /// refused before anything is read or allocated for it.
 pub fn check_block_len(repo: &Repository, index: &Index, n: u32) -> Result<(), crate::format::FormatError> {
     let raw = u64::from(index.block(n).raw_len);
-    let data_only = index.blobs_in_block(n).iter().all(|l| l.kind == BlobKind::Data);
-    let data_max = BLOCK_TARGET as u64 + repo.chunk_sizes().max as u64;
-    if data_only && raw > data_max {
-        let detail = format!("a block of chunks claims {raw} raw bytes, more than {data_max}");
-        return Err(crate::format::FormatError::Invalid { what: "block", detail });
+    let blobs = index.blobs_in_block(n);
+    let invalid = |detail: String| Err(crate::format::FormatError::Invalid { what: "block", detail });
+    if blobs.iter().any(|l| l.kind != blobs[0].kind) {
+        return invalid("it mixes chunks and trees".into());
+    }
+    let chunk_max = repo.chunk_sizes().max as u64;
+    if blobs.iter().any(|l| l.kind == BlobKind::Data && u64::from(l.len) > chunk_max) {
+        return invalid(format!("it holds a chunk longer than any chunk ({chunk_max} bytes)"));
+    }
+    let data_max = BLOCK_TARGET as u64 + chunk_max;
+    if blobs.first().is_some_and(|l| l.kind == BlobKind::Data) && raw > data_max {
+        return invalid(format!("a block of chunks claims {raw} raw bytes, more than {data_max}"));
     }
     Ok(())
 }

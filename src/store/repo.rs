@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use xxhash_rust::xxh3::{xxh3_128_with_secret_input, SecretInput};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_secret_input, SecretInput};
 
 /// The largest config a repository may have.
 const MAX_CONFIG: u64 = 64 << 10;
@@ -134,6 +134,51 @@ impl Repository {
 
     pub fn delete_pack(&self, id: PackId) -> Result<(), StoreError> {
         self.backend.delete(&keys::pack(id))
+    }
+
+    /// An object in an envelope of `kind`, at most `max` bytes: its header
+    /// is read and checked first, so a file that is not such an object (or
+    /// claims an impossible length) costs 20 bytes of reading, whatever its
+    /// size. An object named by the hash of its bytes (index files, damage
+    /// lists) must match its name: a flipped version byte is damage, not a
+    /// newer format, and only an intact object of a newer version stops
+    /// the command.
+    pub(crate) fn read_enveloped(
+        &self,
+        key: &str,
+        kind: crate::format::ObjectKind,
+        max: u64,
+        named_by_hash: Option<PackId>,
+    ) -> Result<Vec<u8>, StoreError> {
+        use crate::format::{envelope_header, ENVELOPE_LEN};
+        let head = self.backend.read_range(key, 0, ENVELOPE_LEN)?;
+        let matches_name = |bytes: &[u8]| named_by_hash.is_none_or(|n| PackId(xxh3_128(bytes)) == n);
+        let not_its_name = || {
+            let detail = "its bytes do not match its name (the hash of its content)".into();
+            StoreError::format(key, FormatError::Invalid { what: "object", detail })
+        };
+        match envelope_header(kind, &head) {
+            Ok(len) => {
+                let total = len + ENVELOPE_LEN as u64;
+                if total > max {
+                    let detail = format!("it claims {total} bytes, more than such an object can hold ({max})");
+                    return Err(StoreError::format(key, FormatError::Invalid { what: "object", detail }));
+                }
+                let bytes = self.backend.read(key, total)?;
+                if !matches_name(&bytes) {
+                    return Err(not_its_name());
+                }
+                Ok(bytes)
+            }
+            Err(e @ FormatError::UnsupportedVersion { .. }) if named_by_hash.is_some() => {
+                let bytes = self.backend.read(key, max)?;
+                if !matches_name(&bytes) {
+                    return Err(not_its_name());
+                }
+                Err(StoreError::format(key, e))
+            }
+            Err(e) => Err(StoreError::format(key, e)),
+        }
     }
 
     /// Bytes of packs, index files and damage lists.

@@ -5,7 +5,9 @@
 
 use super::index::{IdSet, Index};
 use super::{Repository, StoreError};
-use crate::format::pack::{salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, MAX_BLOCK_RAW};
+use crate::format::pack::{
+    salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
+};
 use crate::format::records::IndexedPack;
 use crate::format::{BlobId, PackId};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -247,7 +249,7 @@ impl Packer {
         let is_tree = block.blobs.first().is_some_and(|b| b.kind == BlobKind::Tree);
         let builder = if is_tree { &mut self.tree } else { &mut self.data };
         builder.add(block);
-        if builder.len() >= PACK_TARGET {
+        if builder.len() >= PACK_TARGET || builder.footer_estimate() >= FOOTER_TARGET {
             let fresh = if is_tree { PackBuilder::new() } else { new_data_pack(self.spare.try_recv().ok()) };
             let full = std::mem::replace(builder, fresh);
             self.upload(full)?;
