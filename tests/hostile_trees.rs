@@ -198,13 +198,18 @@ fn exponentially_many_paths_are_refused_fast() {
     }
     let repo = f.commit();
     let snap = snapshot(&repo, below, 121).to_hex();
+    // The same tree under a record that claims every entry there is.
+    let forged = snapshot(&repo, below, u64::MAX).to_hex();
     let c = check(&w);
     assert_eq!(c.code, 0, "{}", c.stderr);
     w.chkfs(["gc"]).ok();
     let r = restore_out(&w, &snap);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing was restored: the tree holds more than"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was restored: the tree holds more than 122 entries"), "{}", r.stderr);
     assert!(!w.path("out").exists() || names(&w.path("out")).is_empty());
+    let r = restore_out(&w, &forged);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("needs more memory than is available"), "{}", r.stderr);
 }
 
 /// 20,000 directories deep: restore, check and gc walk it without

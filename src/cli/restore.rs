@@ -28,9 +28,22 @@ struct RestoreJson<'a> {
 /// of decompressed blocks suffices: a few blocks per worker thread.
 const RESTORE_CACHE_BYTES: u64 = 32 << 20;
 
-/// The most entries one restore plans (about 5 GiB of plan): a snapshot
-/// larger than that is restored in parts, SNAPSHOT:PATH at a time.
-const MAX_ENTRIES: u64 = 200_000_000;
+/// What planning one entry of a restore costs, about.
+const PLAN_BYTES_PER_ENTRY: u64 = 96;
+
+/// The most entries one restore plans: what half the available memory
+/// holds. A larger snapshot is restored in parts, SNAPSHOT:PATH at a time.
+fn affordable_entries() -> u64 {
+    let available_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(4 << 20);
+    available_kib.saturating_mul(1024) / 2 / PLAN_BYTES_PER_ENTRY
+}
 
 pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
@@ -50,10 +63,27 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), RESTORE_CACHE_BYTES);
     let entry = find_path(&reader, &snap.snapshot.root, path)?;
     let st = &snap.snapshot.stats;
+    let recorded = st.files.saturating_add(st.dirs).saturating_add(st.other).saturating_add(1);
+    let affordable = affordable_entries();
+    let whole = path.iter().all(|&b| b == b'/' || b == b'.');
+    if whole && recorded > affordable {
+        let msg = format!(
+            "snapshot {} holds {recorded} entries; restoring it at once needs more memory than is available: \
+             restore it in parts, SNAPSHOT:PATH at a time",
+            snap.id
+        );
+        return Err(anyhow::anyhow!(msg));
+    }
+    let (max_entries, too_many) = if recorded <= affordable {
+        (recorded, "more than its snapshot record counts: it is damaged or forged".to_string())
+    } else {
+        (affordable, "more than memory allows at once: restore it in parts, SNAPSHOT:PATH at a time".to_string())
+    };
     let opts = RestoreOptions {
         force: args.force,
         repository: repo.local_root().map(|p| p.to_path_buf()),
-        max_entries: (st.files.saturating_add(st.dirs).saturating_add(st.other)).min(MAX_ENTRIES) + 1,
+        max_entries,
+        too_many,
     };
     let report = restore(&reader, &entry, &args.target, &opts)?;
     for e in &report.errors {

@@ -11,22 +11,27 @@ use std::fs::File;
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
 
-/// Chunks written with one system call at most.
+/// Chunks written with one system call at most, and the bytes they may
+/// hold (each chunk pins its whole decompressed block).
 const MAX_RUN: usize = 64;
+const MAX_RUN_BYTES: usize = 16 << 20;
 
 /// Writes the extents; the file ends up exactly `size` bytes long.
 pub fn write_content(reader: &BlobReader, file: &File, content: &[Extent], size: u64) -> Result<(), ItemError> {
     let mut pos = 0u64;
     let mut run: Vec<BlobBytes> = Vec::with_capacity(content.len().min(MAX_RUN));
     let mut run_start = 0;
+    let mut run_bytes = 0;
     for extent in content {
         match extent {
             Extent::Data { id, len } => {
                 if run.is_empty() {
                     run_start = pos;
+                    run_bytes = 0;
                 }
                 run.push(reader.read_chunk(*id, *len)?);
-                if run.len() == MAX_RUN {
+                run_bytes += *len as usize;
+                if run.len() == MAX_RUN || run_bytes >= MAX_RUN_BYTES {
                     write_run(file, run_start, &mut run)?;
                 }
             }

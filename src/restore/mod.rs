@@ -44,8 +44,8 @@ pub enum RestoreError {
     InsideRepository(String, String),
     #[error("{path}: {err}")]
     Target { path: String, err: std::io::Error },
-    #[error("nothing was restored: {0}")]
-    Forged(#[from] ExpandError),
+    #[error("nothing was restored: the tree holds more than {limit} entries, {why}")]
+    TooMany { limit: u64, why: String },
 }
 
 #[derive(Debug, Default)]
@@ -63,8 +63,9 @@ pub struct RestoreOptions {
     /// The repository's directory: never restored into, never removed.
     pub repository: Option<PathBuf>,
     /// The most entries the restored tree may hold (its snapshot record's
-    /// count): more means a forged tree.
+    /// count, or what memory allows), and what more would mean.
     pub max_entries: u64,
+    pub too_many: String,
 }
 
 /// Restores `entry` (a directory's content, or a single item) into `target`.
@@ -77,7 +78,10 @@ pub fn restore(
     let repo_id = protected(target, opts.repository.as_deref())?;
     let keep: Vec<FileId> = repo_id.into_iter().collect();
     let mut load = |id| reader.read_tree(id).map(Arc::new);
-    let plan = Plan::new(expand(entry.clone(), opts.max_entries, &mut load)?);
+    let expanded = expand(entry.clone(), opts.max_entries, &mut load).map_err(|e| match e {
+        ExpandError::TooMany { limit } => RestoreError::TooMany { limit, why: opts.too_many.clone() },
+    })?;
+    let plan = Plan::new(expanded);
     let root = open_target(target, opts.force, repo_id, opts.repository.as_deref())?;
     let _umask = UmaskGuard::clear();
     let run = Run { reader, plan: &plan, target, force: opts.force, keep: &keep, errors: Mutex::default() };
