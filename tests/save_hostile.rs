@@ -268,3 +268,29 @@ fn a_hard_link_whose_first_name_changes_keeps_the_other_names_content() {
         assert_eq!(second.as_deref(), Some(&b"ORIGINAL\n"[..]), "c/second stored wrong or dropped:\n{}", out.stderr);
     }
 }
+
+/// One 1 MiB ignore file hard-linked into every level of a deep tree: the
+/// save's ignore files together are bounded, so it costs no more than a
+/// few of them (it used to need gigabytes).
+#[test]
+fn an_ignore_file_in_every_level_is_bounded_as_a_whole() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    let mut d = src.clone();
+    fs::create_dir_all(&d).unwrap();
+    let patterns: String = (0..70_000).map(|i| format!("n{i:08}\n")).collect();
+    assert!(patterns.len() < 1 << 20);
+    fs::write(src.join(".chkfsignore"), &patterns).unwrap();
+    for _ in 0..40 {
+        d.push("d");
+        fs::create_dir(&d).unwrap();
+        fs::hard_link(src.join(".chkfsignore"), d.join(".chkfsignore")).unwrap();
+    }
+    fs::write(d.join("kept"), b"kept\n").unwrap();
+    let mut cmd = w.cmd();
+    cmd.args(["save", "--json"]).arg(&src);
+    let (out, kib) = run_measured(&mut cmd, &w.path("time.txt"));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("the ignore files of this save together exceed"), "{}", out.stderr);
+    assert!(kib < 1 << 20, "the save used {kib} KiB");
+}

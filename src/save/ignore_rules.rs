@@ -12,18 +12,24 @@
 //! threads that walk sibling directories.
 
 use crate::dirfd::{self, Dir};
-use crate::text::escape_path;
+use crate::text::{escape_path, escape_str};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub const IGNORE_FILE: &str = ".chkfsignore";
 pub const MAX_IGNORE_FILE: u64 = 1 << 20;
+/// All ignore files of one save together: one file hard-linked into
+/// every level of a deep tree must not cost memory and time per level.
+pub const MAX_IGNORE_TOTAL: u64 = 8 << 20;
 
 pub struct IgnoreRules {
     matcher: Gitignore,
     parent: Option<Arc<IgnoreRules>>,
+    /// Bytes of ignore files this save may still read.
+    budget: Arc<AtomicU64>,
 }
 
 impl IgnoreRules {
@@ -31,10 +37,12 @@ impl IgnoreRules {
     pub fn root(root: &Path, excludes: &[String]) -> Result<Arc<Self>, String> {
         let mut b = GitignoreBuilder::new(root);
         for pattern in excludes {
-            b.add_line(None, pattern).map_err(|e| format!("bad --exclude pattern {pattern:?}: {e}"))?;
+            b.add_line(None, pattern).map_err(|e| {
+                format!("bad --exclude pattern \"{}\": {}", escape_str(pattern), escape_str(&e.to_string()))
+            })?;
         }
         let matcher = b.build().map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self { matcher, parent: None }))
+        Ok(Arc::new(Self { matcher, parent: None, budget: Arc::new(AtomicU64::new(MAX_IGNORE_TOTAL)) }))
     }
 
     /// The rules inside `dir` (at `path`), which has an ignore file. What
@@ -49,22 +57,29 @@ impl IgnoreRules {
                 return self.clone();
             }
         };
+        let len = text.len() as u64;
+        let spent = self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(len));
+        if spent.is_err() {
+            warn(format!("{shown}: not used: the ignore files of this save together exceed {MAX_IGNORE_TOTAL} bytes"));
+            return self.clone();
+        }
         let mut b = GitignoreBuilder::new(path);
         for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             match std::str::from_utf8(raw) {
                 Ok(line) => {
                     if let Err(e) = b.add_line(Some(file.clone()), line) {
-                        warn(format!("{shown}: line {}: pattern not used: {e}", n + 1));
+                        // The error quotes the pattern: it is the user's text.
+                        warn(format!("{shown}: line {}: pattern not used: {}", n + 1, escape_str(&e.to_string())));
                     }
                 }
                 Err(_) => warn(format!("{shown}: line {}: pattern not used: it is not UTF-8", n + 1)),
             }
         }
         match b.build() {
-            Ok(matcher) => Arc::new(Self { matcher, parent: Some(self.clone()) }),
+            Ok(matcher) => Arc::new(Self { matcher, parent: Some(self.clone()), budget: self.budget.clone() }),
             Err(e) => {
-                warn(format!("{shown}: not used: {e}"));
+                warn(format!("{shown}: not used: {}", escape_str(&e.to_string())));
                 self.clone()
             }
         }
