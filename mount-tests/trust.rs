@@ -132,4 +132,23 @@ fn trusted_attributes_only_for_callers_who_could_read_them() {
     let asked = nobody(&[OsStr::new("-n"), OsStr::new("trusted.secret"), mounted.as_os_str()]);
     assert_ne!(asked.code, 0);
     assert!(!asked.stdout_str().contains("hidden"));
+    // Root of a user namespace the caller made itself: no privilege here.
+    let in_namespace = sh(
+        "setpriv",
+        [
+            OsStr::new("--reuid=65534"),
+            OsStr::new("--regid=65534"),
+            OsStr::new("--clear-groups"),
+            OsStr::new("unshare"),
+            OsStr::new("-U"),
+            OsStr::new("-r"),
+            OsStr::new("getfattr"),
+            OsStr::new("-d"),
+            OsStr::new("-m"),
+            OsStr::new("-"),
+            mounted.as_os_str(),
+        ],
+    );
+    assert!(in_namespace.stdout_str().contains("user.open"), "{} {}", in_namespace.stdout_str(), in_namespace.stderr);
+    assert!(!in_namespace.stdout_str().contains("trusted"), "{}", in_namespace.stdout_str());
 }

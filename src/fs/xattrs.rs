@@ -10,9 +10,16 @@ pub fn is_trusted(name: &[u8]) -> bool {
     name.starts_with(b"trusted.")
 }
 
-/// True when process `pid` has CAP_SYS_ADMIN in its effective set. A
-/// process that cannot be looked up (it exited) has nothing.
+/// True when process `pid` has CAP_SYS_ADMIN in its effective set, in the
+/// mount's own user namespace (capabilities in a namespace a user made
+/// for themselves count for nothing here). A process that cannot be
+/// looked up (it exited) has nothing.
 pub fn may_read_trusted(pid: u32) -> bool {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
+    let same_namespace = ns(&pid.to_string()).is_some_and(|theirs| Some(theirs) == ns("self"));
+    if !same_namespace {
+        return false;
+    }
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
     status
         .lines()
