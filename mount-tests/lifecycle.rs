@@ -135,6 +135,8 @@ fn daemon_returns_once_mounted_and_umount_ends_it() {
     assert_eq!(daemons.len(), 1, "expected one daemon process, found {daemons:?}");
     let daemon = daemons[0];
     assert!(alive(daemon));
+    // A daemon keeps no filesystem busy with its working directory.
+    assert_eq!(fs::read_link(format!("/proc/{daemon}/cwd")).unwrap(), std::path::Path::new("/"));
     let cat = sh("cat", [mnt.join("snapshots").join(&id).join("f").as_os_str()]);
     cat.ok();
     assert_eq!(cat.stdout, b"content\n");

@@ -294,3 +294,32 @@ fn an_ignore_file_in_every_level_is_bounded_as_a_whole() {
     assert!(out.stderr.contains("the ignore files of this save together exceed"), "{}", out.stderr);
     assert!(kib < 1 << 20, "the save used {kib} KiB");
 }
+
+/// A kernel filesystem inside the source (here /proc, bound in) is saved
+/// as an empty directory: reading /proc/*/pagemap alone would never end.
+#[test]
+fn kernel_filesystems_are_saved_empty() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var("CI").is_err(), "this test needs root to bind-mount, and CI runs as root");
+        eprintln!("\n*** SKIPPING kernel filesystem test: bind mounts need root ***\n");
+        return;
+    }
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("proc")).unwrap();
+    fs::write(src.join("file"), b"kept\n").unwrap();
+    sh("mount", [OsStr::new("--bind"), OsStr::new("/proc"), src.join("proc").as_os_str()]).ok();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = sh("umount", [OsStr::new("-l"), self.0.as_os_str()]);
+        }
+    }
+    let _unmount = Unmount(src.join("proc"));
+    let out = save_ignoring(&w, &src);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("a proc filesystem; its contents are not saved"), "{}", out.stderr);
+    let names = saved_names(&w, out.json()["id"].as_str().unwrap());
+    assert_eq!(names, vec!["".to_string(), "file".to_string(), "proc".to_string()]);
+}

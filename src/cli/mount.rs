@@ -59,7 +59,7 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let session = fuser::spawn_mount(FuseFs::new(fs), &mountpoint, &config)
-        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+        .with_context(|| format!("cannot mount on {}", escape_path(&mountpoint)))?;
     raise_readahead(&mountpoint);
     match ready {
         Some(pipe) => announce_ready(pipe),
@@ -76,7 +76,7 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     if let Err(e) = session.umount_and_join() {
-        eprintln!("chkfs: unmounting {} failed ({e}); detaching it lazily", mountpoint.display());
+        eprintln!("chkfs: unmounting {} failed ({e}); detaching it lazily", escape_path(&mountpoint));
         lazy_unmount(&mountpoint);
     }
     Ok(ExitCode::Ok)
@@ -112,17 +112,17 @@ fn parse_options(options: &[String]) -> Result<bool> {
 /// The mount point must be an existing, empty directory outside the
 /// repository.
 fn check_mountpoint(mnt: &Path, repo_root: Option<&Path>) -> Result<PathBuf> {
-    let canonical = std::fs::canonicalize(mnt).with_context(|| format!("mount point {}", mnt.display()))?;
+    let canonical = std::fs::canonicalize(mnt).with_context(|| format!("mount point {}", escape_path(mnt)))?;
     if !canonical.is_dir() {
-        bail!("mount point {} is not a directory", mnt.display());
+        bail!("mount point {} is not a directory", escape_path(mnt));
     }
     if std::fs::read_dir(&canonical)?.next().is_some() {
-        bail!("mount point {} is not empty", mnt.display());
+        bail!("mount point {} is not empty", escape_path(mnt));
     }
     let Some(repo_root) = repo_root else { return Ok(canonical) };
     let repo_root = std::fs::canonicalize(repo_root)?;
     if canonical.starts_with(&repo_root) {
-        bail!("mount point {} is inside the repository {}", mnt.display(), repo_root.display());
+        bail!("mount point {} is inside the repository {}", escape_path(mnt), escape_path(&repo_root));
     }
     Ok(canonical)
 }
@@ -153,6 +153,8 @@ fn daemonize() -> Result<OwnedFd> {
             drop(read_end);
             // SAFETY: setsid has no preconditions; failure is harmless here.
             unsafe { libc::setsid() };
+            // A daemon must not keep the filesystem it was started from busy.
+            let _ = std::env::set_current_dir("/");
             Ok(write_end)
         }
         _ => {

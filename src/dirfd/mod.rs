@@ -143,6 +143,13 @@ impl Dir {
         rfs::fstat(&self.fd).map(|s| Stat::from_rustix(&s)).map_err(err)
     }
 
+    /// The kind of filesystem this directory is on (statfs's f_type).
+    pub fn fs_type(&self) -> io::Result<u64> {
+        // The field's type differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
+        rfs::fstatfs(&self.fd).map(|s| s.f_type as u64).map_err(err)
+    }
+
     /// lstat of `name`.
     pub fn stat_at(&self, name: &[u8]) -> io::Result<Stat> {
         rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| Stat::from_rustix(&s)).map_err(err)

@@ -200,7 +200,7 @@ impl SnapshotFs {
 
     fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
         self.trees.get_or_insert_with(&id, || self.read_blob(|r| r.read_tree(id)).map(Arc::new)).map_err(|e| {
-            eprintln!("chkfs mount: tree {id}: {e}");
+            eprintln!("chkfs mount: {e}");
             store_err(e)
         })
     }
@@ -299,9 +299,7 @@ impl SnapshotFs {
             }
             NodeKind::ByTime => {
                 self.refresh_snapshots();
-                let names = self.snapshots.read().time_names();
-                let id = names.iter().find(|(n, _)| n.as_bytes() == name).map(|(_, id)| *id);
-                let id = id.ok_or(FsError::NotFound)?;
+                let id = self.snapshots.read().by_time_name(name).ok_or(FsError::NotFound)?;
                 Ok((Some(time_link_key(id)), NodeKind::TimeLink(id)))
             }
             NodeKind::Dir { snap, path, entry, .. } => {
@@ -404,7 +402,7 @@ impl SnapshotFs {
             }
             NodeKind::ByTime => {
                 self.refresh_snapshots();
-                let names = self.snapshots.read().time_names();
+                let names = self.snapshots.read().time_names.clone();
                 for (i, (name, id)) in names.iter().enumerate().skip(skip) {
                     if emit(i, name.as_bytes(), Some(time_link_key(*id)), NodeKind::TimeLink(*id))? {
                         break;
@@ -518,7 +516,7 @@ impl SnapshotFs {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
                 Extent::Data { id, len } => {
                     let bytes = self.read_blob(|r| r.read_chunk(id, len)).map_err(|e| {
-                        eprintln!("chkfs mount: {}: chunk {}: {e}", leaf.origin, id);
+                        eprintln!("chkfs mount: {}: {e}", leaf.origin);
                         store_err(e)
                     })?;
                     let chunk = bytes

@@ -18,6 +18,10 @@ pub struct SnapshotList {
     /// When a refresh last found the list changed: the top directories'
     /// mtime, which tells the kernel to drop their cached listings.
     pub changed_at: Option<Timestamp>,
+    /// Names for the by-time view, sorted, made once per change of the list
+    /// (not per lookup: a lookup in a by-time of 10,000 snapshots would
+    /// format 10,000 times).
+    pub time_names: Arc<Vec<(String, SnapshotId)>>,
 }
 
 impl SnapshotList {
@@ -45,10 +49,14 @@ impl SnapshotList {
                 },
             }
         }
-        if self.checked.is_some() && !by_id.keys().eq(self.by_id.keys()) {
+        let changed = !by_id.keys().eq(self.by_id.keys());
+        if self.checked.is_some() && changed {
             self.changed_at = Some(Timestamp::now());
         }
         self.by_id = by_id;
+        if changed || self.checked.is_none() {
+            self.time_names = Arc::new(self.make_time_names());
+        }
         self.checked = Some(Instant::now());
         Ok(added)
     }
@@ -58,8 +66,14 @@ impl SnapshotList {
         self.by_id.iter().max_by_key(|(id, s)| (s.time, **id)).map(|(id, _)| *id)
     }
 
+    /// The snapshot a by-time name stands for.
+    pub fn by_time_name(&self, name: &[u8]) -> Option<SnapshotId> {
+        let i = self.time_names.binary_search_by(|(n, _)| n.as_bytes().cmp(name)).ok()?;
+        Some(self.time_names[i].1)
+    }
+
     /// Names for the by-time view: local time without colons, then the id.
-    pub fn time_names(&self) -> Vec<(String, SnapshotId)> {
+    fn make_time_names(&self) -> Vec<(String, SnapshotId)> {
         let tz = jiff::tz::TimeZone::system();
         let mut names: Vec<_> = self
             .by_id

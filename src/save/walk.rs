@@ -103,6 +103,29 @@ struct Task {
     prev: Option<BlobId>,
 }
 
+/// Filesystems whose files describe the running kernel, not data: their
+/// contents are not saved (reading /proc/*/pagemap alone would take
+/// forever), their directories are.
+fn kernel_filesystem(f_type: u64) -> Option<&'static str> {
+    Some(match f_type {
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x0027_e0eb => "cgroup",
+        0x6367_7270 => "cgroup2",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x7363_6673 => "securityfs",
+        0x6165_676c => "pstore",
+        0xcafe_4a11 => "bpf",
+        0x6265_6570 => "configfs",
+        0x6573_5543 => "fusectl",
+        0x4249_4e4d => "binfmt_misc",
+        0xde5e_81e4 => "efivarfs",
+        0x6e73_6673 => "nsfs",
+        _ => return None,
+    })
+}
+
 thread_local! {
     /// Each worker's cursor, for the walk it belongs to.
     static CURSOR: RefCell<Option<(u64, Cursor)>> = const { RefCell::new(None) };
@@ -159,6 +182,11 @@ impl Walker<'_> {
                 return;
             }
         };
+        if let Some(kind) = dir.fs_type().ok().and_then(kernel_filesystem) {
+            eprintln!("chkfs: note: {}: a {kind} filesystem; its contents are not saved", escape_path(&task.path));
+            let _ = tx.send((task.dir, Vec::new()));
+            return;
+        }
         names.sort();
         let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
             task.rules.enter(&dir, &task.path, &mut |w| self.warn(w))

@@ -127,7 +127,7 @@ impl BlobReader {
         let kind = loc.kind;
         let block = self.cache.get_or_insert_with(&key, || load_block(&self.repo, index, loc.block)).map_err(|e| {
             if e.is_damage() {
-                StoreError::DamagedBlob { kind, id: loc.id, pack, reason: e.to_string() }
+                StoreError::DamagedBlob { kind, id: loc.id, pack, reason: e.detail() }
             } else {
                 e
             }
