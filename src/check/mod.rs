@@ -75,10 +75,10 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let records = read_records(&repo, &mut report)?;
     let loaded = repo.load_index()?;
     for (key, e) in &loaded.bad_files {
-        report.errors.push(format!("index file {key}: {e}"));
+        report.errors.push(format!("index file {key}: {}", e.detail()));
     }
     for (id, e) in &loaded.bad_packs {
-        report.errors.push(format!("unindexed pack {id} is unreadable: {e}"));
+        report.errors.push(format!("unindexed pack {id} is unreadable: {}", e.detail()));
     }
     let damage_list_errors: Vec<String> = loaded
         .bad_damage_lists

@@ -24,9 +24,21 @@ pub struct Findings {
     pub contradictions: Vec<String>,
 }
 
+/// Decoded trees kept between snapshots (which share most of them).
+const TREE_CACHE_BYTES: u64 = 256 << 20;
+
+#[derive(Clone)]
+struct TreeWeighter;
+
+impl quick_cache::Weighter<BlobId, Result<Arc<Tree>, Arc<StoreError>>> for TreeWeighter {
+    fn weight(&self, _: &BlobId, t: &Result<Arc<Tree>, Arc<StoreError>>) -> u64 {
+        t.as_ref().map_or(64, |t| t.memory_size())
+    }
+}
+
 pub struct TreeChecker<'a> {
     reader: &'a BlobReader,
-    cache: quick_cache::unsync::Cache<BlobId, Result<Arc<Tree>, Arc<StoreError>>>,
+    cache: quick_cache::unsync::Cache<BlobId, Result<Arc<Tree>, Arc<StoreError>>, TreeWeighter>,
     verdicts: Verdicts<'a>,
 }
 
@@ -45,7 +57,8 @@ impl<'a> TreeChecker<'a> {
     pub fn new(reader: &'a BlobReader, index: &'a Index, bad: &'a HashMap<BlobKey, (Vec<PackId>, String)>) -> Self {
         let verdicts =
             Verdicts { index, bad, trees_checked: 0, per_tree: HashMap::new(), contradictions: HashMap::new() };
-        TreeChecker { reader, cache: quick_cache::unsync::Cache::new(65536), verdicts }
+        let cache = quick_cache::unsync::Cache::with_weighter(65536, TREE_CACHE_BYTES, TreeWeighter);
+        TreeChecker { reader, cache, verdicts }
     }
 
     /// Distinct trees whose chunks were checked.

@@ -99,6 +99,20 @@ impl Entry {
 }
 
 impl Tree {
+    /// About how much memory the decoded tree takes, for caches that must
+    /// stay within a budget.
+    pub fn memory_size(&self) -> u64 {
+        let entry = |e: &Entry| {
+            let extents = match &e.node {
+                Node::File { content } => content.len() as u64,
+                _ => 0,
+            };
+            let xattrs: u64 = e.xattrs.iter().map(|x| 48 + (x.name.len() + x.value.len()) as u64).sum();
+            std::mem::size_of::<Entry>() as u64 + e.name.len() as u64 + 32 * extents + xattrs
+        };
+        64 + self.entries.iter().map(entry).sum::<u64>()
+    }
+
     pub fn find(&self, name: &[u8]) -> Option<&Entry> {
         self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &self.entries[i])
     }

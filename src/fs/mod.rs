@@ -94,15 +94,7 @@ struct TreeWeighter;
 
 impl quick_cache::Weighter<BlobId, Arc<Tree>> for TreeWeighter {
     fn weight(&self, _: &BlobId, t: &Arc<Tree>) -> u64 {
-        // Rough in-memory size of a decoded tree.
-        t.entries.iter().map(|e| 160 + e.name.len() as u64 + 24 * extent_count(&e.node)).sum::<u64>() + 64
-    }
-}
-
-fn extent_count(n: &Node) -> u64 {
-    match n {
-        Node::File { content } => content.len() as u64,
-        _ => 0,
+        t.memory_size()
     }
 }
 

@@ -40,11 +40,14 @@ impl LoadedIndex {
                 "damage list {key} is unreadable and ignored ({e}); `chkfs check --read-data` replaces it"
             ));
         }
-        for (_, e) in &self.bad_files {
-            out.push(format!("{e}; its packs are read from their own footers"));
+        for (key, e) in &self.bad_files {
+            out.push(format!(
+                "index file {key} is unreadable ({}); its packs are read from their own footers",
+                e.detail()
+            ));
         }
         for (id, e) in &self.bad_packs {
-            out.push(format!("pack {id} is not indexed and unreadable: {e}"));
+            out.push(format!("pack {id} is not indexed and unreadable: {}", e.detail()));
         }
         out
     }
