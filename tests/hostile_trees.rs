@@ -361,3 +361,21 @@ fn a_block_mixing_chunks_and_trees_is_refused() {
         BlockInfo { offset: 16, stored_len: 5 << 20, raw_len: 1 << 30, codec: Codec::Lz4, blobs: vec![chunk, tree] };
     assert!(chkfs::format::pack::validate_blocks(&[block], 1 << 40).is_err());
 }
+
+/// Absurd sizes that are consistent (a hole of 4 EiB) are not damage; a
+/// restore fails on that file alone, cleanly, and leaves nothing of it.
+#[test]
+fn an_absurdly_large_sparse_file_fails_alone() {
+    let w = World::with_repo();
+    let mut f = Forge::open(&w.repo);
+    let ok = f.chunk(b"fine\n");
+    let root = f.tree(vec![file(b"exabytes", vec![ok, Extent::Hole { len: 1 << 62 }]), file(b"fine", vec![ok])]);
+    let repo = f.commit();
+    let snap = snapshot(&repo, root, 3).to_hex();
+    let c = check(&w);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = restore_out(&w, &snap);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("out/exabytes"), "{}", r.stderr);
+    assert_eq!(names(&w.path("out")), vec!["fine".to_string()]);
+}
