@@ -55,12 +55,17 @@ impl Hasher for IdHasher {
             self.write_u64(u64::from_le_bytes(b));
         }
     }
+    /// Small values (a blob's kind): cheap folding is enough, they cannot
+    /// be chosen freely.
     fn write_u64(&mut self, n: u64) {
-        self.0 = fmix64(self.0 ^ n).wrapping_add(process_key().1);
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31);
     }
+    /// An id: the low half through a keyed bijection, the high half keyed
+    /// and added, so ids crafted to agree in either half still differ in
+    /// the state, and the final mix spreads every bit.
     fn write_u128(&mut self, n: u128) {
-        self.write_u64(n as u64);
-        self.write_u64((n >> 64) as u64);
+        let (k0, k1) = process_key();
+        self.0 = self.0.wrapping_add(fmix64(n as u64 ^ k0)).wrapping_add((n >> 64) as u64 ^ k1);
     }
     fn write_u32(&mut self, n: u32) {
         self.write_u64(u64::from(n));
