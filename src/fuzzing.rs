@@ -41,7 +41,7 @@ use crate::format::pack::{
 };
 use crate::format::records::{self, Config, DamageList, IndexFile, Snapshot, Timestamp};
 use crate::format::tree::{self, Entry, Extent, Node, Tree};
-use crate::format::{open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
+use crate::format::{envelope_header, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
 use crate::fs::{Attr, FsOptions, Kind, SnapshotFs};
 use crate::store::backend::Backend;
 use crate::store::memory::MemBackend;
@@ -97,12 +97,15 @@ fn reseal(bytes: &mut [u8]) -> bool {
     changed
 }
 
-/// Any object: opened as every kind; an envelope that opens seals back to
-/// the same bytes.
+/// Any object: its header checked and the object opened as every kind.
+/// An envelope that opens has a header that announces its payload, and
+/// seals back to the same bytes.
 pub fn envelope(data: &[u8]) {
     both(data, |bytes| {
         for kind in KINDS {
+            let header = envelope_header(kind, bytes);
             if let Ok(payload) = open_envelope(kind, bytes) {
+                assert_eq!(header, Ok(payload.len() as u64), "an opened {} has another header", kind.name());
                 let sealed = seal_envelope(kind, payload);
                 assert!(sealed.is_ok_and(|s| s == bytes), "an opened {} does not seal back to itself", kind.name());
             }
@@ -212,6 +215,7 @@ pub fn tree(data: &[u8]) {
 }
 
 fn use_tree(t: &Tree) {
+    let _ = t.memory_size();
     for e in &t.entries {
         assert_eq!(t.find(&e.name), Some(e), "a decoded tree's entry cannot be found by its name");
         use_entry(e);

@@ -159,9 +159,30 @@ fn restore_never_damages_the_repository() {
     let r = w.chkfs(["restore", "--force", &id, w.dir.path().to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("repository"), "{}", r.stderr);
+    // A snapshot holding a directory named like it, with a `config`.
+    let src2 = w.path("src2");
+    fs::create_dir_all(src2.join("repo/index")).unwrap();
+    fs::write(src2.join("repo/config"), b"garbage\n").unwrap();
+    fs::write(src2.join("repo/index/x"), b"garbage\n").unwrap();
+    let id2 = w.save(&src2, &[])["id"].as_str().unwrap().to_string();
+    let r = w.chkfs(["restore", "--force", &id2, w.dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
     let (code, _, out) = w.check();
     assert_eq!(code, 0, "{}", out.stderr);
     assert!(w.repo.join("config").is_file());
+    assert!(!w.repo.join("index/x").exists());
+    // A directory of the repository mounted elsewhere is still it.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let bound = w.path("bound");
+        fs::create_dir(&bound).unwrap();
+        sh("mount", [std::ffi::OsStr::new("--bind"), w.repo.join("index").as_os_str(), bound.as_os_str()]).ok();
+        let r = w.chkfs(["restore", &id, bound.join("t").to_str().unwrap()]);
+        let _ = sh("umount", [std::ffi::OsStr::new("-l"), bound.as_os_str()]);
+        assert_ne!(r.code, 0, "restored into a bind mount of the repository's index");
+        assert!(r.stderr.contains("inside the repository"), "{}", r.stderr);
+        assert!(!w.repo.join("index/t").exists());
+    }
 }
 
 /// Defect 18: an index file of a newer format is never deleted: every

@@ -44,10 +44,15 @@ fn components(path: &Path) -> (bool, VecDeque<Vec<u8>>) {
     (absolute, parts)
 }
 
-/// Opens the directory at `path` (missing directories are created when
-/// `create`; the umask applies). Returns it and whether its last name was
-/// created here.
-pub fn open_trusted(path: &Path, create: bool) -> io::Result<(Dir, bool)> {
+/// What may be created where a directory of the path is missing: `None`
+/// creates nothing; `Some(check)` creates after `check` approved the
+/// directory it will be created in.
+pub type CreateCheck<'a> = Option<&'a dyn Fn(&Dir) -> io::Result<()>>;
+
+/// Opens the directory at `path` (missing directories are created as
+/// `create` allows; the umask applies). Returns it and whether its last
+/// name was created here.
+pub fn open_trusted(path: &Path, create: CreateCheck) -> io::Result<(Dir, bool)> {
     let (absolute, mut parts) = components(path);
     let mut cur = Dir::open_path(Path::new(if absolute { "/" } else { "." }))?;
     let mut hops = 0;
@@ -60,7 +65,10 @@ pub fn open_trusted(path: &Path, create: bool) -> io::Result<(Dir, bool)> {
         }
         let st = match cur.stat_at(&name) {
             Ok(st) => st,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_some() => {
+                if let Some(check) = create {
+                    check(&cur)?;
+                }
                 cur.mkdir(&name, 0o777)?;
                 let d = cur.child(&name)?;
                 if d.stat()?.uid != euid() {
@@ -105,12 +113,12 @@ pub fn open_trusted(path: &Path, create: bool) -> io::Result<(Dir, bool)> {
     Ok((cur, created_last))
 }
 
-/// True when `dir` is `ancestor` or lies below it (climbing `..`).
-pub fn is_within(dir: &Dir, ancestor: super::FileId) -> io::Result<bool> {
+/// True when `dir` is one of `ancestors` or lies below one (climbing `..`).
+pub fn is_within(dir: &Dir, ancestors: &[super::FileId]) -> io::Result<bool> {
     let mut cur = dir.try_clone()?;
     loop {
         let id = cur.stat()?.id();
-        if id == ancestor {
+        if ancestors.contains(&id) {
             return Ok(true);
         }
         let up = cur.parent()?;
@@ -134,19 +142,19 @@ mod tests {
         symlink("real", base.join("link")).unwrap();
         // This user's own directory, writable by nobody else: followed.
         std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let (d, created) = open_trusted(&base.join("link/inner"), false).unwrap();
+        let (d, created) = open_trusted(&base.join("link/inner"), None).unwrap();
         assert!(!created);
         assert_eq!(d.stat().unwrap().id(), Dir::open_path(&base.join("real/inner")).unwrap().stat().unwrap().id());
         // Writable by others: a symlink there could be anyone's.
         std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let e = open_trusted(&base.join("link/inner"), false).err().unwrap();
+        let e = open_trusted(&base.join("link/inner"), None).err().unwrap();
         assert!(e.to_string().contains("other users can write"), "{e}");
         // Created when missing, and said so.
-        let (_, created) = open_trusted(&base.join("real/new/newer"), true).unwrap();
+        let (_, created) = open_trusted(&base.join("real/new/newer"), Some(&|_| Ok(()))).unwrap();
         assert!(created);
         assert!(base.join("real/new/newer").is_dir());
         let repo = Dir::open_path(&base.join("real")).unwrap().stat().unwrap().id();
-        assert!(is_within(&open_trusted(&base.join("real/new"), false).unwrap().0, repo).unwrap());
-        assert!(!is_within(&Dir::open_path(base).unwrap(), repo).unwrap());
+        assert!(is_within(&open_trusted(&base.join("real/new"), None).unwrap().0, &[repo]).unwrap());
+        assert!(!is_within(&Dir::open_path(base).unwrap(), &[repo]).unwrap());
     }
 }

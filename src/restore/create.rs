@@ -230,8 +230,16 @@ pub fn directory(dir: &Dir, name: &[u8], force: bool, keep: &[FileId]) -> io::Re
             Ok(d)
         }
         Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
-            if dir.stat_at(name)?.is_dir() {
-                return dir.child(name);
+            let st = dir.stat_at(name)?;
+            if keep.contains(&st.id()) {
+                return Err(io::Error::other("it is (part of) the repository, which is never restored into"));
+            }
+            if st.is_dir() {
+                let d = dir.child(name)?;
+                if d.stat()?.id() != st.id() {
+                    return Err(crate::dirfd::cursor::replaced());
+                }
+                return Ok(d);
             }
             dir.remove_all(name, keep)?;
             dir.mkdir(name, 0o700)?;

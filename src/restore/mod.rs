@@ -38,7 +38,7 @@ pub enum RestoreError {
     Store(#[from] StoreError),
     #[error("{0} is not empty (use --force to overwrite what is in the way)")]
     TargetNotEmpty(String),
-    #[error("{0:?} does not exist in the snapshot")]
+    #[error("\"{0}\" does not exist in the snapshot")]
     PathNotFound(String),
     #[error("{0} is inside the repository {1}: restoring there would damage it")]
     InsideRepository(String, String),
@@ -75,14 +75,13 @@ pub fn restore(
     target: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreReport, RestoreError> {
-    let repo_id = protected(target, opts.repository.as_deref())?;
-    let keep: Vec<FileId> = repo_id.into_iter().collect();
+    let keep = protected(target, opts.repository.as_deref())?;
     let mut load = |id| reader.read_tree(id).map(Arc::new);
     let expanded = expand(entry.clone(), opts.max_entries, &mut load).map_err(|e| match e {
         ExpandError::TooMany { limit } => RestoreError::TooMany { limit, why: opts.too_many.clone() },
     })?;
     let plan = Plan::new(expanded);
-    let root = open_target(target, opts.force, repo_id, opts.repository.as_deref())?;
+    let root = open_target(target, opts.force, &keep, opts.repository.as_deref())?;
     let _umask = UmaskGuard::clear();
     let run = Run { reader, plan: &plan, target, force: opts.force, keep: &keep, errors: Mutex::default() };
     for (dir, e) in &plan.expanded.unlisted {
@@ -107,12 +106,14 @@ pub fn restore(
     Ok(report)
 }
 
-/// The identity restore must never remove: the repository's directory. A
-/// target whose path leads into the repository is refused before anything
-/// is created (and checked again, on the opened directory, against races).
-fn protected(target: &Path, repository: Option<&Path>) -> Result<Option<FileId>, RestoreError> {
-    let Some(repo) = repository else { return Ok(None) };
-    let Ok(repo_canon) = std::fs::canonicalize(repo) else { return Ok(None) };
+/// The identities restore must never write into or remove: the
+/// repository's directory and every directory in it (a bind mount of one
+/// of them is the same directory under another path). A target whose path
+/// leads into the repository is refused before anything is created (and
+/// checked again, on the opened directory, against races and mounts).
+fn protected(target: &Path, repository: Option<&Path>) -> Result<Vec<FileId>, RestoreError> {
+    let Some(repo) = repository else { return Ok(Vec::new()) };
+    let Ok(repo_canon) = std::fs::canonicalize(repo) else { return Ok(Vec::new()) };
     let target_abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
     // The nearest existing ancestor, resolved, then the rest as given.
     let mut existing = target_abs.clone();
@@ -131,31 +132,61 @@ fn protected(target: &Path, repository: Option<&Path>) -> Result<Option<FileId>,
     if resolved.starts_with(&repo_canon) {
         return Err(RestoreError::InsideRepository(escape_path(target), escape_path(repo)));
     }
-    Ok(Dir::open_path(&repo_canon).and_then(|d| d.stat()).map(|s| s.id()).ok())
+    Ok(repository_dirs(&repo_canon))
+}
+
+/// The repository's directory and those in it (two levels: packs/XX).
+fn repository_dirs(root: &Path) -> Vec<FileId> {
+    let Ok(top) = Dir::open_path(root) else { return Vec::new() };
+    let mut ids = Vec::new();
+    let mut todo = vec![(top, 0)];
+    while let Some((d, depth)) = todo.pop() {
+        let Ok(st) = d.stat() else { continue };
+        ids.push(st.id());
+        if depth < 2 {
+            for name in d.names().unwrap_or_default() {
+                if let Ok(sub) = d.child(&name) {
+                    todo.push((sub, depth + 1));
+                }
+            }
+        }
+    }
+    ids
 }
 
 /// Opens TARGET (creating it if missing) without being led astray by a
 /// symlink someone else could have planted on its path, and refuses it if
 /// it is, or lies inside, the repository.
-fn open_target(
-    target: &Path,
-    force: bool,
-    repo: Option<FileId>,
-    repo_path: Option<&Path>,
-) -> Result<Dir, RestoreError> {
+fn open_target(target: &Path, force: bool, keep: &[FileId], repo_path: Option<&Path>) -> Result<Dir, RestoreError> {
     let err = |e| RestoreError::Target { path: escape_path(target), err: e };
-    let (dir, _) = crate::dirfd::path::open_trusted(target, true).map_err(err)?;
-    if let Some(repo) = repo {
-        if crate::dirfd::path::is_within(&dir, repo).map_err(err)? {
-            let shown = repo_path.map(escape_path).unwrap_or_default();
-            return Err(RestoreError::InsideRepository(escape_path(target), shown));
-        }
+    let inside = || {
+        let shown = repo_path.map(escape_path).unwrap_or_default();
+        RestoreError::InsideRepository(escape_path(target), shown)
+    };
+    // Nothing is created inside the repository on the way either.
+    let outside = |d: &Dir| match crate::dirfd::path::is_within(d, keep) {
+        Ok(true) => Err(std::io::Error::other(InRepository)),
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let dir = match crate::dirfd::path::open_trusted(target, Some(&outside)) {
+        Ok((dir, _)) => dir,
+        Err(e) if e.get_ref().is_some_and(|r| r.is::<InRepository>()) => return Err(inside()),
+        Err(e) => return Err(err(e)),
+    };
+    if !keep.is_empty() && crate::dirfd::path::is_within(&dir, keep).map_err(err)? {
+        return Err(inside());
     }
     if !force && !dir.names().map_err(err)?.is_empty() {
         return Err(RestoreError::TargetNotEmpty(escape_path(target)));
     }
     Ok(dir)
 }
+
+/// Why a directory on the way to TARGET was not created.
+#[derive(Debug, thiserror::Error)]
+#[error("inside the repository")]
+struct InRepository;
 
 /// Restores the umask when dropped; while it is cleared, everything is
 /// created with exactly the mode asked for.
