@@ -181,27 +181,32 @@ fn special_metadata(dir: &Dir, entry: &Entry) -> io::Result<()> {
         let (u, g) = (Some(rfs::Uid::from_raw(entry.uid)), Some(rfs::Gid::from_raw(entry.gid)));
         rfs::chownat(&fd, "", u, g, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
     }
+    if !Dir::proc_available() {
+        if !entry.xattrs.is_empty() {
+            return Err(io::Error::other("extended attributes not restored: /proc is not mounted"));
+        }
+        return dir.set_times_at(name, entry.mtime);
+    }
+    // An O_PATH descriptor takes no fchmod, fsetxattr or futimens; its
+    // /proc link leads to exactly its inode (a symlink itself, not what it
+    // points to), whatever is at the name by now.
+    use std::os::fd::AsRawFd;
+    let own = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let is_symlink = matches!(entry.node, Node::Symlink { .. });
     if !is_symlink && dirfd::Stat::from_rustix(&rfs::fstat(&fd).map_err(errno)?).mode & 0o7777 != entry.mode {
-        // No fchmod on an O_PATH descriptor: its /proc link is the inode.
-        use std::os::fd::AsRawFd;
-        let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        rfs::chmod(p.as_str(), Mode::from_raw_mode(entry.mode & 0o7777)).map_err(errno)?;
+        rfs::chmod(own.as_str(), Mode::from_raw_mode(entry.mode & 0o7777)).map_err(errno)?;
     }
-    if !entry.xattrs.is_empty() && !Dir::proc_available() {
-        return Err(io::Error::other("extended attributes not restored: /proc is not mounted"));
-    }
-    let path = dir.proc_path(name);
     for x in &entry.xattrs {
-        if let Err(e) = xattr::set(&path, std::ffi::OsStr::from_bytes(&x.name), &x.value) {
+        let set = rfs::setxattr(own.as_str(), x.name.as_slice(), &x.value, rfs::XattrFlags::empty());
+        match set {
             // Linux refuses user.* attributes on symlinks.
-            let refused_on_symlink = is_symlink && e.raw_os_error() == Some(libc::EPERM);
-            if !refused_on_symlink {
-                return Err(e);
-            }
+            Err(rustix::io::Errno::PERM) if is_symlink => {}
+            other => other.map_err(errno)?,
         }
     }
-    dir.set_times_at(name, entry.mtime)
+    let t = dirfd::timespec(entry.mtime);
+    rfs::utimensat(rfs::CWD, own.as_str(), &rfs::Timestamps { last_access: t, last_modification: t }, AtFlags::empty())
+        .map_err(errno)
 }
 
 /// A directory's own metadata, through its open descriptor.
