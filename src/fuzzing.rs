@@ -415,7 +415,8 @@ fn restore_all(repo: &Arc<Repository>) {
 
 fn restore_snapshot(reader: &BlobReader, s: &Snapshot) {
     let mut load = |id| reader.read_tree(id).map(Arc::new);
-    let Ok(expanded) = crate::walk::expand(s.root.clone(), entry_limit(s), &mut load) else { return };
+    let limits = crate::walk::Limits { entries: entry_limit(s), tree_bytes: 64 << 20 };
+    let Ok(expanded) = crate::walk::expand(s.root.clone(), limits, &mut load) else { return };
     for (dir, e) in &expanded.unlisted {
         let _ = (expanded.path(*dir), e.to_string());
     }

@@ -379,3 +379,56 @@ fn an_absurdly_large_sparse_file_fails_alone() {
     assert!(r.stderr.contains("out/exabytes"), "{}", r.stderr);
     assert_eq!(names(&w.path("out")), vec!["fine".to_string()]);
 }
+
+/// One missing chunk named 30,000 times by one file, and by 20,000 files:
+/// check and restore report it once per file, name at most a hundred
+/// users, keep at most ten thousand messages, and stay small (this used to
+/// write gigabytes to stderr).
+#[test]
+fn a_problem_repeated_without_end_is_reported_within_bounds() {
+    let w = World::with_repo();
+    let mut f = Forge::open(&w.repo);
+    let missing = Extent::Data { id: chkfs::format::BlobId(0xdead), len: 100 };
+    let many_extents = file(b"repeats", vec![missing; 30_000]);
+    let many_files: Vec<_> = (0..20_000).map(|i| file(format!("f{i:05}").as_bytes(), vec![missing])).collect();
+    let sub = f.tree(many_files);
+    let root = f.tree(vec![many_extents, dir(b"sub", sub)]);
+    let repo = f.commit();
+    let snap = snapshot(&repo, root, 20_003).to_hex();
+    let mut cmd = w.cmd();
+    cmd.args(["check"]);
+    let (c, kib) = run_measured(&mut cmd, &w.path("check.time"));
+    assert_eq!(c.code, 4);
+    assert!(c.stderr.len() < 64 << 10, "check wrote {} bytes", c.stderr.len());
+    assert!(kib < 256 << 10, "check used {kib} KiB");
+    let mut cmd = w.cmd();
+    cmd.args(["restore", &snap]).arg(w.path("out"));
+    let (r, kib) = run_measured(&mut cmd, &w.path("restore.time"));
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("20001 item(s) could not be restored"), "{}", &r.stderr[r.stderr.len() - 300..]);
+    assert!(r.stderr.lines().count() < 10_100, "{} lines", r.stderr.lines().count());
+    assert!(kib < 256 << 10, "restore used {kib} KiB");
+}
+
+/// A doubling chain whose every level holds a fifo with a 4 MB (but
+/// compressible) extended attribute, under a record that claims fifty
+/// million entries: each tree is decoded once, however many paths lead to
+/// it (each used to be decoded once per path: gigabytes).
+#[test]
+fn a_tree_reached_by_many_paths_is_decoded_once_by_restore() {
+    let w = World::with_repo();
+    let mut f = Forge::open(&w.repo);
+    let mut fifo = entry(b"fifo", chkfs::format::tree::Node::Fifo);
+    fifo.xattrs = vec![chkfs::format::tree::Xattr { name: b"user.big".to_vec(), value: vec![b'x'; 4 << 20] }];
+    let mut below = f.tree(vec![fifo.clone()]);
+    for _ in 0..9 {
+        below = f.tree(vec![dir(b"a", below), dir(b"b", below), fifo.clone()]);
+    }
+    let repo = f.commit();
+    let snap = snapshot(&repo, below, 50_000_000).to_hex();
+    let mut cmd = w.cmd();
+    cmd.args(["restore", &snap]).arg(w.path("out"));
+    let (r, kib) = run_measured(&mut cmd, &w.path("restore.time"));
+    assert!(r.code == 0 || r.code == 3, "{}", r.stderr);
+    assert!(kib < 512 << 10, "restore used {kib} KiB");
+}

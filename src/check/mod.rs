@@ -123,7 +123,10 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
         }
         report.errors.extend(found.contradictions);
         for (key, (why, users)) in found.problems {
-            used.entry(key).or_insert_with(|| (why, Vec::new())).1.extend(users);
+            let named = &mut used.entry(key).or_insert_with(|| (why, Vec::new())).1;
+            // Each snapshot names at most a hundred users; so do all together.
+            let room = 101usize.saturating_sub(named.len());
+            named.extend(users.into_iter().take(room));
         }
     }
     report.trees = walker.trees_checked();

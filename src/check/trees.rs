@@ -9,7 +9,7 @@ use crate::format::{BlobId, PackId, SnapshotId};
 use crate::store::index::{BlobKey, Index};
 use crate::store::{BlobReader, StoreError};
 use crate::text::escape_bytes;
-use crate::walk::{each_distinct_tree, join};
+use crate::walk::{each_distinct_tree, PathNode, Paths};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
@@ -69,7 +69,7 @@ impl<'a> TreeChecker<'a> {
     /// Walks one snapshot, each of its distinct trees once.
     pub fn snapshot(&mut self, snap: SnapshotId, root: BlobId) -> Findings {
         let mut found = Findings::default();
-        let mut groups: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
+        let mut groups: HashMap<u64, (u64, PathNode, Vec<u8>)> = HashMap::new();
         let TreeChecker { reader, cache, verdicts } = self;
         let mut load = |id: BlobId| -> Result<Arc<Tree>, StoreError> {
             if let Some(t) = cache.get(&id) {
@@ -80,25 +80,49 @@ impl<'a> TreeChecker<'a> {
             loaded.map_err(|e| e.duplicate())
         };
         let label = |p: &[u8]| format!("{snap}:{}", if p.is_empty() { "/".into() } else { escape_bytes(p) });
-        let _ = each_distinct_tree::<()>([root], &mut HashSet::new(), &mut load, &mut |id, path, tree| {
+        let _ = each_distinct_tree::<()>([root], &mut HashSet::new(), &mut load, &mut |id, node, paths, tree| {
             let tree = match tree {
                 Ok(tree) => tree,
                 Err(e) => {
                     let why = verdicts.reason((BlobKind::Tree, id), e);
-                    found.problems.entry((BlobKind::Tree, id)).or_insert_with(|| (why, Vec::new())).1.push(label(path));
+                    found.problem((BlobKind::Tree, id), why, || label(&paths.path(node)));
                     return Ok(());
                 }
             };
             for (key, name, why) in verdicts.tree_problems(id, tree) {
-                found.problems.entry(key).or_insert_with(|| (why, Vec::new())).1.push(label(&join(path, &name)));
+                found.problem(key, why, || label(&paths.child_path(node, &name)));
             }
             for c in verdicts.contradictions.get(&id).into_iter().flatten() {
-                found.contradictions.push(format!("{}: {c}", label(path)));
+                found.contradiction(|| format!("{}: {c}", label(&paths.path(node))));
             }
-            check_groups(tree, path, &mut groups, &mut found, snap);
+            check_groups(tree, node, paths, &mut groups, &mut found, snap);
             Ok(())
         });
         found
+    }
+}
+
+/// How many users of one damaged blob, and how many contradictions of one
+/// snapshot, a report names (the rest are counted): a forged tree can
+/// repeat one problem without end.
+const MAX_NAMED: usize = 100;
+
+impl Findings {
+    fn problem(&mut self, key: BlobKey, why: String, user: impl FnOnce() -> String) {
+        let (_, users) = self.problems.entry(key).or_insert_with(|| (why, Vec::new()));
+        match users.len() {
+            n if n < MAX_NAMED => users.push(user()),
+            n if n == MAX_NAMED => users.push("(and more)".into()),
+            _ => {}
+        }
+    }
+
+    fn contradiction(&mut self, what: impl FnOnce() -> String) {
+        match self.contradictions.len() {
+            n if n < MAX_NAMED => self.contradictions.push(what()),
+            n if n == MAX_NAMED => self.contradictions.push("(and more contradictions)".into()),
+            _ => {}
+        }
     }
 }
 
@@ -118,10 +142,15 @@ impl Verdicts<'_> {
         self.trees_checked += 1;
         let mut problems = Vec::new();
         let mut contradictions = Vec::new();
+        let mut noted: HashSet<(BlobId, &[u8])> = HashSet::new();
         for entry in &tree.entries {
             let Node::File { content } = &entry.node else { continue };
             for x in content {
                 let Extent::Data { id: chunk, len } = *x else { continue };
+                // A file naming one chunk many times is one problem.
+                if !noted.insert((chunk, &entry.name)) {
+                    continue;
+                }
                 let key = (BlobKind::Data, chunk);
                 let name = escape_bytes(&entry.name);
                 match self.index.locations(BlobKind::Data, chunk).next() {
@@ -154,8 +183,9 @@ impl Verdicts<'_> {
 /// file's content and size.
 fn check_groups(
     tree: &Tree,
-    path: &[u8],
-    groups: &mut HashMap<u64, (u64, Vec<u8>)>,
+    node: PathNode,
+    paths: &Paths,
+    groups: &mut HashMap<u64, (u64, PathNode, Vec<u8>)>,
     found: &mut Findings,
     snap: SnapshotId,
 ) {
@@ -164,17 +194,18 @@ fn check_groups(
         let mut what = bitcode::encode(&entry.node);
         what.extend_from_slice(&entry.size.to_le_bytes());
         let sum = xxh3_64(&what);
-        let here = join(path, &entry.name);
         match groups.get(&link.group) {
             None => {
-                groups.insert(link.group, (sum, here));
+                groups.insert(link.group, (sum, node, entry.name.clone()));
             }
-            Some((first_sum, first)) if *first_sum != sum => found.contradictions.push(format!(
-                "snapshot {snap}: hard-link group {}: {} and {} disagree on what the file holds",
-                link.group,
-                escape_bytes(first),
-                escape_bytes(&here)
-            )),
+            Some((first_sum, first_node, first_name)) if *first_sum != sum => found.contradiction(|| {
+                format!(
+                    "snapshot {snap}: hard-link group {}: {} and {} disagree on what the file holds",
+                    link.group,
+                    escape_bytes(&paths.child_path(*first_node, first_name)),
+                    escape_bytes(&paths.child_path(node, &entry.name))
+                )
+            }),
             Some(_) => {}
         }
     }

@@ -84,6 +84,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         repository: repo.local_root().map(|p| p.to_path_buf()),
         max_entries,
         too_many,
+        max_tree_bytes: affordable.saturating_mul(PLAN_BYTES_PER_ENTRY),
     };
     let report = restore(&reader, &entry, &args.target, &opts)?;
     for e in &report.errors {
@@ -113,7 +114,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     if report.errors.is_empty() {
         Ok(ExitCode::Ok)
     } else {
-        eprintln!("chkfs: {} item(s) could not be restored (fully); everything else was", report.errors.len());
+        eprintln!("chkfs: {} item(s) could not be restored (fully); everything else was", report.failed);
         if repo.read_snapshot(snap.id).ok().flatten().is_none() {
             eprintln!("chkfs: snapshot {} was forgotten while it was being restored", snap.id);
         }

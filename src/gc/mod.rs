@@ -77,16 +77,17 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
             [snap.snapshot.root_tree()],
             &mut visited,
             &mut load,
-            &mut |tree_id, path, tree| {
+            &mut |tree_id, node, paths, tree| {
                 let tree = tree.map_err(|e| {
-                    GcError::Unprovable(format!("snapshot {id}: tree {tree_id} at {}/: {e}", escape_bytes(path)))
+                    let path = escape_bytes(&paths.path(node));
+                    GcError::Unprovable(format!("snapshot {id}: tree {tree_id} at {path}/: {e}"))
                 })?;
                 live.insert((BlobKind::Tree, tree_id));
                 for entry in &tree.entries {
                     let Node::File { content } = &entry.node else { continue };
                     for x in content {
                         if let Extent::Data { id: chunk, .. } = x {
-                            require(index, *chunk, id, path, &entry.name)?;
+                            require(index, *chunk, id, || paths.path(node), &entry.name)?;
                             live.insert((BlobKind::Data, *chunk));
                         }
                     }
@@ -112,13 +113,13 @@ fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
     Ok(())
 }
 
-fn require(index: &Index, id: BlobId, snap: SnapshotId, dir: &[u8], name: &[u8]) -> Result<(), GcError> {
+fn require(index: &Index, id: BlobId, snap: SnapshotId, dir: impl Fn() -> Vec<u8>, name: &[u8]) -> Result<(), GcError> {
     if index.contains(BlobKind::Data, id) {
         return Ok(());
     }
     Err(GcError::Unprovable(format!(
         "snapshot {snap}: chunk {id} of {}/{} is missing from the index",
-        escape_bytes(dir),
+        escape_bytes(&dir()),
         escape_bytes(name)
     )))
 }

@@ -22,7 +22,7 @@ use crate::dirfd::{Dir, FileId};
 use crate::format::tree::{Entry, Node};
 use crate::store::{BlobReader, StoreError};
 use crate::text::{escape_bytes, escape_path};
-use crate::walk::{expand, ExpandError};
+use crate::walk::{expand, ExpandError, Limits};
 use parking_lot::Mutex;
 use plan::{is_dir, Plan};
 use rayon::prelude::*;
@@ -46,6 +46,10 @@ pub enum RestoreError {
     Target { path: String, err: std::io::Error },
     #[error("nothing was restored: the tree holds more than {limit} entries, {why}")]
     TooMany { limit: u64, why: String },
+    #[error(
+        "nothing was restored: {0}, more than half the memory available: restore it in parts, SNAPSHOT:PATH at a time"
+    )]
+    TooLarge(String),
 }
 
 #[derive(Debug, Default)]
@@ -54,8 +58,11 @@ pub struct RestoreReport {
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
-    /// Items that could not be restored (fully), with the reason.
+    /// Items that could not be restored (fully), with the reason (the
+    /// first ten thousand).
     pub errors: Vec<String>,
+    /// How many items could not be restored (fully).
+    pub failed: u64,
 }
 
 pub struct RestoreOptions {
@@ -66,6 +73,8 @@ pub struct RestoreOptions {
     /// count, or what memory allows), and what more would mean.
     pub max_entries: u64,
     pub too_many: String,
+    /// The most memory its decoded trees may take.
+    pub max_tree_bytes: u64,
 }
 
 /// Restores `entry` (a directory's content, or a single item) into `target`.
@@ -77,13 +86,23 @@ pub fn restore(
 ) -> Result<RestoreReport, RestoreError> {
     let keep = protected(target, opts.repository.as_deref())?;
     let mut load = |id| reader.read_tree(id).map(Arc::new);
-    let expanded = expand(entry.clone(), opts.max_entries, &mut load).map_err(|e| match e {
+    let limits = Limits { entries: opts.max_entries, tree_bytes: opts.max_tree_bytes };
+    let expanded = expand(entry.clone(), limits, &mut load).map_err(|e| match e {
         ExpandError::TooMany { limit } => RestoreError::TooMany { limit, why: opts.too_many.clone() },
+        ExpandError::TooLarge { .. } => RestoreError::TooLarge(e.to_string()),
     })?;
     let plan = Plan::new(expanded);
     let root = open_target(target, opts.force, &keep, opts.repository.as_deref())?;
     let _umask = UmaskGuard::clear();
-    let run = Run { reader, plan: &plan, target, force: opts.force, keep: &keep, errors: Mutex::default() };
+    let run = Run {
+        reader,
+        plan: &plan,
+        target,
+        force: opts.force,
+        keep: &keep,
+        errors: Mutex::default(),
+        more_errors: AtomicU64::new(0),
+    };
     for (dir, e) in &plan.expanded.unlisted {
         run.fail(*dir, &format!("its content could not be read: {e}"));
     }
@@ -102,7 +121,9 @@ pub fn restore(
     report.files = counts.files.load(Ordering::Relaxed);
     report.other = counts.other.load(Ordering::Relaxed);
     report.bytes = counts.bytes.load(Ordering::Relaxed);
+    let more = run.more_errors.load(Ordering::Relaxed);
     report.errors = run.errors.into_inner();
+    report.failed = report.errors.len() as u64 - u64::from(more > 0) + more;
     Ok(report)
 }
 
@@ -227,7 +248,11 @@ struct Run<'a> {
     force: bool,
     keep: &'a [FileId],
     errors: Mutex<Vec<String>>,
+    more_errors: AtomicU64,
 }
+
+/// The most error messages one restore keeps (the rest are counted).
+const MAX_ERRORS: usize = 10_000;
 
 impl Run<'_> {
     fn path(&self, i: u32) -> String {
@@ -238,8 +263,22 @@ impl Run<'_> {
         escape_path(&self.target.join(std::ffi::OsStr::from_bytes(&rel)))
     }
 
+    /// Records what could not be restored; past [`MAX_ERRORS`] messages
+    /// only counts (a forged tree may fail a million times).
     fn fail(&self, i: u32, why: &str) {
-        self.errors.lock().push(format!("{}: {why}", self.path(i)));
+        let mut errors = self.errors.lock();
+        match errors.len() {
+            n if n < MAX_ERRORS => errors.push(format!("{}: {why}", self.path(i))),
+            _ => {
+                let more = self.more_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if more == 1 {
+                    errors.push(String::new());
+                }
+                if let Some(last) = errors.last_mut() {
+                    *last = format!("... and {more} more");
+                }
+            }
+        }
     }
 
     /// Pass 1: every directory but the root, in pre-order. One that cannot

@@ -80,7 +80,7 @@ impl FileSaver<'_> {
                         }
                         let result = match &mut cursor {
                             Ok(c) => self.save_file(c, job, &mut builder, &mut chunker),
-                            Err(e) => Err(FileError::Source(format!("{}: {e}", escape_path(&job.path)))),
+                            Err(e) => Err(self.source_error(job, e)),
                         };
                         let fatal = matches!(result, Err(FileError::Store(_)) | Err(FileError::Interrupted));
                         let _ = tx.send((i, result));
@@ -99,6 +99,10 @@ impl FileSaver<'_> {
         })
     }
 
+    fn source_error(&self, job: &FileJob, e: &dyn std::fmt::Display) -> FileError {
+        FileError::Source(format!("{}: {e}", escape_path(&self.scan.path_of(job.dir, &job.name))))
+    }
+
     fn save_file(
         &self,
         cursor: &mut Cursor,
@@ -106,7 +110,7 @@ impl FileSaver<'_> {
         builder: &mut BlockBuilder,
         chunker: &mut StreamChunker,
     ) -> Result<SavedFile, FileError> {
-        let source = |e: io::Error| FileError::Source(format!("{}: {e}", escape_path(&job.path)));
+        let source = |e: io::Error| self.source_error(job, &e);
         cursor.move_to(self.scan, job.dir).map_err(source)?;
         let first = self.read_once(cursor.dir(), job, builder, chunker)?;
         if !first.changed {
@@ -118,7 +122,7 @@ impl FileSaver<'_> {
         if second.changed {
             eprintln!(
                 "chkfs: warning: {} changed while it was being read; stored as last read",
-                escape_path(&job.path)
+                escape_path(&self.scan.path_of(job.dir, &job.name))
             );
         }
         Ok(second.into_saved(total))
@@ -131,7 +135,7 @@ impl FileSaver<'_> {
         builder: &mut BlockBuilder,
         chunker: &mut StreamChunker,
     ) -> Result<ReadResult, FileError> {
-        let source = |e: io::Error| FileError::Source(format!("{}: {e}", escape_path(&job.path)));
+        let source = |e: io::Error| self.source_error(job, &e);
         let mut file = dir.open_read(&job.name).map_err(source)?;
         let before = dirfd::fstat(&file).map_err(source)?;
         if before.file_type() != libc::S_IFREG {

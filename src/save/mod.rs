@@ -233,7 +233,7 @@ fn broken_link_groups(scan: &scan::Scan, files: &[Option<file_saver::SavedFile>]
         let scan::Pending::File(job) = source else { continue };
         let ok = files[*job].as_ref().is_some_and(|f| !f.replaced);
         if !ok {
-            let shown = escape_path(&scan.jobs[*job].path);
+            let shown = escape_path(&scan.path_of(scan.jobs[*job].dir, &scan.jobs[*job].name));
             eprintln!("chkfs: warning: {shown} changed during the save; its other names are saved as separate files");
             broken.insert(*group);
         }

@@ -42,16 +42,18 @@ pub enum Pending {
 
 #[derive(Clone)]
 pub struct FileJob {
-    /// The scanned directory holding it, and its name there.
+    /// The scanned directory holding it, and its name there (its path is
+    /// made only for a message: a deep tree's paths do not fit in memory
+    /// one per file).
     pub dir: u32,
     pub name: Vec<u8>,
-    /// For messages.
-    pub path: PathBuf,
     /// The file the scan found there; another one may be read.
     pub expected: FileId,
 }
 
 pub struct Scan {
+    /// The source's path.
+    pub source: PathBuf,
     /// Pre-order: a directory comes before its subdirectories; 0 is the root.
     pub dirs: Vec<ScannedDir>,
     pub root: Entry,
@@ -64,6 +66,21 @@ pub struct Scan {
     pub reused_content: HashMap<u64, Vec<Extent>>,
     pub errors: Vec<String>,
     pub stats: ScanStats,
+}
+
+impl Scan {
+    /// The path of `name` in scanned directory `dir`, for messages.
+    pub fn path_of(&self, dir: u32, name: &[u8]) -> PathBuf {
+        let mut names = vec![name];
+        let mut at = dir;
+        while let Some(parent) = self.dirs[at as usize].parent {
+            names.push(&self.dirs[at as usize].name);
+            at = parent;
+        }
+        let mut p = self.source.clone();
+        p.extend(names.iter().rev().map(|n| std::ffi::OsStr::from_bytes(n)));
+        p
+    }
 }
 
 impl DirTree for Scan {
@@ -111,9 +128,10 @@ pub fn scan(
     let walker = Walker { reader, index, opts, root_dev: stat.dev, interrupted, errors: Default::default() };
     let walked = walker.walk(dir, root, prev_root)?;
     let mut layout = Layout::default();
-    layout.lay_out(walked, root);
+    layout.lay_out(walked);
     layout.finish_hard_links();
     Ok(Scan {
+        source: root.to_path_buf(),
         dirs: layout.dirs,
         root: to_entry(&stat, Vec::new(), Node::Dir { tree: BlobId(0) }, xattrs),
         jobs: layout.jobs,
@@ -141,11 +159,11 @@ struct Layout {
 impl Layout {
     /// Lays the walked directories out in pre-order (without recursion:
     /// the depth is the source's), numbering files to read as it goes.
-    fn lay_out(&mut self, mut walked: Vec<WalkedDir>, root: &Path) {
+    fn lay_out(&mut self, mut walked: Vec<WalkedDir>) {
         // Pre-order position of each walked directory, as it is reached.
         let mut position = vec![0usize; walked.len()];
-        let mut stack: Vec<(u32, PathBuf)> = vec![(0, root.to_path_buf())];
-        while let Some((w, path)) = stack.pop() {
+        let mut stack: Vec<u32> = vec![0];
+        while let Some(w) = stack.pop() {
             let index = self.dirs.len();
             position[w as usize] = index;
             let d = &mut walked[w as usize];
@@ -157,18 +175,17 @@ impl Layout {
             let mut entries = Vec::with_capacity(walked_entries.len());
             let mut subdirs = Vec::new();
             for Walked { mut entry, kind } in walked_entries {
-                let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
                 let pending = match kind {
                     WalkedKind::Ready => {
                         self.stats.other += u64::from(!matches!(entry.node, Node::Dir { .. }));
                         Pending::Ready
                     }
                     WalkedKind::Dir(sub) => {
-                        subdirs.push((sub, child));
+                        subdirs.push(sub);
                         // Renumbered below, once the subdirectory has its place.
                         Pending::Dir(sub as usize)
                     }
-                    WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, child, stat, reuse),
+                    WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, stat, reuse),
                 };
                 entries.push((entry, pending));
             }
@@ -185,21 +202,14 @@ impl Layout {
         }
     }
 
-    fn add_file(
-        &mut self,
-        entry: &mut Entry,
-        dir: u32,
-        path: PathBuf,
-        stat: Stat,
-        reuse: Option<Vec<Extent>>,
-    ) -> Pending {
+    fn add_file(&mut self, entry: &mut Entry, dir: u32, stat: Stat, reuse: Option<Vec<Extent>>) -> Pending {
         self.stats.files += 1;
         let group = (stat.nlink > 1).then(|| self.link_group(&stat));
         let expected = stat.id();
         if let Some((group, names)) = group {
             entry.hard_link = Some(HardLink { group, nlink: 0 });
             if names > 1 {
-                let job = FileJob { dir, name: entry.name.clone(), path, expected };
+                let job = FileJob { dir, name: entry.name.clone(), expected };
                 self.link_members.entry(group).or_default().push(job);
                 return Pending::Link(group);
             }
@@ -215,7 +225,7 @@ impl Layout {
             }
             None => {
                 self.stats.bytes_to_read += stat.size;
-                self.jobs.push(FileJob { dir, name: entry.name.clone(), path, expected });
+                self.jobs.push(FileJob { dir, name: entry.name.clone(), expected });
                 Pending::File(self.jobs.len() - 1)
             }
         };

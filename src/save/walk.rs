@@ -94,13 +94,31 @@ impl DirTree for PlacesView<'_> {
     }
 }
 
-/// A directory to list: where it is, its path (for messages and ignore
-/// rules), the rules that apply and its previous tree.
+/// A directory to list: where it is, the rules that apply and its
+/// previous tree. (Its path is made when the task runs: pending tasks of a
+/// deep tree holding one path each would need memory in the square of
+/// its depth.)
 struct Task {
     dir: u32,
-    path: PathBuf,
     rules: Arc<IgnoreRules>,
     prev: Option<BlobId>,
+}
+
+impl Places {
+    /// The path of directory `dir` below the source's `root`.
+    fn path(&self, root: &Path, dir: u32) -> PathBuf {
+        let places = self.0.read();
+        let mut names = Vec::new();
+        let mut at = dir;
+        while let Some(parent) = places[at as usize].0 {
+            names.push(places[at as usize].1.clone());
+            at = parent;
+        }
+        drop(places);
+        let mut p = root.to_path_buf();
+        p.extend(names.iter().rev().map(|n| OsStr::from_bytes(n)));
+        p
+    }
 }
 
 /// Filesystems whose files describe the running kernel, not data: their
@@ -145,8 +163,8 @@ impl Walker<'_> {
         places.0.write().push((None, Vec::new(), 0, id));
         let walk = WALKS.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = unbounded::<(u32, Vec<Walked>)>();
-        let first = Task { dir: 0, path: root.to_path_buf(), rules, prev };
-        rayon::scope(|s| self.task(s, first, &root_dir, &places, walk, tx));
+        let first = Task { dir: 0, rules, prev };
+        rayon::scope(|s| self.task(s, first, root, &root_dir, &places, walk, tx));
         if self.interrupted.load(Ordering::Relaxed) {
             return Err(SaveError::Interrupted);
         }
@@ -161,10 +179,12 @@ impl Walker<'_> {
         Ok(dirs)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn task<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
         task: Task,
+        source: &'s Path,
         root: &'s Dir,
         places: &'s Places,
         walk: u64,
@@ -173,30 +193,31 @@ impl Walker<'_> {
         if self.interrupted.load(Ordering::Relaxed) {
             return;
         }
+        let path = places.path(source, task.dir);
         let listed = self.open(task.dir, root, places, walk).and_then(|d| d.names().map(|n| (d, n)));
         let (dir, mut names) = match listed {
             Ok(x) => x,
             Err(e) => {
-                self.error(&task.path, &e);
+                self.error(&path, &e);
                 let _ = tx.send((task.dir, Vec::new()));
                 return;
             }
         };
         if let Some(kind) = dir.fs_type().ok().and_then(kernel_filesystem) {
-            eprintln!("chkfs: note: {}: a {kind} filesystem; its contents are not saved", escape_path(&task.path));
+            eprintln!("chkfs: note: {}: a {kind} filesystem; its contents are not saved", escape_path(&path));
             let _ = tx.send((task.dir, Vec::new()));
             return;
         }
         names.sort();
         let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
-            task.rules.enter(&dir, &task.path, &mut |w| self.warn(w))
+            task.rules.enter(&dir, &path, &mut |w| self.warn(w))
         } else {
             task.rules.clone()
         };
-        let prev = task.prev.and_then(|t| self.load_prev(t, &task.path));
+        let prev = task.prev.and_then(|t| self.load_prev(t, &path));
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
-            let child = task.path.join(OsStr::from_bytes(&name));
+            let child = path.join(OsStr::from_bytes(&name));
             let stat = match dir.stat_at(&name) {
                 Ok(s) => s,
                 // Deleted since it was listed.
@@ -224,9 +245,9 @@ impl Walker<'_> {
                         Some(Node::Dir { tree }) => Some(*tree),
                         _ => None,
                     };
-                    let next = Task { dir: sub, path: child, rules: rules.clone(), prev };
+                    let next = Task { dir: sub, rules: rules.clone(), prev };
                     let tx = tx.clone();
-                    scope.spawn(move |s| self.task(s, next, root, places, walk, tx));
+                    scope.spawn(move |s| self.task(s, next, source, root, places, walk, tx));
                 } else {
                     let _ = tx.send((sub, Vec::new()));
                 }
