@@ -418,8 +418,8 @@ fn partly_live(w: &World) -> (PathBuf, String) {
     assert_eq!(data_packs.len(), 1, "A and B are expected to share one data pack: {:?}", pack_files(&w.repo));
     fs::remove_file(src.join("A.bin")).unwrap();
     let second = id_of(&w.save(&src, &[]));
-    forget(&w, &[&first]).ok();
-    assert_eq!(list_ids(&w), BTreeSet::from([second.clone()]));
+    forget(w, &[&first]).ok();
+    assert_eq!(list_ids(w), BTreeSet::from([second.clone()]));
     (src, second)
 }
 
@@ -520,7 +520,7 @@ fn three_snapshots(w: &World, big: usize) -> ThreeSnapshots {
     let s3 = id_of(&w.save(&src, &[]));
     let v3 = w.path("v3");
     copy_tree(&src, &v3);
-    forget(&w, &[&s1]).ok();
+    forget(w, &[&s1]).ok();
     let prepared = w.path("prepared");
     copy_tree(&w.repo, &prepared);
     ThreeSnapshots { kept: vec![(s2, v2), (s3, v3)], prepared }

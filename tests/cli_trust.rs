@@ -301,7 +301,7 @@ fn a_new_repository_is_private() {
     cmd.arg("init");
     // A permissive umask for the child only.
     let out = run_with_timeout(
-        &mut std::process::Command::new("sh").arg("-c").arg(format!(
+        std::process::Command::new("sh").arg("-c").arg(format!(
             "umask 000 && exec {} --repo {} init",
             CHKFS,
             w.repo.display()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use chkfs::format::tree::{Extent, Node};
+use chkfs::format::tree::Extent;
 use common::forge::*;
 use common::*;
 use std::collections::BTreeSet;
