@@ -21,6 +21,12 @@ pub trait DirTree {
 pub struct Cursor {
     dir: Dir,
     at: u32,
+    /// The path from where the cursor started to where it is, kept as it
+    /// moves, so that naming the current directory costs nothing however
+    /// deep it is; None once the cursor has climbed above its start.
+    path: Option<Vec<u8>>,
+    /// Where each component of `path` starts.
+    marks: Vec<usize>,
 }
 
 pub fn replaced() -> io::Error {
@@ -38,7 +44,30 @@ fn verified(dir: Dir, want: Option<FileId>) -> io::Result<Dir> {
 impl Cursor {
     /// A cursor in `dir`, which is directory `at` of the tree.
     pub fn new(dir: Dir, at: u32) -> Cursor {
-        Cursor { dir, at }
+        Cursor { dir, at, path: Some(Vec::new()), marks: Vec::new() }
+    }
+
+    /// The path of the current directory relative to where the cursor
+    /// started ("" there), unless it has climbed above its start.
+    pub fn relative_path(&self) -> Option<&[u8]> {
+        self.path.as_deref()
+    }
+
+    fn went_up(&mut self) {
+        match (self.marks.pop(), &mut self.path) {
+            (Some(m), Some(p)) => p.truncate(m),
+            _ => self.path = None,
+        }
+    }
+
+    fn went_down(&mut self, name: &[u8]) {
+        if let Some(p) = &mut self.path {
+            self.marks.push(p.len());
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name);
+        }
     }
 
     pub fn dir(&self) -> &Dir {
@@ -77,11 +106,66 @@ impl Cursor {
             let up = parent(self.at)?;
             self.dir = verified(self.dir.parent()?, tree.id(up))?;
             self.at = up;
+            self.went_up();
         }
         for &down in downs.iter().rev() {
             self.dir = verified(self.dir.child(tree.name(down))?, tree.id(down))?;
             self.at = down;
+            self.went_down(tree.name(down));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (parent, name, depth, identity) of each directory.
+    struct Tree(Vec<(Option<u32>, &'static [u8], u32, FileId)>);
+
+    impl DirTree for Tree {
+        fn parent(&self, dir: u32) -> Option<u32> {
+            self.0[dir as usize].0
+        }
+        fn name(&self, dir: u32) -> &[u8] {
+            self.0[dir as usize].1
+        }
+        fn depth(&self, dir: u32) -> u32 {
+            self.0[dir as usize].2
+        }
+        fn id(&self, dir: u32) -> Option<FileId> {
+            Some(self.0[dir as usize].3)
+        }
+    }
+
+    #[test]
+    fn the_path_follows_the_cursor_and_is_forgotten_above_the_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_path(tmp.path()).unwrap();
+        for p in ["a", "a/b", "a/b/c", "x"] {
+            std::fs::create_dir(tmp.path().join(p)).unwrap();
+        }
+        let id = |p: &str| Dir::open_path(&tmp.path().join(p)).unwrap().stat().unwrap().id();
+        let tree = Tree(vec![
+            (None, b"", 0, root.stat().unwrap().id()),
+            (Some(0), b"a", 1, id("a")),
+            (Some(1), b"b", 2, id("a/b")),
+            (Some(2), b"c", 3, id("a/b/c")),
+            (Some(0), b"x", 1, id("x")),
+        ]);
+        let mut c = Cursor::new(root.try_clone().unwrap(), 0);
+        assert_eq!(c.relative_path(), Some(&b""[..]));
+        c.move_to(&tree, 3).unwrap();
+        assert_eq!(c.relative_path(), Some(&b"a/b/c"[..]));
+        c.move_to(&tree, 4).unwrap();
+        assert_eq!(c.relative_path(), Some(&b"x"[..]));
+        c.move_to(&tree, 1).unwrap();
+        assert_eq!(c.relative_path(), Some(&b"a"[..]));
+        let mut from_b = Cursor::new(Dir::open_path(&tmp.path().join("a/b")).unwrap(), 2);
+        from_b.move_to(&tree, 3).unwrap();
+        assert_eq!(from_b.relative_path(), Some(&b"c"[..]));
+        from_b.move_to(&tree, 4).unwrap();
+        assert_eq!(from_b.relative_path(), None);
     }
 }

@@ -193,12 +193,11 @@ impl Walker<'_> {
         if self.interrupted.load(Ordering::Relaxed) {
             return;
         }
-        let path = places.path(source, task.dir);
-        let listed = self.open(task.dir, root, places, walk).and_then(|d| d.names().map(|n| (d, n)));
-        let (dir, mut names) = match listed {
+        let listed = self.open(task.dir, source, root, places, walk).and_then(|(d, p)| d.names().map(|n| (d, p, n)));
+        let (dir, path, mut names) = match listed {
             Ok(x) => x,
             Err(e) => {
-                self.error(&path, &e);
+                self.error(&places.path(source, task.dir), &e);
                 let _ = tx.send((task.dir, Vec::new()));
                 return;
             }
@@ -257,15 +256,22 @@ impl Walker<'_> {
         let _ = tx.send((task.dir, entries));
     }
 
-    /// Directory `dir`, reached by this worker's cursor.
-    fn open(&self, dir: u32, root: &Dir, places: &Places, walk: u64) -> std::io::Result<Dir> {
+    /// Directory `dir`, reached by this worker's cursor, and its path
+    /// (which the cursor keeps as it moves: making it from `places` costs
+    /// time in the directory's depth, the square of it for a deep tree).
+    fn open(&self, dir: u32, source: &Path, root: &Dir, places: &Places, walk: u64) -> std::io::Result<(Dir, PathBuf)> {
         CURSOR.with_borrow_mut(|slot| {
             if slot.as_ref().is_none_or(|(w, _)| *w != walk) {
                 *slot = Some((walk, Cursor::new(root.try_clone()?, 0)));
             }
             let (_, cursor) = slot.as_mut().expect("set above");
             cursor.move_to(&PlacesView(places.0.read()), dir)?;
-            cursor.dir().try_clone()
+            let path = match cursor.relative_path() {
+                Some(rel) if !rel.is_empty() => source.join(OsStr::from_bytes(rel)),
+                Some(_) => source.to_path_buf(),
+                None => places.path(source, dir),
+            };
+            Ok((cursor.dir().try_clone()?, path))
         })
     }
 
