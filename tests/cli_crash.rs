@@ -178,10 +178,13 @@ fn any_pack_temp(fx: &Fixture) -> bool {
 /// written, and once it is complete. (128 MiB: with packs of 32 MiB
 /// written on two threads, at least 26 MiB are still to be read when the
 /// first pack is complete, so the save is still running.)
+/// Whether a save has reached a point at which to kill it.
+type Reached = dyn Fn(&Fixture) -> bool;
+
 #[test]
 fn kill_9_during_save() {
     let fx = fixture(128);
-    let points: [(&str, &dyn Fn(&Fixture) -> bool); 3] = [
+    let points: [(&str, &Reached); 3] = [
         ("at-once", &|_| true),
         ("first-pack-writing", &any_pack_temp),
         ("first-pack-written", &|fx| packs_beyond_baseline(fx) >= 1),

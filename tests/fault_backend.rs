@@ -147,7 +147,7 @@ fn every_point(op: Op, fault: Fault) -> u64 {
                 assert_sound(&b, &keep, &format!("{what}, then again"));
             }
             Fault::PowerCut => {
-                let survivors: [(&str, Box<dyn FnMut(usize) -> bool>); 5] = [
+                let survivors: [(&str, Box<Survives>); 5] = [
                     ("nothing unsynced", Box::new(|_| false)),
                     ("everything", Box::new(|_| true)),
                     ("subset 1", Box::new(coin(n * 3 + 1))),
@@ -164,6 +164,9 @@ fn every_point(op: Op, fault: Fault) -> u64 {
     unreachable!()
 }
 
+
+/// Whether the unsynced operation numbered so survives a power cut.
+type Survives = dyn FnMut(usize) -> bool;
 #[test]
 fn save_survives_every_io_error_and_power_cut() {
     let mut points = 0;

@@ -116,6 +116,9 @@ fn saved_names(w: &World, id: &str) -> Vec<String> {
     names
 }
 
+/// Puts a hostile ignore file into a directory.
+type Plant = dyn Fn(&std::path::Path);
+
 /// Defect 3: an ignore file that is a FIFO, a symlink (to /dev/zero), too
 /// large, or has a bad or non-UTF-8 line never stops or hangs the save:
 /// a warning names the file (and line), the rest applies, exit status 3.
@@ -123,7 +126,7 @@ fn saved_names(w: &World, id: &str) -> Vec<String> {
 fn hostile_ignore_files_are_warnings() {
     let w = World::with_repo();
     let src = w.path("src");
-    let cases: [(&str, &dyn Fn(&std::path::Path), &str); 5] = [
+    let cases: [(&str, &Plant, &str); 5] = [
         (
             "fifo",
             &|d| sh("mkfifo", [d.join(".chkfsignore").as_os_str()]).ok().code.eq(&0).then_some(()).unwrap(),
