@@ -164,9 +164,9 @@ fn every_point(op: Op, fault: Fault) -> u64 {
     unreachable!()
 }
 
-
 /// Whether the unsynced operation numbered so survives a power cut.
 type Survives = dyn FnMut(usize) -> bool;
+
 #[test]
 fn save_survives_every_io_error_and_power_cut() {
     let mut points = 0;
