@@ -486,3 +486,16 @@ pub fn errno_of<T: std::fmt::Debug>(what: &str, r: std::io::Result<T>) -> i32 {
         Err(e) => e.raw_os_error().unwrap_or_else(|| panic!("{what}: error without errno: {e}")),
     }
 }
+
+impl Mount {
+    /// The mount's own counters (`user.chkfs.stats` on its root).
+    pub fn stats(&self) -> serde_json::Value {
+        let raw = xattr::get(&self.mnt, "user.chkfs.stats").expect("reading the mount's stats").expect("stats present");
+        serde_json::from_slice(&raw).expect("stats are JSON")
+    }
+}
+
+/// Requests of every kind the mount has answered.
+pub fn requests(stats: &serde_json::Value) -> u64 {
+    stats["requests"].as_object().expect("requests").values().map(|v| v.as_u64().expect("a count")).sum()
+}

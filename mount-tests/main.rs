@@ -17,6 +17,7 @@ mod concurrent;
 mod damage;
 mod gc;
 mod inodes;
+mod largedir;
 mod lifecycle;
 mod live;
 mod readonly;

@@ -19,10 +19,13 @@ mod error;
 mod inode;
 mod links;
 mod snapshots;
+mod stats;
+mod tree_cache;
 mod xattrs;
 
 pub use attr::{Attr, Kind};
 pub use error::FsError;
+pub use stats::STATS_XATTR;
 pub use xattrs::may_read_trusted;
 
 use crate::format::records::Timestamp;
@@ -83,19 +86,11 @@ pub struct SnapshotFs {
     index_ready: std::sync::atomic::AtomicBool,
     snapshots: RwLock<SnapshotList>,
     inodes: Mutex<InodeTable>,
-    trees: quick_cache::sync::Cache<BlobId, Arc<Tree>, TreeWeighter>,
+    trees: tree_cache::TreeCache,
     links: links::LinkGroups,
+    counters: stats::Counters,
     opts: FsOptions,
     mounted_at: Timestamp,
-}
-
-#[derive(Clone)]
-struct TreeWeighter;
-
-impl quick_cache::Weighter<BlobId, Arc<Tree>> for TreeWeighter {
-    fn weight(&self, _: &BlobId, t: &Arc<Tree>) -> u64 {
-        t.memory_size()
-    }
 }
 
 fn store_err(e: StoreError) -> FsError {
@@ -118,8 +113,9 @@ impl SnapshotFs {
             index_ready: Default::default(),
             snapshots: RwLock::new(SnapshotList::default()),
             inodes: Mutex::new(InodeTable::default()),
-            trees: quick_cache::sync::Cache::with_weighter(4096, tree_bytes, TreeWeighter),
+            trees: tree_cache::TreeCache::new(tree_bytes),
             links: Default::default(),
+            counters: Default::default(),
             opts,
             mounted_at: Timestamp::now(),
         };
@@ -191,7 +187,7 @@ impl SnapshotFs {
     }
 
     fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
-        self.trees.get_or_insert_with(&id, || self.read_blob(|r| r.read_tree(id)).map(Arc::new)).map_err(|e| {
+        self.trees.get_or_load(id, || self.read_blob(|r| r.read_tree(id))).map_err(|e| {
             eprintln!("chkfs mount: {e}");
             store_err(e)
         })
@@ -246,6 +242,7 @@ impl SnapshotFs {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<(Attr, Ttl), FsError> {
+        stats::bump(&self.counters.getattr);
         let kind = self.node(ino)?;
         self.attr_of(ino, &kind)
     }
@@ -254,6 +251,7 @@ impl SnapshotFs {
 
     /// The child `name` of directory `parent`, registered as looked up once.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(Attr, Ttl), FsError> {
+        stats::bump(&self.counters.lookup);
         let (key, kind) = self.child(parent, name)?;
         let ino = match key {
             Some(key) => self.inodes.lock().register(key, || kind.clone(), true),
@@ -338,6 +336,7 @@ impl SnapshotFs {
         plus: bool,
         add: &mut dyn FnMut(&DirItem) -> bool,
     ) -> Result<(), FsError> {
+        stats::bump(&self.counters.readdir);
         let kind = self.node(ino)?;
         let parent = match &kind {
             NodeKind::Dir { parent, .. } => *parent,
@@ -437,6 +436,7 @@ impl SnapshotFs {
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+        stats::bump(&self.counters.readlink);
         self.link_target(&self.node(ino)?)
     }
 
@@ -451,11 +451,16 @@ impl SnapshotFs {
     /// Attribute `name`; `privileged` tells (when asked) whether the caller
     /// may see `trusted.*` attributes.
     pub fn getxattr(&self, ino: u64, name: &[u8], privileged: &dyn Fn() -> bool) -> Result<Vec<u8>, FsError> {
+        stats::bump(&self.counters.getxattr);
+        if ino == ROOT && name == STATS_XATTR {
+            return Ok(self.stats());
+        }
         xattrs::get(&self.xattrs(ino)?, name, privileged).ok_or(FsError::NoAttr)
     }
 
     /// Attribute names the caller may see, each followed by a NUL byte.
     pub fn listxattr(&self, ino: u64, privileged: &dyn Fn() -> bool) -> Result<Vec<u8>, FsError> {
+        stats::bump(&self.counters.listxattr);
         Ok(xattrs::list(&self.xattrs(ino)?, privileged))
     }
 
@@ -470,6 +475,7 @@ impl SnapshotFs {
     /// Opening for writing is refused; true means the kernel may keep
     /// cached pages across opens (snapshot content never changes).
     pub fn open(&self, ino: u64, write: bool) -> Result<bool, FsError> {
+        stats::bump(&self.counters.open);
         if write {
             return Err(FsError::ReadOnly);
         }
@@ -496,6 +502,7 @@ impl SnapshotFs {
 
     /// `read` into `out` (cleared first), so a caller can reuse one buffer.
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
+        stats::bump(&self.counters.read);
         out.clear();
         let leaf = self.leaf(ino)?;
         self.links.check(leaf.snap, &leaf.entry)?;
@@ -543,6 +550,17 @@ impl SnapshotFs {
             free_blocks: free / 4096,
             files: index.blob_count() as u64,
         }
+    }
+
+    /// The counters as JSON (the value of `STATS_XATTR` on the root).
+    pub fn stats(&self) -> Vec<u8> {
+        let (trees_cached, tree_cache_bytes) = self.trees.usage();
+        self.counters.to_json(&stats::Snapshot {
+            trees_decoded: self.trees.decoded(),
+            trees_cached,
+            tree_cache_bytes,
+            inodes: self.live_inodes(),
+        })
     }
 
     /// Inodes the kernel currently holds references to.

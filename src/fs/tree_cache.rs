@@ -1,0 +1,164 @@
+//! Decoded trees, kept by weight in least-recently-used order.
+//!
+//! A sharded cache refuses an item heavier than one shard, so a large
+//! directory (18,000 man pages) was decoded again for every name looked
+//! up in it. Here any tree is admitted, evicting the least recently used
+//! ones; one tree heavier than the whole budget is still kept (alone),
+//! since decoding it again per lookup costs the square of its size.
+//! Concurrent misses on one tree decode it once.
+
+use crate::format::tree::Tree;
+use crate::format::BlobId;
+use lru::LruCache;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Stripes of the locks that make concurrent misses on one tree wait for
+/// a single decode.
+const LOADERS: usize = 16;
+
+pub struct TreeCache {
+    budget: u64,
+    inner: Mutex<Inner>,
+    loaders: [Mutex<()>; LOADERS],
+    decoded: AtomicU64,
+}
+
+struct Inner {
+    lru: LruCache<BlobId, (Arc<Tree>, u64)>,
+    weight: u64,
+}
+
+impl TreeCache {
+    pub fn new(budget: u64) -> TreeCache {
+        TreeCache {
+            budget,
+            inner: Mutex::new(Inner { lru: LruCache::unbounded(), weight: 0 }),
+            loaders: std::array::from_fn(|_| Mutex::new(())),
+            decoded: AtomicU64::new(0),
+        }
+    }
+
+    /// The tree `id`, from the cache or from `load`.
+    pub fn get_or_load<E>(&self, id: BlobId, load: impl FnOnce() -> Result<Tree, E>) -> Result<Arc<Tree>, E> {
+        if let Some(t) = self.get(id) {
+            return Ok(t);
+        }
+        let _loading = self.loaders[(id.0 as usize) % LOADERS].lock();
+        if let Some(t) = self.get(id) {
+            return Ok(t);
+        }
+        let tree = Arc::new(load()?);
+        self.decoded.fetch_add(1, Ordering::Relaxed);
+        self.insert(id, tree.clone());
+        Ok(tree)
+    }
+
+    fn get(&self, id: BlobId) -> Option<Arc<Tree>> {
+        self.inner.lock().lru.get(&id).map(|(t, _)| t.clone())
+    }
+
+    fn insert(&self, id: BlobId, tree: Arc<Tree>) {
+        let weight = tree.memory_size();
+        let mut inner = self.inner.lock();
+        if let Some((_, old)) = inner.lru.put(id, (tree, weight)) {
+            inner.weight -= old;
+        }
+        inner.weight += weight;
+        while inner.weight > self.budget && inner.lru.len() > 1 {
+            match inner.lru.pop_lru() {
+                Some((_, (_, w))) => inner.weight -= w,
+                None => break,
+            }
+        }
+    }
+
+    /// Trees decoded since the mount started (each miss decodes one).
+    pub fn decoded(&self) -> u64 {
+        self.decoded.load(Ordering::Relaxed)
+    }
+
+    /// (trees held, their weight in bytes).
+    pub fn usage(&self) -> (usize, u64) {
+        let inner = self.inner.lock();
+        (inner.lru.len(), inner.weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::records::Timestamp;
+    use crate::format::tree::{Entry, Node};
+
+    fn tree(entries: usize) -> Tree {
+        let t = Timestamp { secs: 0, nanos: 0 };
+        let e = |i: usize| Entry {
+            name: format!("{i:08}").into_bytes(),
+            node: Node::Fifo,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            blocks: 0,
+            mtime: t,
+            ctime: t,
+            inode: i as u64,
+            hard_link: None,
+            xattrs: Vec::new(),
+        };
+        Tree { entries: (0..entries).map(e).collect() }
+    }
+
+    fn id(n: u128) -> BlobId {
+        BlobId(n)
+    }
+
+    #[test]
+    fn a_tree_heavier_than_the_budget_is_kept_and_decoded_once() {
+        let cache = TreeCache::new(1024);
+        for _ in 0..100 {
+            let t = cache.get_or_load(id(1), || Ok::<_, ()>(tree(1000))).unwrap();
+            assert_eq!(t.entries.len(), 1000);
+        }
+        assert_eq!(cache.decoded(), 1);
+        // A newcomer pushes it out.
+        cache.get_or_load(id(2), || Ok::<_, ()>(tree(1))).unwrap();
+        assert_eq!(cache.usage().0, 1);
+    }
+
+    #[test]
+    fn least_recently_used_trees_go_first_and_the_weight_stays_within_budget() {
+        let one = tree(10).memory_size();
+        let cache = TreeCache::new(3 * one);
+        for n in 0..3 {
+            cache.get_or_load(id(n), || Ok::<_, ()>(tree(10))).unwrap();
+        }
+        cache.get_or_load(id(0), || Ok::<_, ()>(tree(10))).unwrap();
+        cache.get_or_load(id(3), || Ok::<_, ()>(tree(10))).unwrap();
+        assert_eq!(cache.usage(), (3, 3 * one));
+        assert_eq!(cache.decoded(), 4);
+        // 1 was the least recently used: it went; 0 stayed.
+        cache.get_or_load(id(0), || Err(())).unwrap();
+        assert!(cache.get_or_load(id(1), || Err(())).is_err());
+    }
+
+    #[test]
+    fn concurrent_misses_decode_once() {
+        let cache = TreeCache::new(1 << 30);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    cache
+                        .get_or_load(id(7), || {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            Ok::<_, ()>(tree(100))
+                        })
+                        .unwrap()
+                });
+            }
+        });
+        assert_eq!(cache.decoded(), 1);
+    }
+}
