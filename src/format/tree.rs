@@ -114,7 +114,12 @@ impl Tree {
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Entry> {
-        self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &self.entries[i])
+        self.position(name).map(|i| &self.entries[i])
+    }
+
+    /// The index of the entry named `name`.
+    pub fn position(&self, name: &[u8]) -> Option<usize> {
+        self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok()
     }
 }
 

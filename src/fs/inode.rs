@@ -1,6 +1,7 @@
 //! Inode numbers: stable across mounts, derived from what a node is.
 //!
-//! * A directory gets one number per snapshot and path.
+//! * A directory gets one number per snapshot and path (derived from its
+//!   parent's identity and its name, so no node holds a path).
 //! * A file, symlink or special file gets a number derived from everything
 //!   `stat` shows plus its content, xattrs and source inode: the same
 //!   unchanged file has the same number in every snapshot, so GNU
@@ -13,9 +14,9 @@
 //! served for two nodes.
 
 use crate::format::tree::{Entry, Node};
-use crate::format::SnapshotId;
+use crate::format::{BlobId, SnapshotId};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_128;
 
 pub const ROOT: u64 = 1;
@@ -25,7 +26,9 @@ pub const LATEST: u64 = 4;
 const FIRST_DERIVED: u64 = 16;
 const FALLBACK_BIT: u64 = 1 << 63;
 
-/// What an inode number stands for.
+/// What an inode number stands for. Kept small: the kernel may hold a
+/// million of them, so a node inside a snapshot says where its entry is
+/// rather than holding a copy.
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     Root,
@@ -34,25 +37,28 @@ pub enum NodeKind {
     Latest,
     /// A symlink in by-time/ pointing at a snapshot.
     TimeLink(SnapshotId),
-    /// A directory inside a snapshot (path "" is the snapshot itself).
-    Dir {
-        snap: SnapshotId,
-        path: Arc<[u8]>,
-        entry: Arc<Entry>,
-        parent: u64,
-    },
+    /// A directory inside a snapshot (or the snapshot itself).
+    Dir(InSnapshot),
     /// A file, symlink or special file inside a snapshot.
-    Leaf(Arc<Leaf>),
+    Leaf(InSnapshot),
 }
 
-#[derive(Debug)]
-pub struct Leaf {
-    pub entry: Entry,
+#[derive(Debug, Clone)]
+pub struct InSnapshot {
     pub snap: SnapshotId,
-    /// "SNAPSHOT:/path" of the first name it was found under, for messages.
-    pub origin: String,
-    /// Start offset of each extent, computed on first read.
-    pub starts: OnceLock<Vec<u64>>,
+    pub at: EntryAt,
+    /// The directory it was first found in.
+    pub parent: u64,
+}
+
+/// Where a node's entry is.
+#[derive(Debug, Clone)]
+pub enum EntryAt {
+    /// A snapshot's root, from its record (which may be forgotten while
+    /// the kernel still holds the directory).
+    Held(Arc<Entry>),
+    /// Entry `index` of tree `tree`, found again through the tree cache.
+    InTree { tree: BlobId, index: u32 },
 }
 
 struct Slot {
@@ -68,11 +74,18 @@ pub struct InodeTable {
     next_fallback: u64,
 }
 
-/// The identity of a node inside a snapshot.
-pub fn dir_key(snap: SnapshotId, path: &[u8]) -> u128 {
+/// The identity of a snapshot's root directory.
+pub fn root_key(snap: SnapshotId) -> u128 {
     let mut buf = b"dir\0".to_vec();
     buf.extend_from_slice(&snap.0.to_le_bytes());
-    buf.extend_from_slice(path);
+    xxh3_128(&buf)
+}
+
+/// The identity of directory `name` in the directory whose key is `parent`.
+pub fn dir_key(parent: u128, name: &[u8]) -> u128 {
+    let mut buf = b"subdir\0".to_vec();
+    buf.extend_from_slice(&parent.to_le_bytes());
+    buf.extend_from_slice(name);
     xxh3_128(&buf)
 }
 
@@ -140,6 +153,11 @@ impl InodeTable {
             LATEST => Some(NodeKind::Latest),
             _ => self.slots.get(&ino).map(|s| s.kind.clone()),
         }
+    }
+
+    /// The identity key of a registered node.
+    pub fn key(&self, ino: u64) -> Option<u128> {
+        self.slots.get(&ino).map(|s| s.key)
     }
 
     /// The kernel dropped `n` references; a node with none left is freed.

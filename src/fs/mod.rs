@@ -29,14 +29,15 @@ pub use stats::STATS_XATTR;
 pub use xattrs::may_read_trusted;
 
 use crate::format::records::Timestamp;
-use crate::format::tree::{Extent, Node, Tree};
+use crate::format::tree::{Entry, Extent, Node, Tree};
 use crate::format::{BlobId, SnapshotId};
 use crate::store::{BlobReader, Index, Repository, StoreError};
 use attr::entry_attr;
-use inode::{dir_key, leaf_key, time_link_key, InodeTable, Leaf, NodeKind, BY_TIME, LATEST, ROOT, SNAPSHOTS};
+use inode::{dir_key, leaf_key, root_key, time_link_key, EntryAt, InSnapshot, InodeTable, NodeKind};
+use inode::{BY_TIME, LATEST, ROOT, SNAPSHOTS};
 use parking_lot::{Mutex, RwLock};
 use snapshots::SnapshotList;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the kernel may cache what lies inside a snapshot.
@@ -63,6 +64,31 @@ const STABLE: Ttl = Ttl { entry: IMMUTABLE, attr: IMMUTABLE };
 /// A snapshot directory: its name may go away (forget), its content not.
 const SNAPSHOT_ROOT: Ttl = Ttl { entry: SHORT, attr: IMMUTABLE };
 
+/// Longest parent chain followed to name a node in a message.
+const MAX_ORIGIN_DEPTH: usize = 1 << 20;
+
+/// Memory for the extent offsets of large files being read.
+const STARTS_BYTES: u64 = 8 << 20;
+/// Files with at most this many extents have their offsets summed on
+/// each read instead of cached.
+const FEW_EXTENTS: usize = 64;
+
+/// A node's entry, from its tree (kept alive while in use) or held.
+enum EntryRef {
+    Held(Arc<Entry>),
+    InTree(Arc<Tree>, usize),
+}
+
+impl std::ops::Deref for EntryRef {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        match self {
+            EntryRef::Held(e) => e,
+            EntryRef::InTree(t, i) => &t.entries[*i],
+        }
+    }
+}
+
 /// One entry of a directory listing.
 pub struct DirItem<'a> {
     pub name: &'a [u8],
@@ -87,6 +113,9 @@ pub struct SnapshotFs {
     snapshots: RwLock<SnapshotList>,
     inodes: Mutex<InodeTable>,
     trees: tree_cache::TreeCache,
+    /// Start offsets of the extents of files with many (few are summed
+    /// per read).
+    starts: tree_cache::WeightedLru<(BlobId, u32), Arc<Vec<u64>>>,
     links: links::LinkGroups,
     counters: stats::Counters,
     opts: FsOptions,
@@ -103,7 +132,9 @@ impl SnapshotFs {
     pub fn new(repo: Arc<Repository>, opts: FsOptions) -> Result<Self, StoreError> {
         // The budget is shared: an eighth for decoded trees, the rest for
         // decompressed blocks.
-        let tree_bytes = (opts.cache_bytes / 8).max(1 << 20);
+        // Files are read through their directory's tree, so a floor keeps
+        // a small cache from decoding trees again for every read.
+        let tree_bytes = (opts.cache_bytes / 8).max(8 << 20);
         let block_bytes = opts.cache_bytes.saturating_sub(tree_bytes).max(1 << 20);
         let reader = BlobReader::new(repo.clone(), Arc::new(Index::default()), block_bytes);
         let fs = SnapshotFs {
@@ -114,6 +145,7 @@ impl SnapshotFs {
             snapshots: RwLock::new(SnapshotList::default()),
             inodes: Mutex::new(InodeTable::default()),
             trees: tree_cache::TreeCache::new(tree_bytes),
+            starts: tree_cache::WeightedLru::new(STARTS_BYTES),
             links: Default::default(),
             counters: Default::default(),
             opts,
@@ -234,10 +266,11 @@ impl SnapshotFs {
             NodeKind::Latest | NodeKind::TimeLink(_) => {
                 (self.symlink_attr(ino, self.link_target(kind)?.len()), MOVING_LINK)
             }
-            NodeKind::Dir { entry, path, .. } => {
-                (entry_attr(ino, entry), if path.is_empty() { SNAPSHOT_ROOT } else { STABLE })
+            NodeKind::Dir(n) => {
+                let ttl = if matches!(n.at, EntryAt::Held(_)) { SNAPSHOT_ROOT } else { STABLE };
+                (entry_attr(ino, &*self.entry(&n.at)?), ttl)
             }
-            NodeKind::Leaf(leaf) => (entry_attr(ino, &leaf.entry), STABLE),
+            NodeKind::Leaf(n) => (entry_attr(ino, &*self.entry(&n.at)?), STABLE),
         })
     }
 
@@ -285,44 +318,94 @@ impl SnapshotFs {
                 let id = std::str::from_utf8(name).ok().and_then(|s| SnapshotId::from_hex(s).ok());
                 let snap = id.and_then(|id| self.snapshots.read().by_id.get(&id).map(|s| (id, s.clone())));
                 let (id, snap) = snap.ok_or(FsError::NotFound)?;
-                Ok((Some(dir_key(id, b"")), snapshot_root(id, &snap)))
+                Ok((Some(root_key(id)), snapshot_root(id, &snap)))
             }
             NodeKind::ByTime => {
                 self.refresh_snapshots();
                 let id = self.snapshots.read().by_time_name(name).ok_or(FsError::NotFound)?;
                 Ok((Some(time_link_key(id)), NodeKind::TimeLink(id)))
             }
-            NodeKind::Dir { snap, path, entry, .. } => {
-                let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
-                let tree = self.tree(tree)?;
-                let child = tree.find(name).ok_or(FsError::NotFound)?;
-                self.links.admit(snap, child)?;
-                Ok(self.inside(snap, &path, parent, child))
+            NodeKind::Dir(dir) => {
+                let (tree_id, tree) = self.listing(&dir)?;
+                let index = tree.position(name).ok_or(FsError::NotFound)?;
+                let child = &tree.entries[index];
+                self.links.admit(dir.snap, child)?;
+                let parent_key = self.inodes.lock().key(parent).ok_or(FsError::NotFound)?;
+                Ok(self.inside(dir.snap, parent_key, parent, tree_id, index, child))
             }
             _ => Err(FsError::NotDir),
         }
     }
 
-    /// Key and node of `entry`, found in directory `dir_path` of `snap`.
+    /// Key and node of `entry`, entry `index` of tree `tree`, found in
+    /// directory `parent` (whose key is `parent_key`) of `snap`.
     fn inside(
         &self,
         snap: SnapshotId,
-        dir_path: &[u8],
+        parent_key: u128,
         parent: u64,
-        entry: &crate::format::tree::Entry,
+        tree: BlobId,
+        index: usize,
+        entry: &Entry,
     ) -> (Option<u128>, NodeKind) {
-        let mut path = dir_path.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(&entry.name);
+        let at = EntryAt::InTree { tree, index: index as u32 };
+        let node = InSnapshot { snap, at, parent };
         if inode::is_dir(entry) {
-            let key = dir_key(snap, &path);
-            (Some(key), NodeKind::Dir { snap, path: path.into(), entry: Arc::new(entry.clone()), parent })
+            (Some(dir_key(parent_key, &entry.name)), NodeKind::Dir(node))
         } else {
-            let key = leaf_key(snap, entry);
-            let origin = format!("{snap}:{}", crate::text::escape_bytes(&path));
-            let leaf = Leaf { entry: entry.clone(), snap, origin, starts: OnceLock::new() };
-            (Some(key), NodeKind::Leaf(Arc::new(leaf)))
+            (Some(leaf_key(snap, entry)), NodeKind::Leaf(node))
         }
+    }
+
+    /// The entry a node stands for.
+    fn entry(&self, at: &EntryAt) -> Result<EntryRef, FsError> {
+        match at {
+            EntryAt::Held(e) => Ok(EntryRef::Held(e.clone())),
+            EntryAt::InTree { tree, index } => {
+                let t = self.tree(*tree)?;
+                let i = *index as usize;
+                if i >= t.entries.len() {
+                    return Err(FsError::Io(format!("tree {tree} has no entry {i}")));
+                }
+                Ok(EntryRef::InTree(t, i))
+            }
+        }
+    }
+
+    /// The tree listing directory `dir`, and its id.
+    fn listing(&self, dir: &InSnapshot) -> Result<(BlobId, Arc<Tree>), FsError> {
+        let Node::Dir { tree } = self.entry(&dir.at)?.node else { return Err(FsError::NotDir) };
+        Ok((tree, self.tree(tree)?))
+    }
+
+    /// "SNAPSHOT:/path" of `ino`, for messages: made from the parents,
+    /// since no node holds its path.
+    fn origin(&self, ino: u64) -> String {
+        let mut names = Vec::new();
+        let mut at = ino;
+        let mut snap = None;
+        // Parents were registered before their children, so the chain
+        // ends; the bound is for safety only.
+        for _ in 0..=MAX_ORIGIN_DEPTH {
+            match self.node(at) {
+                Ok(NodeKind::Dir(n) | NodeKind::Leaf(n)) => {
+                    snap = Some(n.snap);
+                    if let EntryAt::Held(_) = n.at {
+                        break;
+                    }
+                    names.push(self.entry(&n.at).map(|e| e.name.clone()).unwrap_or_else(|_| b"?".to_vec()));
+                    at = n.parent;
+                }
+                _ => break,
+            }
+        }
+        let mut path = Vec::new();
+        for name in names.iter().rev() {
+            path.push(b'/');
+            path.extend_from_slice(name);
+        }
+        let snap = snap.map(|s| s.to_string()).unwrap_or_default();
+        format!("{snap}:{}", crate::text::escape_bytes(&path))
     }
 
     // -------------------------------------------------------------- listing
@@ -339,7 +422,7 @@ impl SnapshotFs {
         stats::bump(&self.counters.readdir);
         let kind = self.node(ino)?;
         let parent = match &kind {
-            NodeKind::Dir { parent, .. } => *parent,
+            NodeKind::Dir(n) => n.parent,
             NodeKind::Snapshots | NodeKind::ByTime => ROOT,
             _ => ROOT,
         };
@@ -383,7 +466,7 @@ impl SnapshotFs {
                 let list: Vec<_> = self.snapshots.read().by_id.iter().map(|(id, s)| (*id, s.clone())).collect();
                 let has_latest = !list.is_empty();
                 for (i, (id, snap)) in list.iter().enumerate().skip(skip) {
-                    if emit(i, id.to_hex().as_bytes(), Some(dir_key(*id, b"")), snapshot_root(*id, snap))? {
+                    if emit(i, id.to_hex().as_bytes(), Some(root_key(*id)), snapshot_root(*id, snap))? {
                         return Ok(());
                     }
                 }
@@ -400,13 +483,13 @@ impl SnapshotFs {
                     }
                 }
             }
-            NodeKind::Dir { snap, path, entry, .. } => {
-                let Node::Dir { tree } = entry.node else { return Err(FsError::NotDir) };
-                let tree = self.tree(tree)?;
+            NodeKind::Dir(dir) => {
+                let (tree_id, tree) = self.listing(&dir)?;
+                let dir_key = self.inodes.lock().key(ino).ok_or(FsError::NotFound)?;
                 for (i, e) in tree.entries.iter().enumerate().skip(skip) {
                     // A disagreeing name is listed; reading it fails.
-                    let _ = self.links.admit(snap, e);
-                    let (key, node) = self.inside(snap, &path, ino, e);
+                    let _ = self.links.admit(dir.snap, e);
+                    let (key, node) = self.inside(dir.snap, dir_key, ino, tree_id, i, e);
                     if emit(i, &e.name, key, node)? {
                         break;
                     }
@@ -427,7 +510,7 @@ impl SnapshotFs {
                 Ok(latest.to_hex().into_bytes())
             }
             NodeKind::TimeLink(id) => Ok(format!("../snapshots/{id}").into_bytes()),
-            NodeKind::Leaf(leaf) => match &leaf.entry.node {
+            NodeKind::Leaf(n) => match &self.entry(&n.at)?.node {
                 Node::Symlink { target } => Ok(target.clone()),
                 _ => Err(FsError::Invalid),
             },
@@ -442,8 +525,7 @@ impl SnapshotFs {
 
     fn xattrs(&self, ino: u64) -> Result<Vec<crate::format::tree::Xattr>, FsError> {
         Ok(match self.node(ino)? {
-            NodeKind::Dir { entry, .. } => entry.xattrs.clone(),
-            NodeKind::Leaf(leaf) => leaf.entry.xattrs.clone(),
+            NodeKind::Dir(n) | NodeKind::Leaf(n) => self.entry(&n.at)?.xattrs.clone(),
             _ => Vec::new(),
         })
     }
@@ -469,7 +551,7 @@ impl SnapshotFs {
     /// True for directories whose listing never changes (inside snapshots):
     /// the kernel may cache their listings across opens.
     pub fn is_immutable_dir(&self, ino: u64) -> Result<bool, FsError> {
-        Ok(matches!(self.node(ino)?, NodeKind::Dir { .. }))
+        Ok(matches!(self.node(ino)?, NodeKind::Dir(_)))
     }
 
     /// Opening for writing is refused; true means the kernel may keep
@@ -485,11 +567,32 @@ impl SnapshotFs {
         }
     }
 
-    fn leaf(&self, ino: u64) -> Result<Arc<Leaf>, FsError> {
+    /// The file `ino`: its snapshot, entry, and where it is (the key of
+    /// its extent offsets).
+    fn file(&self, ino: u64) -> Result<(SnapshotId, EntryRef, (BlobId, u32)), FsError> {
         match self.node(ino)? {
-            NodeKind::Leaf(leaf) => Ok(leaf),
+            NodeKind::Leaf(n) => {
+                let where_ = match n.at {
+                    EntryAt::InTree { tree, index } => (tree, index),
+                    EntryAt::Held(_) => return Err(FsError::Invalid),
+                };
+                Ok((n.snap, self.entry(&n.at)?, where_))
+            }
             _ => Err(FsError::Invalid),
         }
+    }
+
+    /// Start offset of each extent of a file; cached for files with many.
+    fn extent_starts(&self, at: (BlobId, u32), content: &[Extent]) -> Arc<Vec<u64>> {
+        if content.len() <= FEW_EXTENTS {
+            return Arc::new(content::extent_starts(content));
+        }
+        if let Some(s) = self.starts.get(&at) {
+            return s;
+        }
+        let s = Arc::new(content::extent_starts(content));
+        self.starts.insert(at, s.clone(), 8 * s.len() as u64 + 64);
+        s
     }
 
     /// Exactly the bytes of `[offset, offset + size)` that exist (fewer only
@@ -504,23 +607,23 @@ impl SnapshotFs {
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
         stats::bump(&self.counters.read);
         out.clear();
-        let leaf = self.leaf(ino)?;
-        self.links.check(leaf.snap, &leaf.entry)?;
-        let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
-        let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
-        let len = u64::from(size).min(leaf.entry.size.saturating_sub(offset));
+        let (snap, entry, at) = self.file(ino)?;
+        self.links.check(snap, &entry)?;
+        let Node::File { content } = &entry.node else { return Err(FsError::Invalid) };
+        let starts = self.extent_starts(at, content);
+        let len = u64::from(size).min(entry.size.saturating_sub(offset));
         out.reserve(len as usize);
-        for (i, from, take) in content::pieces(content, starts, offset, len) {
+        for (i, from, take) in content::pieces(content, &starts, offset, len) {
             match content[i] {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
                 Extent::Data { id, len } => {
                     let bytes = self.read_blob(|r| r.read_chunk(id, len)).map_err(|e| {
-                        eprintln!("chkfs mount: {}: {e}", leaf.origin);
+                        eprintln!("chkfs mount: {}: {e}", self.origin(ino));
                         store_err(e)
                     })?;
-                    let chunk = bytes
-                        .get(from as usize..(from + take) as usize)
-                        .ok_or_else(|| FsError::Io(format!("{}: chunk {id} is shorter than recorded", leaf.origin)))?;
+                    let chunk = bytes.get(from as usize..(from + take) as usize).ok_or_else(|| {
+                        FsError::Io(format!("{}: chunk {id} is shorter than recorded", self.origin(ino)))
+                    })?;
                     out.extend_from_slice(chunk);
                 }
             }
@@ -530,10 +633,10 @@ impl SnapshotFs {
 
     /// SEEK_DATA (`data`) or SEEK_HOLE from `offset`.
     pub fn seek(&self, ino: u64, offset: u64, data: bool) -> Result<u64, FsError> {
-        let leaf = self.leaf(ino)?;
-        let Node::File { content } = &leaf.entry.node else { return Err(FsError::Invalid) };
-        let starts = leaf.starts.get_or_init(|| content::extent_starts(content));
-        content::seek(content, starts, leaf.entry.size, offset, data)
+        let (_, entry, at) = self.file(ino)?;
+        let Node::File { content } = &entry.node else { return Err(FsError::Invalid) };
+        let starts = self.extent_starts(at, content);
+        content::seek(content, &starts, entry.size, offset, data)
     }
 
     // ----------------------------------------------------------------- misc
@@ -577,7 +680,7 @@ pub struct StatFs {
 }
 
 fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {
-    NodeKind::Dir { snap: id, path: Arc::from(&b""[..]), entry: Arc::new(snap.root.clone()), parent: SNAPSHOTS }
+    NodeKind::Dir(InSnapshot { snap: id, at: EntryAt::Held(Arc::new(snap.root.clone())), parent: SNAPSHOTS })
 }
 
 fn fixed_ino(kind: &NodeKind) -> u64 {

@@ -19,22 +19,15 @@ use std::sync::Arc;
 const LOADERS: usize = 16;
 
 pub struct TreeCache {
-    budget: u64,
-    inner: Mutex<Inner>,
+    lru: WeightedLru<BlobId, Arc<Tree>>,
     loaders: [Mutex<()>; LOADERS],
     decoded: AtomicU64,
-}
-
-struct Inner {
-    lru: LruCache<BlobId, (Arc<Tree>, u64)>,
-    weight: u64,
 }
 
 impl TreeCache {
     pub fn new(budget: u64) -> TreeCache {
         TreeCache {
-            budget,
-            inner: Mutex::new(Inner { lru: LruCache::unbounded(), weight: 0 }),
+            lru: WeightedLru::new(budget),
             loaders: std::array::from_fn(|_| Mutex::new(())),
             decoded: AtomicU64::new(0),
         }
@@ -42,27 +35,54 @@ impl TreeCache {
 
     /// The tree `id`, from the cache or from `load`.
     pub fn get_or_load<E>(&self, id: BlobId, load: impl FnOnce() -> Result<Tree, E>) -> Result<Arc<Tree>, E> {
-        if let Some(t) = self.get(id) {
+        if let Some(t) = self.lru.get(&id) {
             return Ok(t);
         }
         let _loading = self.loaders[(id.0 as usize) % LOADERS].lock();
-        if let Some(t) = self.get(id) {
+        if let Some(t) = self.lru.get(&id) {
             return Ok(t);
         }
         let tree = Arc::new(load()?);
         self.decoded.fetch_add(1, Ordering::Relaxed);
-        self.insert(id, tree.clone());
+        self.lru.insert(id, tree.clone(), tree.memory_size());
         Ok(tree)
     }
 
-    fn get(&self, id: BlobId) -> Option<Arc<Tree>> {
-        self.inner.lock().lru.get(&id).map(|(t, _)| t.clone())
+    /// Trees decoded since the mount started (each miss decodes one).
+    pub fn decoded(&self) -> u64 {
+        self.decoded.load(Ordering::Relaxed)
     }
 
-    fn insert(&self, id: BlobId, tree: Arc<Tree>) {
-        let weight = tree.memory_size();
+    /// (trees held, their weight in bytes).
+    pub fn usage(&self) -> (usize, u64) {
+        self.lru.usage()
+    }
+}
+
+/// Values by weight in least-recently-used order; any value is admitted,
+/// the heaviest alone beyond the budget.
+pub struct WeightedLru<K: std::hash::Hash + Eq, V: Clone> {
+    budget: u64,
+    inner: Mutex<Inner<K, V>>,
+}
+
+struct Inner<K: std::hash::Hash + Eq, V> {
+    lru: LruCache<K, (V, u64)>,
+    weight: u64,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> WeightedLru<K, V> {
+    pub fn new(budget: u64) -> Self {
+        WeightedLru { budget, inner: Mutex::new(Inner { lru: LruCache::unbounded(), weight: 0 }) }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.inner.lock().lru.get(key).map(|(v, _)| v.clone())
+    }
+
+    pub fn insert(&self, key: K, value: V, weight: u64) {
         let mut inner = self.inner.lock();
-        if let Some((_, old)) = inner.lru.put(id, (tree, weight)) {
+        if let Some((_, old)) = inner.lru.put(key, (value, weight)) {
             inner.weight -= old;
         }
         inner.weight += weight;
@@ -74,12 +94,7 @@ impl TreeCache {
         }
     }
 
-    /// Trees decoded since the mount started (each miss decodes one).
-    pub fn decoded(&self) -> u64 {
-        self.decoded.load(Ordering::Relaxed)
-    }
-
-    /// (trees held, their weight in bytes).
+    /// (values held, their weight).
     pub fn usage(&self) -> (usize, u64) {
         let inner = self.inner.lock();
         (inner.lru.len(), inner.weight)
