@@ -36,12 +36,6 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     // slower here.
     // SAFETY: mallopt only tunes the allocator; called before any thread.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    // Decompressed blocks are large and short-lived: a fixed threshold
-    // keeps them in their own mappings, returned whole when evicted
-    // (glibc otherwise raises the threshold after the first free and
-    // serves them from a heap that fragments and never shrinks).
-    // SAFETY: as above.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);
