@@ -67,6 +67,15 @@ const SNAPSHOT_ROOT: Ttl = Ttl { entry: SHORT, attr: IMMUTABLE };
 /// Longest parent chain followed to name a node in a message.
 const MAX_ORIGIN_DEPTH: usize = 1 << 20;
 
+/// Memory of an inode the kernel holds: its table slot and node
+/// (measured over a walk of /usr: about 290 bytes).
+const INODE_BYTES: u64 = 300;
+/// What the process may use beyond `--cache-size` before the block cache
+/// shrinks (the promise is 64 MiB; this leaves room to react).
+const SLACK_BYTES: u64 = 40 << 20;
+/// The least the block cache keeps, whatever else grows.
+const MIN_BLOCK_BYTES: u64 = 8 << 20;
+
 /// Memory for the extent offsets of large files being read.
 const STARTS_BYTES: u64 = 8 << 20;
 /// Files with at most this many extents have their offsets summed on
@@ -118,6 +127,9 @@ pub struct SnapshotFs {
     starts: tree_cache::WeightedLru<(BlobId, u32), Arc<Vec<u64>>>,
     links: links::LinkGroups,
     counters: stats::Counters,
+    tree_bytes: u64,
+    /// Calls since the block cache's share was last adjusted.
+    ticks: std::sync::atomic::AtomicU64,
     opts: FsOptions,
     mounted_at: Timestamp,
 }
@@ -131,8 +143,8 @@ impl SnapshotFs {
     /// loaded on first need, or by `preload`.
     pub fn new(repo: Arc<Repository>, opts: FsOptions) -> Result<Self, StoreError> {
         // The budget is shared: an eighth for decoded trees, the rest for
-        // decompressed blocks.
-        // Files are read through their directory's tree, so a floor keeps
+        // decompressed blocks once the index and the inodes the kernel
+        // holds are counted (see `rebalance`). Files are read through their directory's tree, so a floor keeps
         // a small cache from decoding trees again for every read.
         let tree_bytes = (opts.cache_bytes / 8).max(8 << 20);
         let block_bytes = opts.cache_bytes.saturating_sub(tree_bytes).max(1 << 20);
@@ -148,6 +160,8 @@ impl SnapshotFs {
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),
             links: Default::default(),
             counters: Default::default(),
+            tree_bytes,
+            ticks: Default::default(),
             opts,
             mounted_at: Timestamp::now(),
         };
@@ -178,7 +192,40 @@ impl SnapshotFs {
     fn reload_index_locked(&self) -> Result<(), FsError> {
         let index = self.repo.load_index().map_err(store_err)?.index;
         self.reader.set_index(Arc::new(index));
+        self.rebalance();
         Ok(())
+    }
+
+    /// Gives the block cache what the budget leaves once the tree cache,
+    /// the index and the inodes the kernel holds are counted, so that the
+    /// whole process stays near `--cache-size` however many inodes a
+    /// walk makes the kernel keep.
+    ///
+    /// What is counted misses what the allocator keeps (fragments, the
+    /// decoder's scratch): when the process's anonymous memory is above
+    /// the budget anyway, the block cache gives up the difference and
+    /// free memory goes back to the system.
+    fn rebalance(&self) {
+        let index = self.reader.index().memory_size();
+        let inodes = self.live_inodes() as u64 * INODE_BYTES;
+        let others = self.tree_bytes + STARTS_BYTES + index + inodes;
+        let mut blocks = self.opts.cache_bytes.saturating_sub(others);
+        let over = anonymous_memory().map_or(0, |rss| rss.saturating_sub(self.opts.cache_bytes + SLACK_BYTES));
+        if over > 0 {
+            blocks = blocks.min(self.reader.cache_usage().0.saturating_sub(over));
+        }
+        self.reader.set_cache_bytes(blocks.max(MIN_BLOCK_BYTES));
+        if over > 0 {
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe { libc::malloc_trim(0) };
+        }
+    }
+
+    /// `rebalance` every so many calls that may add inodes.
+    fn tick(&self) {
+        if self.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1024 == 0 {
+            self.rebalance();
+        }
     }
 
     /// Re-reads the snapshot list when it may be stale; new snapshots bring
@@ -285,6 +332,7 @@ impl SnapshotFs {
     /// The child `name` of directory `parent`, registered as looked up once.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(Attr, Ttl), FsError> {
         stats::bump(&self.counters.lookup);
+        self.tick();
         let (key, kind) = self.child(parent, name)?;
         let ino = match key {
             Some(key) => self.inodes.lock().register(key, || kind.clone(), true),
@@ -420,6 +468,7 @@ impl SnapshotFs {
         add: &mut dyn FnMut(&DirItem) -> bool,
     ) -> Result<(), FsError> {
         stats::bump(&self.counters.readdir);
+        self.tick();
         let kind = self.node(ino)?;
         let parent = match &kind {
             NodeKind::Dir(n) => n.parent,
@@ -663,6 +712,8 @@ impl SnapshotFs {
             trees_cached,
             tree_cache_bytes,
             inodes: self.live_inodes(),
+            index_bytes: self.reader.index().memory_size(),
+            block_cache: self.reader.cache_usage(),
         })
     }
 
@@ -691,4 +742,18 @@ fn fixed_ino(kind: &NodeKind) -> u64 {
         NodeKind::Latest => LATEST,
         _ => unreachable!("only top-level nodes have fixed numbers"),
     }
+}
+
+/// The process's resident anonymous memory (RssAnon), in bytes.
+fn anonymous_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib << 10)
 }

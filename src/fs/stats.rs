@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub trees_cached: usize,
     pub tree_cache_bytes: u64,
     pub inodes: usize,
+    pub index_bytes: u64,
+    /// (weight held, weight allowed).
+    pub block_cache: (u64, u64),
 }
 
 impl Counters {
@@ -50,6 +53,9 @@ impl Counters {
             "trees_cached": s.trees_cached,
             "tree_cache_bytes": s.tree_cache_bytes,
             "inodes": s.inodes,
+            "index_bytes": s.index_bytes,
+            "block_cache_bytes": s.block_cache.0,
+            "block_cache_limit": s.block_cache.1,
         });
         let mut out = v.to_string().into_bytes();
         out.push(b'\n');

@@ -132,6 +132,23 @@ impl Index {
         &self.packs
     }
 
+    /// About the memory the index holds, in bytes (tables by capacity,
+    /// plus a control byte per hash slot).
+    pub fn memory_size(&self) -> u64 {
+        use std::mem::size_of;
+        fn table<K, V>(capacity: usize) -> usize {
+            capacity * (size_of::<K>() + size_of::<V>() + 1)
+        }
+        let bytes = self.packs.capacity() * size_of::<PackMeta>()
+            + table::<PackId, u32>(self.pack_slots.capacity())
+            + self.blocks.capacity() * size_of::<BlockLoc>()
+            + self.blobs.capacity() * size_of::<BlobLoc>()
+            + table::<BlobKey, u32>(self.primary.capacity())
+            + table::<BlobKey, Vec<u32>>(self.alternates.capacity())
+            + table::<(PackId, BlobId), ()>(self.damaged.capacity());
+        bytes as u64
+    }
+
     pub fn blob_count(&self) -> usize {
         self.primary.len()
     }

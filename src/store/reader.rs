@@ -68,6 +68,16 @@ impl BlobReader {
         Self { repo, index: RwLock::new(index), cache, reload: Default::default() }
     }
 
+    /// Changes the weight the cache of decompressed blocks may hold.
+    pub fn set_cache_bytes(&self, bytes: u64) {
+        self.cache.set_capacity(bytes);
+    }
+
+    /// (weight held, weight allowed) of the cache of decompressed blocks.
+    pub fn cache_usage(&self) -> (u64, u64) {
+        (self.cache.weight(), self.cache.capacity())
+    }
+
     pub fn index(&self) -> Arc<Index> {
         self.index.read().clone()
     }
