@@ -49,6 +49,8 @@ pub struct InSnapshot {
     pub at: EntryAt,
     /// The directory it was first found in.
     pub parent: u64,
+    /// Whether the entry has extended attributes.
+    pub xattrs: bool,
 }
 
 /// Where a node's entry is.

@@ -208,7 +208,8 @@ impl SnapshotFs {
     fn rebalance(&self) {
         let index = self.reader.index().memory_size();
         let inodes = self.live_inodes() as u64 * INODE_BYTES;
-        let others = self.tree_bytes + STARTS_BYTES + index + inodes;
+        let trees = self.tree_bytes.max(self.trees.usage().1);
+        let others = trees + STARTS_BYTES + index + inodes;
         let mut blocks = self.opts.cache_bytes.saturating_sub(others);
         let over = anonymous_memory().map_or(0, |rss| rss.saturating_sub(self.opts.cache_bytes + SLACK_BYTES));
         if over > 0 {
@@ -397,7 +398,7 @@ impl SnapshotFs {
         entry: &Entry,
     ) -> (Option<u128>, NodeKind) {
         let at = EntryAt::InTree { tree, index: index as u32 };
-        let node = InSnapshot { snap, at, parent };
+        let node = InSnapshot { snap, at, parent, xattrs: !entry.xattrs.is_empty() };
         if inode::is_dir(entry) {
             (Some(dir_key(parent_key, &entry.name)), NodeKind::Dir(node))
         } else {
@@ -574,6 +575,9 @@ impl SnapshotFs {
 
     fn xattrs(&self, ino: u64) -> Result<Vec<crate::format::tree::Xattr>, FsError> {
         Ok(match self.node(ino)? {
+            // Most entries have none: answered without their tree (ls -l
+            // asks two or three names of every entry).
+            NodeKind::Dir(n) | NodeKind::Leaf(n) if !n.xattrs => Vec::new(),
             NodeKind::Dir(n) | NodeKind::Leaf(n) => self.entry(&n.at)?.xattrs.clone(),
             _ => Vec::new(),
         })
@@ -731,7 +735,8 @@ pub struct StatFs {
 }
 
 fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {
-    NodeKind::Dir(InSnapshot { snap: id, at: EntryAt::Held(Arc::new(snap.root.clone())), parent: SNAPSHOTS })
+    let xattrs = !snap.root.xattrs.is_empty();
+    NodeKind::Dir(InSnapshot { snap: id, at: EntryAt::Held(Arc::new(snap.root.clone())), parent: SNAPSHOTS, xattrs })
 }
 
 fn fixed_ino(kind: &NodeKind) -> u64 {

@@ -3,8 +3,10 @@
 //! A sharded cache refuses an item heavier than one shard, so a large
 //! directory (18,000 man pages) was decoded again for every name looked
 //! up in it. Here any tree is admitted, evicting the least recently used
-//! ones; one tree heavier than the whole budget is still kept (alone),
-//! since decoding it again per lookup costs the square of its size.
+//! ones; one tree heavier than the whole budget is still kept beside the
+//! others (its weight is counted, so the block cache gives way), since
+//! decoding it again per lookup costs the square of its size: a newcomer
+//! of ordinary size must not push it out.
 //! Concurrent misses on one tree decode it once.
 
 use crate::format::tree::Tree;
@@ -60,7 +62,7 @@ impl TreeCache {
 }
 
 /// Values by weight in least-recently-used order; any value is admitted,
-/// the heaviest alone beyond the budget.
+/// and one heavier than the budget is held on top of it.
 pub struct WeightedLru<K: std::hash::Hash + Eq, V: Clone> {
     budget: u64,
     inner: Mutex<Inner<K, V>>,
@@ -69,28 +71,49 @@ pub struct WeightedLru<K: std::hash::Hash + Eq, V: Clone> {
 struct Inner<K: std::hash::Hash + Eq, V> {
     lru: LruCache<K, (V, u64)>,
     weight: u64,
+    /// The one value heavier than the budget, if held: (key, weight).
+    oversized: Option<(K, u64)>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> WeightedLru<K, V> {
     pub fn new(budget: u64) -> Self {
-        WeightedLru { budget, inner: Mutex::new(Inner { lru: LruCache::unbounded(), weight: 0 }) }
+        WeightedLru { budget, inner: Mutex::new(Inner { lru: LruCache::unbounded(), weight: 0, oversized: None }) }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         self.inner.lock().lru.get(key).map(|(v, _)| v.clone())
     }
 
-    pub fn insert(&self, key: K, value: V, weight: u64) {
+    pub fn insert(&self, key: K, value: V, weight: u64)
+    where
+        K: Clone,
+    {
         let mut inner = self.inner.lock();
+        if weight > self.budget {
+            // A second oversized value replaces the first.
+            if let Some((old, _)) = inner.oversized.take() {
+                if let Some((_, w)) = inner.lru.pop(&old) {
+                    inner.weight -= w;
+                }
+            }
+            inner.oversized = Some((key.clone(), weight));
+        }
         if let Some((_, old)) = inner.lru.put(key, (value, weight)) {
             inner.weight -= old;
         }
         inner.weight += weight;
-        while inner.weight > self.budget && inner.lru.len() > 1 {
-            match inner.lru.pop_lru() {
-                Some((_, (_, w))) => inner.weight -= w,
-                None => break,
+        loop {
+            let allowed = self.budget + inner.oversized.as_ref().map_or(0, |o| o.1);
+            if inner.weight <= allowed || inner.lru.len() <= 1 {
+                break;
             }
+            let Some((k, (v, w))) = inner.lru.pop_lru() else { break };
+            if inner.oversized.as_ref().is_some_and(|o| o.0 == k) {
+                // Held on top of the budget: the others make room.
+                inner.lru.put(k, (v, w));
+                continue;
+            }
+            inner.weight -= w;
         }
     }
 
@@ -138,9 +161,18 @@ mod tests {
             assert_eq!(t.entries.len(), 1000);
         }
         assert_eq!(cache.decoded(), 1);
-        // A newcomer pushes it out.
-        cache.get_or_load(id(2), || Ok::<_, ()>(tree(1))).unwrap();
-        assert_eq!(cache.usage().0, 1);
+        // Ordinary newcomers do not push it out...
+        for n in 2..10 {
+            cache.get_or_load(id(n), || Ok::<_, ()>(tree(1))).unwrap();
+        }
+        cache.get_or_load(id(1), || Err(())).unwrap();
+        let one = tree(1).memory_size();
+        assert!(
+            cache.usage().1 <= tree(1000).memory_size() + 1024 && cache.usage().1 >= tree(1000).memory_size() + one
+        );
+        // ...another oversized one does.
+        cache.get_or_load(id(20), || Ok::<_, ()>(tree(2000))).unwrap();
+        assert!(cache.get_or_load(id(1), || Err(())).is_err());
     }
 
     #[test]
