@@ -25,6 +25,10 @@
 #   gc     the older half of the snapshots forgotten, then chkfs gc vs
 #          restic forget+prune, borg delete+compact, chkpt delete: time,
 #          peak RSS, bytes read from disk, bytes reclaimed.
+#   shapes the mount on real directory shapes (/usr, man1, directories of
+#          20,000 / 100,000 / 1,000,000 entries): ls -l first and repeated,
+#          ls -laR and tar of /usr, cat of 20,000 files, RssAnon max;
+#          native: the same commands on the sources (compare/shapes.sh).
 #
 # Usage (Debian, as root: installs what is missing with apt-get, drops the
 # page cache, mounts with FUSE):
@@ -38,7 +42,7 @@
 #                   then target/release/chkfs)
 #   WORK=DIR        scratch directory (default /var/tmp/chkfs-compare)
 #   RUNS=N          hyperfine runs per timing (default 3)
-#   SECTIONS=LIST   sections to run (default "save image mount gc"); mount
+#   SECTIONS=LIST   sections to run (default "save image mount gc shapes"); mount
 #                   uses the repositories the save and image sections left
 #   TOOLS=LIST      tools to compare (default "chkfs restic borg chkpt")
 #   IMAGE_MIB=N     size of the disk image (default 2048)
@@ -53,7 +57,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bench="$here/benches/compare"
 WORK=${WORK:-/var/tmp/chkfs-compare}
 RUNS=${RUNS:-3}
-SECTIONS=${SECTIONS:-save image mount gc}
+SECTIONS=${SECTIONS:-save image mount gc shapes}
 IMAGE_MIB=${IMAGE_MIB:-2048}
 MANY=${MANY:-200}
 READY_RUNS=${READY_RUNS:-10}
@@ -68,7 +72,7 @@ LOGF="$WORK/log/run.log" CSV="$WORK/results/tools.csv" NOTES="$WORK/results/tool
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$WORK/cache/restic" BORG_BASE_DIR="$WORK/cache/borg"
 export BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-for part in lib corpus save image mount gc; do source "$bench/$part.sh"; done
+for part in lib corpus save image mount gc shapes; do source "$bench/$part.sh"; done
 trap 'cleanup_mounts' EXIT
 trap 'exit 130' INT TERM
 [ "$(id -u)" -eq 0 ] || warn "not root: installing packages, dropping the page cache and mounting may fail"
@@ -116,7 +120,7 @@ work="$WORK/work" workc="$WORK/work-chkpt" out="$WORK/out"
 mutated="$WORK/corpus/mutated" img_v1="$WORK/corpus/disk-v1.img" imgdir="$WORK/image" tiny="$WORK/corpus/tiny"
 corpus_mutated
 
-for s in save image mount gc; do
+for s in save image mount gc shapes; do
   [[ " $SECTIONS " == *" $s "* ]] || continue
   log "section $s"
   CSV="$WORK/results/$s.csv" NOTES="$WORK/results/$s.notes"
@@ -125,7 +129,7 @@ for s in save image mount gc; do
 done
 
 parts=(tools)
-for s in save image mount gc; do
+for s in save image mount gc shapes; do
   [ -f "$WORK/results/$s.csv" ] || continue
   parts+=("$s")
   [[ " $SECTIONS " == *" $s "* ]] || warn "the $s figures are from an earlier run ($(date -r "$WORK/results/$s.csv" '+%F %T'))"
