@@ -89,9 +89,10 @@ const GEN: Generation = Generation(0);
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // No FUSE_CACHE_SYMLINKS: `latest` changes target without changing
-        // size, and the kernel would keep serving the old one.
+        // Symlinks are cached by the kernel: no node changes its target
+        // (`latest` becomes a new node when a newer snapshot comes).
         for cap in [
+            InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,

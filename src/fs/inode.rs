@@ -22,7 +22,6 @@ use xxhash_rust::xxh3::xxh3_128;
 pub const ROOT: u64 = 1;
 pub const SNAPSHOTS: u64 = 2;
 pub const BY_TIME: u64 = 3;
-pub const LATEST: u64 = 4;
 const FIRST_DERIVED: u64 = 16;
 const FALLBACK_BIT: u64 = 1 << 63;
 
@@ -34,7 +33,9 @@ pub enum NodeKind {
     Root,
     Snapshots,
     ByTime,
-    Latest,
+    /// `snapshots/latest`, pointing at this snapshot: a new newest
+    /// snapshot makes a new node, so the kernel may cache every link.
+    Latest(SnapshotId),
     /// A symlink in by-time/ pointing at a snapshot.
     TimeLink(SnapshotId),
     /// A directory inside a snapshot (or the snapshot itself).
@@ -105,6 +106,12 @@ pub fn leaf_key(snap: SnapshotId, e: &Entry) -> u128 {
     xxh3_128(&buf)
 }
 
+pub fn latest_key(snap: SnapshotId) -> u128 {
+    let mut buf = b"latest\0".to_vec();
+    buf.extend_from_slice(&snap.0.to_le_bytes());
+    xxh3_128(&buf)
+}
+
 pub fn time_link_key(snap: SnapshotId) -> u128 {
     let mut buf = b"time\0".to_vec();
     buf.extend_from_slice(&snap.0.to_le_bytes());
@@ -152,7 +159,6 @@ impl InodeTable {
             ROOT => Some(NodeKind::Root),
             SNAPSHOTS => Some(NodeKind::Snapshots),
             BY_TIME => Some(NodeKind::ByTime),
-            LATEST => Some(NodeKind::Latest),
             _ => self.slots.get(&ino).map(|s| s.kind.clone()),
         }
     }

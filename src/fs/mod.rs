@@ -34,7 +34,7 @@ use crate::format::{BlobId, SnapshotId};
 use crate::store::{BlobReader, Index, Repository, StoreError};
 use attr::entry_attr;
 use inode::{dir_key, leaf_key, root_key, time_link_key, EntryAt, InSnapshot, InodeTable, NodeKind};
-use inode::{BY_TIME, LATEST, ROOT, SNAPSHOTS};
+use inode::{latest_key, BY_TIME, ROOT, SNAPSHOTS};
 use parking_lot::{Mutex, RwLock};
 use snapshots::SnapshotList;
 use std::sync::Arc;
@@ -58,7 +58,9 @@ const SHORT: Duration = Duration::from_secs(1);
 /// `/`, `snapshots/`, `by-time/`: the names are fixed, the times follow
 /// the newest snapshot.
 const TOP_DIR: Ttl = Ttl { entry: IMMUTABLE, attr: SHORT };
-/// `latest` and the by-time links: their targets change.
+/// `latest` and the by-time links: a link never changes its target (a
+/// new newest snapshot makes a new `latest` node), but the names come and
+/// go with the snapshots, and their times follow the newest.
 const MOVING_LINK: Ttl = Ttl { entry: SHORT, attr: Duration::ZERO };
 const STABLE: Ttl = Ttl { entry: IMMUTABLE, attr: IMMUTABLE };
 /// A snapshot directory: its name may go away (forget), its content not.
@@ -311,7 +313,7 @@ impl SnapshotFs {
                 self.refresh_snapshots();
                 (self.top_dir_attr(ino), TOP_DIR)
             }
-            NodeKind::Latest | NodeKind::TimeLink(_) => {
+            NodeKind::Latest(_) | NodeKind::TimeLink(_) => {
                 (self.symlink_attr(ino, self.link_target(kind)?.len()), MOVING_LINK)
             }
             NodeKind::Dir(n) => {
@@ -360,7 +362,7 @@ impl SnapshotFs {
                 self.refresh_snapshots();
                 if name == b"latest" {
                     return match self.snapshots.read().latest() {
-                        Some(_) => Ok((None, NodeKind::Latest)),
+                        Some(id) => Ok((Some(latest_key(id)), NodeKind::Latest(id))),
                         None => Err(FsError::NotFound),
                     };
                 }
@@ -521,7 +523,9 @@ impl SnapshotFs {
                     }
                 }
                 if has_latest && skip <= list.len() {
-                    emit(list.len(), b"latest", None, NodeKind::Latest)?;
+                    if let Some(id) = self.snapshots.read().latest() {
+                        emit(list.len(), b"latest", Some(latest_key(id)), NodeKind::Latest(id))?;
+                    }
                 }
             }
             NodeKind::ByTime => {
@@ -554,11 +558,7 @@ impl SnapshotFs {
 
     fn link_target(&self, kind: &NodeKind) -> Result<Vec<u8>, FsError> {
         match kind {
-            NodeKind::Latest => {
-                self.refresh_snapshots();
-                let latest = self.snapshots.read().latest().ok_or(FsError::NotFound)?;
-                Ok(latest.to_hex().into_bytes())
-            }
+            NodeKind::Latest(id) => Ok(id.to_hex().into_bytes()),
             NodeKind::TimeLink(id) => Ok(format!("../snapshots/{id}").into_bytes()),
             NodeKind::Leaf(n) => match &self.entry(&n.at)?.node {
                 Node::Symlink { target } => Ok(target.clone()),
@@ -744,7 +744,6 @@ fn fixed_ino(kind: &NodeKind) -> u64 {
         NodeKind::Root => ROOT,
         NodeKind::Snapshots => SNAPSHOTS,
         NodeKind::ByTime => BY_TIME,
-        NodeKind::Latest => LATEST,
         _ => unreachable!("only top-level nodes have fixed numbers"),
     }
 }
