@@ -99,11 +99,25 @@ pub fn leaf_key(snap: SnapshotId, e: &Entry) -> u128 {
         buf.extend_from_slice(&link.group.to_le_bytes());
         return xxh3_128(&buf);
     }
-    let mut nameless = e.clone();
-    nameless.name.clear();
-    let mut buf = b"leaf\0".to_vec();
-    buf.extend_from_slice(&bitcode::encode(&nameless));
-    xxh3_128(&buf)
+    // Streamed field by field: copying the entry to drop its name cost an
+    // allocation per listed entry.
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(b"leaf\0");
+    h.update(&bitcode::encode(&e.node));
+    for v in [u64::from(e.mode), u64::from(e.uid), u64::from(e.gid), e.size, e.blocks, e.inode] {
+        h.update(&v.to_le_bytes());
+    }
+    for t in [e.mtime, e.ctime] {
+        h.update(&t.secs.to_le_bytes());
+        h.update(&t.nanos.to_le_bytes());
+    }
+    for x in &e.xattrs {
+        for part in [&x.name, &x.value] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    h.digest128()
 }
 
 pub fn latest_key(snap: SnapshotId) -> u128 {
