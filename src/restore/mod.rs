@@ -185,7 +185,7 @@ fn open_target(target: &Path, force: bool, keep: &[FileId], repo_path: Option<&P
         RestoreError::InsideRepository(escape_path(target), shown)
     };
     // Nothing is created inside the repository on the way either.
-    let outside = |d: &Dir| match crate::dirfd::path::is_within(d, keep) {
+    let outside = |d: &Dir| match in_repository(d, keep, repo_path) {
         Ok(true) => Err(std::io::Error::other(InRepository)),
         Ok(false) => Ok(()),
         Err(e) => Err(e),
@@ -195,13 +195,28 @@ fn open_target(target: &Path, force: bool, keep: &[FileId], repo_path: Option<&P
         Err(e) if e.get_ref().is_some_and(|r| r.is::<InRepository>()) => return Err(inside()),
         Err(e) => return Err(err(e)),
     };
-    if !keep.is_empty() && crate::dirfd::path::is_within(&dir, keep).map_err(err)? {
+    if !keep.is_empty() && in_repository(&dir, keep, repo_path).map_err(err)? {
         return Err(inside());
     }
     if !force && !dir.names().map_err(err)?.is_empty() {
         return Err(RestoreError::TargetNotEmpty(escape_path(target)));
     }
     Ok(dir)
+}
+
+/// Whether `d` is, or lies inside, a directory of the repository. A match
+/// against the identities gathered at the start is confirmed against the
+/// repository as it is now: a gc running meanwhile removes `packs/XX`
+/// directories, and a directory created since may get the inode number of
+/// a removed one.
+fn in_repository(d: &Dir, keep: &[FileId], repo: Option<&Path>) -> std::io::Result<bool> {
+    if !crate::dirfd::path::is_within(d, keep)? {
+        return Ok(false);
+    }
+    match repo.and_then(|r| std::fs::canonicalize(r).ok()) {
+        Some(root) => crate::dirfd::path::is_within(d, &repository_dirs(&root)),
+        None => Ok(true),
+    }
 }
 
 /// Why a directory on the way to TARGET was not created.
