@@ -61,11 +61,40 @@ pub enum EntryAt {
     /// the kernel still holds the directory).
     Held(Arc<Entry>),
     /// Entry `index` of tree `tree`, found again through the tree cache.
-    InTree { tree: BlobId, index: u32 },
+    InTree { tree: Packed, index: u32 },
+}
+
+/// A 128-bit value aligned to 8 bytes: a u128 is aligned to 16, which
+/// pads every node and table slot (the kernel may hold a million).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed([u64; 2]);
+
+impl From<u128> for Packed {
+    fn from(v: u128) -> Packed {
+        Packed([v as u64, (v >> 64) as u64])
+    }
+}
+
+impl From<Packed> for u128 {
+    fn from(p: Packed) -> u128 {
+        u128::from(p.0[0]) | (u128::from(p.0[1]) << 64)
+    }
+}
+
+impl From<BlobId> for Packed {
+    fn from(id: BlobId) -> Packed {
+        id.0.into()
+    }
+}
+
+impl From<Packed> for BlobId {
+    fn from(p: Packed) -> BlobId {
+        BlobId(p.into())
+    }
 }
 
 struct Slot {
-    key: u128,
+    key: Packed,
     kind: NodeKind,
     lookups: u64,
 }
@@ -146,13 +175,13 @@ impl InodeTable {
     /// know it yet; `counted` adds one kernel lookup reference.
     pub fn register(&mut self, key: u128, make: impl FnOnce() -> NodeKind, counted: bool) -> u64 {
         let mut ino = derived(key);
-        if self.slots.get(&ino).is_some_and(|s| s.key != key) {
+        if self.slots.get(&ino).is_some_and(|s| u128::from(s.key) != key) {
             ino = *self.fallback.entry(key).or_insert_with(|| {
                 self.next_fallback += 1;
                 FALLBACK_BIT | self.next_fallback
             });
         }
-        let slot = self.slots.entry(ino).or_insert_with(|| Slot { key, kind: make(), lookups: 0 });
+        let slot = self.slots.entry(ino).or_insert_with(|| Slot { key: key.into(), kind: make(), lookups: 0 });
         if counted {
             slot.lookups += 1;
         }
@@ -163,7 +192,7 @@ impl InodeTable {
     pub fn peek(&self, key: u128) -> u64 {
         let ino = derived(key);
         match self.slots.get(&ino) {
-            Some(s) if s.key != key => self.fallback.get(&key).copied().unwrap_or(ino),
+            Some(s) if u128::from(s.key) != key => self.fallback.get(&key).copied().unwrap_or(ino),
             _ => ino,
         }
     }
@@ -179,7 +208,7 @@ impl InodeTable {
 
     /// The identity key of a registered node.
     pub fn key(&self, ino: u64) -> Option<u128> {
-        self.slots.get(&ino).map(|s| s.key)
+        self.slots.get(&ino).map(|s| s.key.into())
     }
 
     /// The kernel dropped `n` references; a node with none left is freed.
@@ -187,7 +216,7 @@ impl InodeTable {
         if let Some(slot) = self.slots.get_mut(&ino) {
             slot.lookups = slot.lookups.saturating_sub(n);
             if slot.lookups == 0 {
-                let key = slot.key;
+                let key = u128::from(slot.key);
                 self.slots.remove(&ino);
                 if ino & FALLBACK_BIT != 0 {
                     self.fallback.remove(&key);
@@ -239,5 +268,17 @@ mod tests {
         assert_eq!(t.register(k2, leaf, true), b, "stable within a mount");
         assert_eq!(t.peek(k2), b);
         assert_eq!(t.peek(k1), a);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The kernel may hold a million nodes: each byte here is a megabyte.
+    #[test]
+    fn nodes_stay_small() {
+        assert!(std::mem::size_of::<NodeKind>() <= 56, "{}", std::mem::size_of::<NodeKind>());
+        assert!(std::mem::size_of::<Slot>() <= 80, "{}", std::mem::size_of::<Slot>());
     }
 }

@@ -399,7 +399,7 @@ impl SnapshotFs {
         index: usize,
         entry: &Entry,
     ) -> (Option<u128>, NodeKind) {
-        let at = EntryAt::InTree { tree, index: index as u32 };
+        let at = EntryAt::InTree { tree: tree.into(), index: index as u32 };
         let node = InSnapshot { snap, at, parent, xattrs: !entry.xattrs.is_empty() };
         if inode::is_dir(entry) {
             (Some(dir_key(parent_key, &entry.name)), NodeKind::Dir(node))
@@ -413,7 +413,8 @@ impl SnapshotFs {
         match at {
             EntryAt::Held(e) => Ok(EntryRef::Held(e.clone())),
             EntryAt::InTree { tree, index } => {
-                let t = self.tree(*tree)?;
+                let tree = BlobId::from(*tree);
+                let t = self.tree(tree)?;
                 let i = *index as usize;
                 if i >= t.entries.len() {
                     return Err(FsError::Io(format!("tree {tree} has no entry {i}")));
@@ -626,7 +627,7 @@ impl SnapshotFs {
         match self.node(ino)? {
             NodeKind::Leaf(n) => {
                 let where_ = match n.at {
-                    EntryAt::InTree { tree, index } => (tree, index),
+                    EntryAt::InTree { tree, index } => (tree.into(), index),
                     EntryAt::Held(_) => return Err(FsError::Invalid),
                 };
                 Ok((n.snap, self.entry(&n.at)?, where_))
