@@ -122,10 +122,8 @@ pub fn save(
 
     let writer = BlobWriter::new(repo.clone(), index.clone());
     let mut files: Vec<Option<file_saver::SavedFile>> = (0..scan.jobs.len()).map(|_| None).collect();
-    let mut errors = std::mem::take(&mut scan.errors);
+    let mut failures = Failures { errors: std::mem::take(&mut scan.errors), store: None, interrupted: false };
     let mut bytes_read = 0;
-    let mut store_error = None;
-    let mut was_interrupted = false;
     let saver = FileSaver {
         writer: &writer,
         sizes: repo.chunk_sizes(),
@@ -134,58 +132,32 @@ pub fn save(
         root: &root,
         scan: &scan,
     };
-    saver.run(&scan.jobs, |i, result| match result {
-        Ok(saved) => {
+    saver.run(&scan.jobs, |i, result| {
+        if let Some(saved) = failures.take(result) {
             bytes_read += saved.bytes_read;
             progress.file_done(saved.bytes_read);
             files[i] = Some(saved);
         }
-        Err(FileError::Source(msg)) => {
-            eprintln!("chkfs: skipped {msg}");
-            errors.push(msg);
-        }
-        // The first failure is the cause; later ones follow from it.
-        Err(FileError::Store(e)) => {
-            store_error.get_or_insert(e);
-        }
-        Err(FileError::Interrupted) => was_interrupted = true,
     })?;
-    if was_interrupted {
-        // Keep what was written: the next save finds it through the index.
-        writer.finish()?;
-        return Err(SaveError::Interrupted);
-    }
-    if let Some(e) = store_error {
-        return Err(e.into());
+    if let Some(e) = failures.failure() {
+        return Err(abandon(writer, e));
     }
     let broken = broken_link_groups(&scan, &files);
     let mut separate = tree_saver::SeparateNames::new();
     let members: Vec<&scan::FileJob> = broken.iter().flat_map(|g| scan.link_members.get(g)).flatten().collect();
     if !members.is_empty() {
-        let mut store_error = None;
         let jobs: Vec<scan::FileJob> = members.iter().map(|j| (*j).clone()).collect();
-        saver.run(&jobs, |i, result| match result {
-            Ok(saved) => {
+        saver.run(&jobs, |i, result| {
+            if let Some(saved) = failures.take(result) {
                 bytes_read += saved.bytes_read;
                 separate.insert((jobs[i].dir, jobs[i].name.clone()), saved);
             }
-            Err(FileError::Source(msg)) => {
-                eprintln!("chkfs: skipped {msg}");
-                errors.push(msg);
-            }
-            Err(FileError::Store(e)) => {
-                store_error.get_or_insert(e);
-            }
-            Err(FileError::Interrupted) => was_interrupted = true,
         })?;
-        if let Some(e) = store_error {
-            return Err(e.into());
-        }
-        if was_interrupted {
-            writer.finish()?;
-            return Err(SaveError::Interrupted);
+        if let Some(e) = failures.failure() {
+            return Err(abandon(writer, e));
         }
     }
+    let mut errors = failures.errors;
     let (root_entry, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &broken, &separate, &writer)?;
     let written = writer.finish()?;
     progress.finished();
@@ -268,4 +240,51 @@ pub fn hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// What the file savers reported besides saved files.
+struct Failures {
+    /// Files left out, with why.
+    errors: Vec<String>,
+    /// The first repository failure: the cause (later ones follow from it).
+    store: Option<StoreError>,
+    interrupted: bool,
+}
+
+impl Failures {
+    /// The saved file, or None once why not is recorded.
+    fn take(&mut self, result: Result<file_saver::SavedFile, FileError>) -> Option<file_saver::SavedFile> {
+        match result {
+            Ok(saved) => return Some(saved),
+            Err(FileError::Source(msg)) => {
+                eprintln!("chkfs: skipped {msg}");
+                self.errors.push(msg);
+            }
+            Err(FileError::Store(e)) => {
+                self.store.get_or_insert(e);
+            }
+            Err(FileError::Interrupted) => self.interrupted = true,
+        }
+        None
+    }
+
+    /// Why the save must stop, if it must: an interruption, or a
+    /// repository failure.
+    fn failure(&mut self) -> Option<SaveError> {
+        if self.interrupted {
+            return Some(SaveError::Interrupted);
+        }
+        self.store.take().map(SaveError::from)
+    }
+}
+
+/// Ends a failed save. After an interruption what was written is kept:
+/// the next save finds it through the index.
+fn abandon(writer: BlobWriter, failure: SaveError) -> SaveError {
+    if matches!(failure, SaveError::Interrupted) {
+        if let Err(e) = writer.finish() {
+            return e.into();
+        }
+    }
+    failure
 }
