@@ -152,3 +152,85 @@ fn trusted_attributes_only_for_callers_who_could_read_them() {
     assert!(in_namespace.stdout_str().contains("user.open"), "{} {}", in_namespace.stdout_str(), in_namespace.stderr);
     assert!(!in_namespace.stdout_str().contains("trusted"), "{}", in_namespace.stdout_str());
 }
+
+/// A POSIX access ACL in its xattr form: owner rw-, user `denied` ---,
+/// group r--, mask r--, others r--.
+fn acl_denying(denied: u32) -> String {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in
+        [(0x01u16, 6u16, u32::MAX), (0x02, 0, denied), (0x04, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]
+    {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    format!("0x{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn setfattr(path: &std::path::Path, name: &str, value: &str) {
+    sh("setfattr", [OsStr::new("-n"), OsStr::new(name), OsStr::new("-v"), OsStr::new(value), path.as_os_str()]).ok();
+}
+
+fn as_nobody(cmd: &str, path: &std::path::Path) -> Out {
+    let args = ["--reuid=65534", "--regid=65534", "--clear-groups", cmd].map(OsStr::new);
+    let mut all: Vec<&OsStr> = args.to_vec();
+    all.push(path.as_os_str());
+    sh("setpriv", all)
+}
+
+/// The kernel enforces saved modes and ACLs, caches the ACL answers (a
+/// repeated `ls -l` costs no round trip per entry), `ls -l` still marks
+/// exactly the entries that have an ACL, and a saved security label is
+/// shown while an entry without one answers "not supported".
+#[test]
+fn saved_permissions_and_acls_hold_and_ls_marks_them() {
+    require_fuse!();
+    let w = World::with_repo();
+    chmod(w.dir.path(), 0o755);
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    chmod(&src, 0o755);
+    // Sorted so that ACL-less entries come first in `ls`.
+    for name in ["a-plain", "b-private", "c-acl", "d-labelled"] {
+        fs::write(src.join(name), name).unwrap();
+        chmod(&src.join(name), 0o644);
+    }
+    chmod(&src.join("b-private"), 0o600);
+    setfattr(&src.join("c-acl"), "system.posix_acl_access", &acl_denying(65534));
+    setfattr(&src.join("d-labelled"), "security.selinux", "system_u:object_r:etc_t:s0");
+    assert_ne!(as_nobody("cat", &src.join("c-acl")).code, 0, "the ACL denies natively");
+    let id = id_of(&w.save(&src, &[]));
+    let m = Mount::start_with(&w, &w.path("mnt"), &["-o", "allow_other"]);
+    let dir = m.snap(&id);
+
+    assert_eq!(as_nobody("cat", &dir.join("a-plain")).stdout_str(), "a-plain");
+    for denied in ["b-private", "c-acl"] {
+        let c = as_nobody("cat", &dir.join(denied));
+        assert_ne!(c.code, 0, "{denied} read by nobody: {}", c.stdout_str());
+        assert!(c.stderr.contains("Permission denied"), "{denied}: {}", c.stderr);
+    }
+    let marks = |out: &Out| -> Vec<(String, char)> {
+        out.stdout_str()
+            .lines()
+            .filter_map(|l| Some((l.split_whitespace().last()?.to_string(), l.chars().nth(10)?)))
+            .collect()
+    };
+    let ls = sh("ls", [OsStr::new("-l"), dir.as_os_str()]);
+    // `ls` stops asking for labels once one entry has none (that is the
+    // point), so d-labelled's mark is not asserted.
+    for (name, mark) in marks(&ls).into_iter().filter(|(n, _)| n != "d-labelled") {
+        let want = if name == "c-acl" { '+' } else { ' ' };
+        assert_eq!(mark, want, "ls -l marks {name} with {mark:?}: {}", ls.stdout_str());
+    }
+    let label = |name: &str| {
+        let p = dir.join(name);
+        sh("getfattr", [OsStr::new("--only-values"), OsStr::new("-n"), OsStr::new("security.selinux"), p.as_os_str()])
+    };
+    assert_eq!(label("d-labelled").stdout_str(), "system_u:object_r:etc_t:s0");
+    assert!(label("a-plain").stderr.contains("Operation not supported"), "{}", label("a-plain").stderr);
+    assert_eq!(marks(&ls).len(), 4, "{}", ls.stdout_str());
+    let before = requests(&m.stats());
+    sh("ls", [OsStr::new("-l"), dir.as_os_str()]).ok();
+    // Only the stats read itself remains.
+    assert!(requests(&m.stats()) - before <= 2, "a repeated ls -l went to the mount: {}", m.stats());
+}

@@ -3,9 +3,9 @@
 
 use crate::fs::{may_read_trusted, Attr, FsError, Kind, SnapshotFs};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -99,7 +99,17 @@ impl Filesystem for FuseFs {
         // and file managers then cost no lookup round trip per entry
         // (find+cat of 20,000 files, fresh mount: 0.84 -> 0.51 s) for a
         // dearer bare `ls` (100,000 entries: about 0.3 -> 0.5 s).
-        for cap in [InitFlags::FUSE_DO_READDIRPLUS, InitFlags::FUSE_PARALLEL_DIROPS, InitFlags::FUSE_ASYNC_READ] {
+        // POSIX_ACL lets the kernel keep each entry's ACL answer: `ls -l`
+        // asks for it of every entry, once per entry instead of every
+        // time (a repeated `ls -l` of 20,000 entries: 0.26 -> 0.05 s).
+        // The kernel then checks permissions itself (the mount asks for
+        // default_permissions in any case), so no ACCESS requests come.
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_POSIX_ACL,
+        ] {
             // An older kernel without one of these still mounts.
             let _ = config.add_capabilities(cap);
         }
@@ -221,17 +231,6 @@ impl Filesystem for FuseFs {
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let pid = req.pid();
         xattr_reply(self.fs.listxattr(ino.0, &|| may_read_trusted(pid)), size, reply);
-    }
-
-    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.fs.getattr(ino.0) {
-            Ok(_) if mask.contains(AccessFlags::W_OK) => reply.error(Errno::from_i32(libc::EROFS)),
-            Ok((attr, _)) if mask.contains(AccessFlags::X_OK) && attr.perm & 0o111 == 0 => {
-                reply.error(Errno::from_i32(libc::EACCES))
-            }
-            Ok(_) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
     }
 
     fn lseek(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {

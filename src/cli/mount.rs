@@ -39,15 +39,15 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);
-    let mut options = vec![
+    // The kernel checks the saved modes and ACLs, as the filesystem they
+    // were saved from did, for the owner too (FUSE_POSIX_ACL requires it).
+    let options = vec![
         MountOption::FSName(format!("chkfs:{}", repo.location())),
         MountOption::Subtype("chkfs".into()),
         MountOption::RO,
         MountOption::NoAtime,
+        MountOption::DefaultPermissions,
     ];
-    if allow_other {
-        options.push(MountOption::DefaultPermissions);
-    }
     let mut config = Config::default();
     config.mount_options = options;
     config.acl = if allow_other { SessionACL::All } else { SessionACL::Owner };

@@ -11,6 +11,8 @@ pub enum FsError {
     ReadOnly,
     #[error("no such attribute")]
     NoAttr,
+    #[error("operation not supported")]
+    Unsupported,
     #[error("buffer too small")]
     Range,
     #[error("no data or hole past the offset")]
@@ -29,6 +31,7 @@ impl FsError {
             FsError::NotDir => libc::ENOTDIR,
             FsError::ReadOnly => libc::EROFS,
             FsError::NoAttr => libc::ENODATA,
+            FsError::Unsupported => libc::EOPNOTSUPP,
             FsError::Range => libc::ERANGE,
             FsError::NoSeek => libc::ENXIO,
             FsError::Invalid => libc::EINVAL,

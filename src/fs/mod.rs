@@ -591,7 +591,10 @@ impl SnapshotFs {
         if ino == ROOT && name == STATS_XATTR {
             return Ok(self.stats());
         }
-        xattrs::get(&self.xattrs(ino)?, name, privileged).ok_or(FsError::NoAttr)
+        xattrs::get(&self.xattrs(ino)?, name, privileged).map_err(|missing| match missing {
+            xattrs::Missing::NoAttr => FsError::NoAttr,
+            xattrs::Missing::Unlabelled => FsError::Unsupported,
+        })
     }
 
     /// Attribute names the caller may see, each followed by a NUL byte.
