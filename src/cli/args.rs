@@ -133,8 +133,8 @@ pub struct MountArgs {
     /// Detach into the background once the mount is ready
     #[arg(long)]
     pub daemon: bool,
-    /// Mount options, comma-separated: allow_other lets other users in, with permissions
-    /// enforced by the kernel (default_permissions)
+    /// Mount options, comma-separated: allow_other lets other users in (the kernel enforces the
+    /// saved permissions for everyone)
     #[arg(short = 'o', value_name = "OPTIONS", value_delimiter = ',')]
     pub options: Vec<String>,
     /// Memory for decompressed chunks and trees, e.g. 256M or 1G
