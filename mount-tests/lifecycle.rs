@@ -45,6 +45,29 @@ fn external_umount_makes_the_process_exit_0() {
     assert!(!is_mounted(&m.mnt));
 }
 
+/// A process that leaves after an external umount must not unmount by
+/// path on its way out: by then the path may hold a new mount (it used
+/// to take the new mount with it whenever it was slow to leave).
+#[test]
+fn a_process_leaving_after_umount_leaves_a_new_mount_on_the_same_path_alone() {
+    require_fuse!();
+    let (w, id) = saved_world();
+    let mut old = Mount::start(&w, &w.path("mnt"));
+    // Held still until the new mount is up: as slow to leave as can be.
+    let signal = |sig: &str, pid: u32| {
+        sh("kill", [OsStr::new(sig), OsStr::new(&pid.to_string())]).ok();
+    };
+    signal("-STOP", old.pid());
+    // Lazily: a plain umount waits for the stopped process.
+    sh("umount", [OsStr::new("-l"), old.mnt.as_os_str()]).ok();
+    let mut new = Mount::start(&w, &w.path("mnt"));
+    signal("-CONT", old.pid());
+    assert_eq!(old.wait_exit(EXIT), Some(0), "{}", old.stderr());
+    assert!(is_mounted(&new.mnt), "the old process unmounted the new mount");
+    assert!(new.is_running(), "{}", new.stderr());
+    assert_eq!(fs::read(new.snap(&id).join("f")).unwrap(), b"content\n");
+}
+
 /// Processes whose command line has all of `words`.
 fn pids_with(words: &[&OsStr]) -> Vec<u32> {
     let mut out = Vec::new();

@@ -71,8 +71,10 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(50));
     }
     if session.guard.is_finished() {
-        // Unmounted from outside.
-        let _ = session.join();
+        // Unmounted from outside. Dropping or joining the session would
+        // unmount by path, and the path may hold a new mount by now:
+        // nothing is left to release that exiting does not.
+        std::mem::forget(session);
         return Ok(ExitCode::Ok);
     }
     if let Err(e) = session.umount_and_join() {
