@@ -58,8 +58,10 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let session = fuser::spawn_mount(FuseFs::new(fs), &mountpoint, &config)
+    let session = fuser::spawn_mount(FuseFs::new(fs.clone()), &mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", escape_path(&mountpoint)))?;
+    let notifier = session.notifier();
+    fs.start_readahead(Box::new(move |ino, content| notifier.store(fuser::INodeNo(ino), 0, content).is_ok()))?;
     raise_readahead(&mountpoint);
     match ready {
         Some(pipe) => announce_ready(pipe),

@@ -13,7 +13,7 @@
 //! number from a counter with the top bit set, so no number is ever
 //! served for two nodes.
 
-use crate::format::tree::{Entry, Node};
+use crate::format::tree::{Entry, Extent, Node};
 use crate::format::{BlobId, SnapshotId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ pub fn leaf_key(snap: SnapshotId, e: &Entry) -> u128 {
     // allocation per listed entry.
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     h.update(b"leaf\0");
-    h.update(&bitcode::encode(&e.node));
+    hash_node(&mut h, &e.node);
     for v in [u64::from(e.mode), u64::from(e.uid), u64::from(e.gid), e.size, e.blocks, e.inode] {
         h.update(&v.to_le_bytes());
     }
@@ -147,6 +147,41 @@ pub fn leaf_key(snap: SnapshotId, e: &Entry) -> u128 {
         }
     }
     h.digest128()
+}
+
+/// Feeds what `node` is into `h`, each variable-length part preceded by
+/// its length (an encoder would allocate for every entry hashed).
+fn hash_node(h: &mut xxhash_rust::xxh3::Xxh3Default, node: &Node) {
+    fn number(h: &mut xxhash_rust::xxh3::Xxh3Default, tag: u8, v: u64) {
+        h.update(&[tag]);
+        h.update(&v.to_le_bytes());
+    }
+    match node {
+        Node::File { content } => {
+            number(h, 0, content.len() as u64);
+            for x in content {
+                match *x {
+                    Extent::Data { id, len } => {
+                        number(h, 1, u64::from(len));
+                        h.update(&id.0.to_le_bytes());
+                    }
+                    Extent::Hole { len } => number(h, 2, len),
+                }
+            }
+        }
+        Node::Dir { tree } => {
+            number(h, 3, 0);
+            h.update(&tree.0.to_le_bytes());
+        }
+        Node::Symlink { target } => {
+            number(h, 4, target.len() as u64);
+            h.update(target);
+        }
+        Node::Fifo => number(h, 5, 0),
+        Node::Socket => number(h, 6, 0),
+        Node::CharDevice { rdev } => number(h, 7, *rdev),
+        Node::BlockDevice { rdev } => number(h, 8, *rdev),
+    }
 }
 
 pub fn latest_key(snap: SnapshotId) -> u128 {
@@ -195,6 +230,12 @@ impl InodeTable {
             Some(s) if u128::from(s.key) != key => self.fallback.get(&key).copied().unwrap_or(ino),
             _ => ino,
         }
+    }
+
+    /// The number of `key` if the kernel holds it.
+    pub fn find(&self, key: u128) -> Option<u64> {
+        let ino = self.peek(key);
+        self.slots.get(&ino).filter(|s| u128::from(s.key) == key).map(|_| ino)
     }
 
     pub fn get(&self, ino: u64) -> Option<NodeKind> {

@@ -18,6 +18,7 @@ mod content;
 mod error;
 mod inode;
 mod links;
+mod readahead;
 mod snapshots;
 mod stats;
 mod tree_cache;
@@ -128,6 +129,10 @@ pub struct SnapshotFs {
     /// per read).
     starts: tree_cache::WeightedLru<(BlobId, u32), Arc<Vec<u64>>>,
     links: links::LinkGroups,
+    /// Readers going through directories in order, and where to send the
+    /// files to push ahead of them (see `start_readahead`).
+    streams: readahead::Streams,
+    readahead: std::sync::OnceLock<()>,
     counters: stats::Counters,
     tree_bytes: u64,
     /// Calls since the block cache's share was last adjusted.
@@ -161,6 +166,8 @@ impl SnapshotFs {
             trees: tree_cache::TreeCache::new(tree_bytes),
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),
             links: Default::default(),
+            streams: Default::default(),
+            readahead: Default::default(),
             counters: Default::default(),
             tree_bytes,
             ticks: Default::default(),
@@ -663,9 +670,92 @@ impl SnapshotFs {
     /// `read` into `out` (cleared first), so a caller can reuse one buffer.
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
         stats::bump(&self.counters.read);
-        out.clear();
+        let (snap, at) = self.read_content(ino, offset, size, out)?;
+        if offset == 0 {
+            self.read_ahead(snap, ino, at);
+        }
+        Ok(())
+    }
+
+    /// Notes where readers are, for the files to push ahead of them.
+    fn read_ahead(&self, snap: SnapshotId, ino: u64, (tree, index): (BlobId, u32)) {
+        if self.readahead.get().is_some() {
+            self.streams.on_read(snap, tree, index, ino, &|| self.inode_order(snap, tree));
+        }
+    }
+
+    /// The files of directory `tree` by the inode numbers the kernel knows
+    /// them by (or would), with their entry indexes.
+    fn inode_order(&self, snap: SnapshotId, tree: BlobId) -> readahead::Order {
+        let Ok(t) = self.tree(tree) else { return Default::default() };
+        let mut order: Vec<(u64, u32)> = {
+            let inodes = self.inodes.lock();
+            let files = t.entries.iter().enumerate().filter(|(_, e)| matches!(e.node, Node::File { .. }));
+            files.map(|(i, e)| (inodes.peek(leaf_key(snap, e)), i as u32)).collect()
+        };
+        order.sort_unstable();
+        Arc::new(order)
+    }
+
+    /// Starts pushing files into the kernel's page cache ahead of readers
+    /// that go through directories in order. The thread ends with the
+    /// filesystem.
+    pub fn start_readahead(self: &Arc<Self>, push: readahead::Push) -> std::io::Result<()> {
+        let fs = Arc::downgrade(self);
+        std::thread::Builder::new().name("chkfs-readahead".into()).spawn(move || {
+            let mut buf = Vec::new();
+            while let Some(fs) = fs.upgrade() {
+                if let Some(job) = fs.streams.next(Duration::from_secs(1)) {
+                    fs.push_file(job, &*push, &mut buf);
+                }
+            }
+        })?;
+        let _ = self.readahead.set(());
+        Ok(())
+    }
+
+    fn push_file(&self, job: readahead::Job, push: &dyn Fn(u64, &[u8]) -> bool, buf: &mut Vec<u8>) {
+        let Ok(tree) = self.tree(job.tree) else { return };
+        let Some(e) = tree.entries.get(job.index as usize) else { return };
+        if !matches!(e.node, Node::File { .. }) || e.size == 0 || e.size > readahead::MAX_FILE {
+            return;
+        }
+        // Only inodes the kernel holds can take pages.
+        let Some(ino) = self.inodes.lock().find(leaf_key(job.snap, e)) else { return };
+        let at = (job.tree, job.index);
+        if self.content_of(job.snap, ino, e, at, 0, e.size as u32, buf).is_ok() && push(ino, buf) {
+            stats::bump(&self.counters.pushed);
+        }
+    }
+
+    /// The bytes of `[offset, offset + size)` of file `ino` into `out`;
+    /// returns the file's snapshot and place.
+    fn read_content(
+        &self,
+        ino: u64,
+        offset: u64,
+        size: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(SnapshotId, (BlobId, u32)), FsError> {
         let (snap, entry, at) = self.file(ino)?;
-        self.links.check(snap, &entry)?;
+        self.content_of(snap, ino, &entry, at, offset, size, out)?;
+        Ok((snap, at))
+    }
+
+    /// `read_content` of a file whose entry is at hand.
+    #[allow(clippy::too_many_arguments)]
+    fn content_of(
+        &self,
+        snap: SnapshotId,
+        ino: u64,
+        entry: &Entry,
+        at: (BlobId, u32),
+        offset: u64,
+        size: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FsError> {
+        out.clear();
+        self.links.check(snap, entry)?;
         let Node::File { content } = &entry.node else { return Err(FsError::Invalid) };
         let starts = self.extent_starts(at, content);
         let len = u64::from(size).min(entry.size.saturating_sub(offset));

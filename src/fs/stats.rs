@@ -18,6 +18,8 @@ pub struct Counters {
     pub listxattr: AtomicU64,
     pub readlink: AtomicU64,
     pub open: AtomicU64,
+    /// Files pushed into the kernel's page cache ahead of a reader.
+    pub pushed: AtomicU64,
 }
 
 pub fn bump(c: &AtomicU64) {
@@ -49,6 +51,7 @@ impl Counters {
                 "readlink": get(&self.readlink),
                 "open": get(&self.open),
             },
+            "files_pushed": get(&self.pushed),
             "trees_decoded": s.trees_decoded,
             "trees_cached": s.trees_cached,
             "tree_cache_bytes": s.tree_cache_bytes,
