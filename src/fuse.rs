@@ -173,7 +173,11 @@ impl Filesystem for FuseFs {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         BUF.with_borrow_mut(|buf| match self.fs.read_into(ino.0, offset, size, buf) {
-            Ok(()) => reply.data(buf),
+            Ok(at) => {
+                reply.data(buf);
+                // After the reply: the reader waits for nothing else.
+                self.fs.read_ahead(at);
+            }
             Err(e) => reply.error(errno(&e)),
         });
     }

@@ -101,6 +101,15 @@ impl std::ops::Deref for EntryRef {
     }
 }
 
+/// Where a read was, for `read_ahead`.
+pub struct ReadAt {
+    snap: SnapshotId,
+    ino: u64,
+    tree: BlobId,
+    index: u32,
+    from_start: bool,
+}
+
 /// One entry of a directory listing.
 pub struct DirItem<'a> {
     pub name: &'a [u8],
@@ -668,33 +677,39 @@ impl SnapshotFs {
     }
 
     /// `read` into `out` (cleared first), so a caller can reuse one buffer.
-    pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<(), FsError> {
+    /// Pass what it returns to `read_ahead` once the reader has its bytes.
+    pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<ReadAt, FsError> {
         stats::bump(&self.counters.read);
-        let (snap, at) = self.read_content(ino, offset, size, out)?;
-        if offset == 0 {
-            self.read_ahead(snap, ino, at);
-        }
-        Ok(())
+        let (snap, (tree, index)) = self.read_content(ino, offset, size, out)?;
+        Ok(ReadAt { snap, ino, tree, index, from_start: offset == 0 })
     }
 
-    /// Notes where readers are, for the files to push ahead of them.
-    fn read_ahead(&self, snap: SnapshotId, ino: u64, (tree, index): (BlobId, u32)) {
-        if self.readahead.get().is_some() {
-            self.streams.on_read(snap, tree, index, ino, &|| self.inode_order(snap, tree));
+    /// Notes where a reader is, for the files to push ahead of it.
+    pub fn read_ahead(&self, at: ReadAt) {
+        if at.from_start && self.readahead.get().is_some() {
+            let order = || self.inode_order(at.snap, at.tree);
+            self.streams.on_read(at.snap, at.tree, at.index, at.ino, &order);
         }
     }
 
     /// The files of directory `tree` by the inode numbers the kernel knows
-    /// them by (or would), with their entry indexes.
-    fn inode_order(&self, snap: SnapshotId, tree: BlobId) -> readahead::Order {
-        let Ok(t) = self.tree(tree) else { return Default::default() };
-        let mut order: Vec<(u64, u32)> = {
+    /// them by (or would), with their entry indexes; none for a directory
+    /// too large to keep this for.
+    fn inode_order(&self, snap: SnapshotId, tree: BlobId) -> Option<readahead::Order> {
+        let t = self.tree(tree).ok()?;
+        let files = t.entries.iter().enumerate().filter(|(_, e)| matches!(e.node, Node::File { .. }));
+        let keys: Vec<(u128, u32)> = files.map(|(i, e)| (leaf_key(snap, e), i as u32)).collect();
+        if keys.len() > readahead::MAX_INODE_ORDER {
+            return None;
+        }
+        let mut order: Vec<(u64, u32)> = Vec::with_capacity(keys.len());
+        // The table is locked in slices: other requests wait for it.
+        for slice in keys.chunks(4096) {
             let inodes = self.inodes.lock();
-            let files = t.entries.iter().enumerate().filter(|(_, e)| matches!(e.node, Node::File { .. }));
-            files.map(|(i, e)| (inodes.peek(leaf_key(snap, e)), i as u32)).collect()
-        };
+            order.extend(slice.iter().map(|&(key, i)| (inodes.peek(key), i)));
+        }
         order.sort_unstable();
-        Arc::new(order)
+        Some(Arc::new(order))
     }
 
     /// Starts pushing files into the kernel's page cache ahead of readers
@@ -717,7 +732,11 @@ impl SnapshotFs {
     fn push_file(&self, job: readahead::Job, push: &dyn Fn(u64, &[u8]) -> bool, buf: &mut Vec<u8>) {
         let Ok(tree) = self.tree(job.tree) else { return };
         let Some(e) = tree.entries.get(job.index as usize) else { return };
-        if !matches!(e.node, Node::File { .. }) || e.size == 0 || e.size > readahead::MAX_FILE {
+        // The names of a hard-link group share one inode, whose bytes are
+        // those of the name it was looked up by: a name read ahead might
+        // disagree with it (a damaged group), so groups are left alone.
+        let small_file = matches!(e.node, Node::File { .. }) && e.size > 0 && e.size <= readahead::MAX_FILE;
+        if !small_file || e.hard_link.is_some() {
             return;
         }
         // Only inodes the kernel holds can take pages.

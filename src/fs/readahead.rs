@@ -29,6 +29,9 @@ const STREAMS: usize = 16;
 /// Reads in a row with growing inode numbers before the inode order of a
 /// directory is worked out.
 const RISING: u32 = 3;
+/// Directories with more files are followed in listing order only: their
+/// inode order would hold 16 bytes per file.
+pub const MAX_INODE_ORDER: usize = 1 << 18;
 
 /// The files of a directory in the order a reader goes through them: by
 /// entry (listing order: `tar`, `cp -r`, `grep -r`) or by inode number
@@ -84,7 +87,8 @@ impl Track {
     }
 
     fn take(&mut self) -> Option<u32> {
-        (self.next <= self.target).then(|| {
+        // At u32::MAX the track stops rather than wrapping to 0.
+        (self.next <= self.target && self.next < u32::MAX).then(|| {
             self.next += 1;
             self.next - 1
         })
@@ -133,8 +137,33 @@ pub struct Streams {
 impl Streams {
     /// Entry `index` (inode `ino`) of directory `tree` was read from its
     /// start. `inode_order` makes the directory's inode order when first
-    /// needed.
-    pub fn on_read(&self, snap: SnapshotId, tree: BlobId, index: u32, ino: u64, inode_order: &dyn Fn() -> Order) {
+    /// needed, outside the lock (it hashes every entry: milliseconds for
+    /// a large directory, while other readers go on).
+    pub fn on_read(
+        &self,
+        snap: SnapshotId,
+        tree: BlobId,
+        index: u32,
+        ino: u64,
+        inode_order: &dyn Fn() -> Option<Order>,
+    ) {
+        let Some(previous) = self.note(snap, tree, index, ino) else { return };
+        let Some(order) = inode_order() else { return };
+        let mut guard = self.state.lock();
+        let Some(s) = guard.0.iter_mut().find(|s| s.tree == tree && s.snap == snap) else { return };
+        if s.by_inode.is_none() {
+            // Started at the previous read, which this one follows.
+            let mut track = Track::restart(position(&order, previous));
+            if track.read(position(&order, ino)) {
+                self.work.notify_one();
+            }
+            s.by_inode = Some((order, track));
+        }
+    }
+
+    /// Moves the reader along; returns the previous read's inode when the
+    /// directory's inode order is wanted and not there yet.
+    fn note(&self, snap: SnapshotId, tree: BlobId, index: u32, ino: u64) -> Option<u64> {
         let mut guard = self.state.lock();
         let (streams, clock) = &mut *guard;
         *clock += 1;
@@ -145,24 +174,19 @@ impl Streams {
             } else if let Some(oldest) = streams.iter_mut().min_by_key(|s| s.used) {
                 *oldest = fresh;
             }
-            return;
+            return None;
         };
         s.used = *clock;
         let previous = std::mem::replace(&mut s.last_ino, ino);
-        s.rising = if ino > previous { s.rising + 1 } else { 0 };
+        s.rising = if ino > previous { s.rising.saturating_add(1) } else { 0 };
         let mut follows = s.listing.read(index);
-        if !follows && s.by_inode.is_none() && s.rising >= RISING {
-            // Started at the previous read, which this one follows.
-            let order = inode_order();
-            let at = position(&order, previous);
-            s.by_inode = Some((order, Track::restart(at)));
-        }
         if let Some((order, track)) = s.by_inode.as_mut() {
             follows |= track.read(position(order, ino));
         }
         if follows {
             self.work.notify_one();
         }
+        (!follows && s.by_inode.is_none() && s.rising >= RISING).then_some(previous)
     }
 
     /// The next file to push, waiting up to `wait` for one.
@@ -204,7 +228,7 @@ mod tests {
     }
 
     fn read(s: &Streams, tree: u8, index: u32) {
-        s.on_read(SNAP, id(tree), index, 1000 - u64::from(index), &reversed);
+        s.on_read(SNAP, id(tree), index, 1000 - u64::from(index), &|| Some(reversed()));
     }
 
     /// Everything queued for pushing, in order.

@@ -18,7 +18,8 @@ pub struct Counters {
     pub listxattr: AtomicU64,
     pub readlink: AtomicU64,
     pub open: AtomicU64,
-    /// Files pushed into the kernel's page cache ahead of a reader.
+    /// Files pushed into the kernel's page cache ahead of a reader (the
+    /// kernel may have dropped an inode meanwhile: then nothing was kept).
     pub pushed: AtomicU64,
 }
 
