@@ -11,7 +11,8 @@
 #   shapes.ls-again-NAME  the same, repeated (hyperfine)
 #   shapes.lsR-usr        ls -laR of the /usr snapshot, warm
 #   shapes.tar-usr        tar cf - . of the /usr snapshot to a pipe, warm
-#   shapes.cat-20k        cat of every file of the 20,000-file directory:
+#   shapes.cat-20k        cat of every file of the 20,000-file directory
+#                         (find -exec cat, which visits it by inode number):
 #                         the mount fresh, natively warm
 #   shapes.rss-anon       RssAnon of the mount, max over the figures above
 #                         (native column: the target, 256 MiB + 64 MiB)
