@@ -32,6 +32,8 @@ const RISING: u32 = 3;
 /// Directories with more files are followed in listing order only: their
 /// inode order would hold 16 bytes per file.
 pub const MAX_INODE_ORDER: usize = 1 << 18;
+/// Directories whose inode order is kept at once (at most 8 MiB).
+const MAX_ORDERS: usize = 2;
 
 /// The files of a directory in the order a reader goes through them: by
 /// entry (listing order: `tar`, `cp -r`, `grep -r`) or by inode number
@@ -150,15 +152,23 @@ impl Streams {
         let Some(previous) = self.note(snap, tree, index, ino) else { return };
         let Some(order) = inode_order() else { return };
         let mut guard = self.state.lock();
-        let Some(s) = guard.0.iter_mut().find(|s| s.tree == tree && s.snap == snap) else { return };
-        if s.by_inode.is_none() {
-            // Started at the previous read, which this one follows.
-            let mut track = Track::restart(position(&order, previous));
-            if track.read(position(&order, ino)) {
-                self.work.notify_one();
-            }
-            s.by_inode = Some((order, track));
+        let streams = &mut guard.0;
+        if !streams.iter().any(|s| s.tree == tree && s.snap == snap && s.by_inode.is_none()) {
+            return;
         }
+        // Only the most recently used directories keep an order.
+        let mut held: Vec<&mut Stream> = streams.iter_mut().filter(|s| s.by_inode.is_some()).collect();
+        held.sort_by_key(|s| std::cmp::Reverse(s.used));
+        for s in held.into_iter().skip(MAX_ORDERS - 1) {
+            s.by_inode = None;
+        }
+        let Some(s) = streams.iter_mut().find(|s| s.tree == tree && s.snap == snap) else { return };
+        // Started at the previous read, which this one follows.
+        let mut track = Track::restart(position(&order, previous));
+        if track.read(position(&order, ino)) {
+            self.work.notify_one();
+        }
+        s.by_inode = Some((order, track));
     }
 
     /// Moves the reader along; returns the previous read's inode when the
@@ -270,6 +280,18 @@ mod tests {
         }
         read(&s, 1, 47);
         assert_eq!(drain(&s), (39..=46).rev().collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn only_the_latest_directories_keep_their_inode_order() {
+        let s = Streams::default();
+        for tree in 1..=3 {
+            for i in [50, 49, 48, 47] {
+                read(&s, tree, i);
+            }
+        }
+        let held: Vec<BlobId> = s.state.lock().0.iter().filter(|s| s.by_inode.is_some()).map(|s| s.tree).collect();
+        assert_eq!(held, vec![id(2), id(3)]);
     }
 
     #[test]
