@@ -93,15 +93,75 @@ impl From<Packed> for BlobId {
     }
 }
 
+/// A registered node, packed: the kernel may hold a million, most of them
+/// entries of trees, which are kept as the tree's handle (see `Trees`)
+/// and the entry's place; any other node is kept whole in `others`.
 struct Slot {
     key: Packed,
-    kind: NodeKind,
     lookups: u64,
+    parent: u64,
+    snap: u32,
+    /// A handle in `trees`, or `OTHER`.
+    tree: u32,
+    index: u32,
+    flags: u8,
+}
+
+const OTHER: u32 = u32::MAX;
+const DIR: u8 = 1;
+const XATTRS: u8 = 2;
+
+/// The trees that registered entries are in, each held once with a count
+/// of the slots that use it (16 bytes per slot saved).
+#[derive(Default)]
+struct Trees {
+    handles: HashMap<u128, (u32, u64)>,
+    ids: Vec<Packed>,
+    free: Vec<u32>,
+}
+
+impl Trees {
+    fn hold(&mut self, tree: Packed) -> u32 {
+        if let Some((h, n)) = self.handles.get_mut(&u128::from(tree)) {
+            *n += 1;
+            return *h;
+        }
+        let h = match self.free.pop() {
+            Some(h) => {
+                self.ids[h as usize] = tree;
+                h
+            }
+            None => {
+                self.ids.push(tree);
+                (self.ids.len() - 1) as u32
+            }
+        };
+        self.handles.insert(tree.into(), (h, 1));
+        h
+    }
+
+    fn release(&mut self, h: u32) {
+        let Some(&tree) = self.ids.get(h as usize) else { return };
+        if let Some((_, n)) = self.handles.get_mut(&u128::from(tree)) {
+            *n -= 1;
+            if *n == 0 {
+                self.handles.remove(&u128::from(tree));
+                self.free.push(h);
+            }
+        }
+    }
+
+    fn id(&self, h: u32) -> Packed {
+        self.ids[h as usize]
+    }
 }
 
 #[derive(Default)]
 pub struct InodeTable {
     slots: HashMap<u64, Slot>,
+    /// Nodes that are not entries of a tree (snapshot roots, links).
+    others: HashMap<u64, NodeKind>,
+    trees: Trees,
     fallback: HashMap<u128, u64>,
     next_fallback: u64,
 }
@@ -216,11 +276,44 @@ impl InodeTable {
                 FALLBACK_BIT | self.next_fallback
             });
         }
-        let slot = self.slots.entry(ino).or_insert_with(|| Slot { key: key.into(), kind: make(), lookups: 0 });
-        if counted {
+        if !self.slots.contains_key(&ino) {
+            let slot = self.pack(key, make(), ino);
+            self.slots.insert(ino, slot);
+        }
+        if let Some(slot) = self.slots.get_mut(&ino).filter(|_| counted) {
             slot.lookups += 1;
         }
         ino
+    }
+
+    fn pack(&mut self, key: u128, kind: NodeKind, ino: u64) -> Slot {
+        let mut slot = Slot { key: key.into(), lookups: 0, parent: 0, snap: 0, tree: OTHER, index: 0, flags: 0 };
+        match kind {
+            NodeKind::Dir(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs })
+            | NodeKind::Leaf(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs }) => {
+                let dir = matches!(kind, NodeKind::Dir(_));
+                slot.tree = self.trees.hold(tree);
+                (slot.parent, slot.snap, slot.index) = (parent, snap.0, index);
+                slot.flags = if dir { DIR } else { 0 } | if xattrs { XATTRS } else { 0 };
+            }
+            other => {
+                self.others.insert(ino, other);
+            }
+        }
+        slot
+    }
+
+    fn unpack(&self, ino: u64, slot: &Slot) -> Option<NodeKind> {
+        if slot.tree == OTHER {
+            return self.others.get(&ino).cloned();
+        }
+        let node = InSnapshot {
+            snap: SnapshotId(slot.snap),
+            at: EntryAt::InTree { tree: self.trees.id(slot.tree), index: slot.index },
+            parent: slot.parent,
+            xattrs: slot.flags & XATTRS != 0,
+        };
+        Some(if slot.flags & DIR != 0 { NodeKind::Dir(node) } else { NodeKind::Leaf(node) })
     }
 
     /// The number `key` has or would have, without registering anything.
@@ -243,7 +336,7 @@ impl InodeTable {
             ROOT => Some(NodeKind::Root),
             SNAPSHOTS => Some(NodeKind::Snapshots),
             BY_TIME => Some(NodeKind::ByTime),
-            _ => self.slots.get(&ino).map(|s| s.kind.clone()),
+            _ => self.slots.get(&ino).and_then(|s| self.unpack(ino, s)),
         }
     }
 
@@ -257,8 +350,13 @@ impl InodeTable {
         if let Some(slot) = self.slots.get_mut(&ino) {
             slot.lookups = slot.lookups.saturating_sub(n);
             if slot.lookups == 0 {
-                let key = u128::from(slot.key);
+                let (key, tree) = (u128::from(slot.key), slot.tree);
                 self.slots.remove(&ino);
+                if tree == OTHER {
+                    self.others.remove(&ino);
+                } else {
+                    self.trees.release(tree);
+                }
                 if ino & FALLBACK_BIT != 0 {
                     self.fallback.remove(&key);
                 }
@@ -296,6 +394,46 @@ mod tests {
         assert!(t.get(a).is_none());
     }
 
+    fn in_tree(tree: u128, index: u32, dir: bool) -> NodeKind {
+        let node = InSnapshot {
+            snap: SnapshotId(9),
+            at: EntryAt::InTree { tree: tree.into(), index },
+            parent: 77,
+            xattrs: index % 2 == 1,
+        };
+        if dir {
+            NodeKind::Dir(node)
+        } else {
+            NodeKind::Leaf(node)
+        }
+    }
+
+    fn same(a: &NodeKind, b: &NodeKind) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn packed_nodes_come_back_whole_and_trees_are_held_while_used() {
+        let mut t = InodeTable::default();
+        let kinds = [in_tree(5, 0, false), in_tree(5, 1, true), in_tree(6, 3, false), NodeKind::Latest(SnapshotId(4))];
+        let inos: Vec<u64> =
+            kinds.iter().enumerate().map(|(i, k)| t.register(100 + i as u128, || k.clone(), true)).collect();
+        for (ino, k) in inos.iter().zip(&kinds) {
+            assert!(same(&t.get(*ino).unwrap(), k), "{:?} came back as {:?}", k, t.get(*ino));
+        }
+        assert_eq!(t.trees.handles.len(), 2, "tree 5 is held once");
+        // Tree 5's last user goes: its handle is reused for another tree,
+        // and the nodes left still name their own.
+        t.forget(inos[0], 1);
+        t.forget(inos[1], 1);
+        t.forget(inos[3], 1);
+        assert!(t.others.is_empty());
+        let seven = t.register(200, || in_tree(7, 2, false), true);
+        assert!(same(&t.get(seven).unwrap(), &in_tree(7, 2, false)));
+        assert!(same(&t.get(inos[2]).unwrap(), &kinds[2]));
+        assert_eq!(t.trees.ids.len(), 2, "the freed handle was reused");
+    }
+
     #[test]
     fn colliding_keys_never_share_a_number() {
         let mut t = InodeTable::default();
@@ -320,6 +458,6 @@ mod size_tests {
     #[test]
     fn nodes_stay_small() {
         assert!(std::mem::size_of::<NodeKind>() <= 56, "{}", std::mem::size_of::<NodeKind>());
-        assert!(std::mem::size_of::<Slot>() <= 80, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<Slot>() <= 48, "{}", std::mem::size_of::<Slot>());
     }
 }
