@@ -25,9 +25,8 @@ fn name(i: usize) -> String {
     format!("{}{i}.{}.gz", "cmd-".repeat(1 + i % 5), 1 + i % 8)
 }
 
-#[test]
-fn every_entry_of_a_large_directory_costs_a_few_round_trips_and_one_decode() {
-    require_fuse!();
+/// A repository with one snapshot of `man1/` holding the N files.
+fn saved_large_directory() -> (World, String) {
     let w = World::with_repo();
     let src = w.path("src");
     let big = src.join("man1");
@@ -36,6 +35,13 @@ fn every_entry_of_a_large_directory_costs_a_few_round_trips_and_one_decode() {
         fs::write(big.join(name(i)), content(i)).unwrap();
     }
     let id = id_of(&w.save(&src, &[]));
+    (w, id)
+}
+
+#[test]
+fn every_entry_of_a_large_directory_costs_a_few_round_trips_and_one_decode() {
+    require_fuse!();
+    let (w, id) = saved_large_directory();
     // A tree cache of 1 MiB, several times smaller than this tree.
     let m = Mount::start_with(&w, &w.path("mnt"), &["--cache-size", "8M"]);
     let dir = m.snap(&id).join("man1");
@@ -93,14 +99,7 @@ fn every_entry_of_a_large_directory_costs_a_few_round_trips_and_one_decode() {
 #[test]
 fn cat_through_find_is_read_ahead_in_inode_order() {
     require_fuse!();
-    let w = World::with_repo();
-    let src = w.path("src");
-    let big = src.join("man1");
-    fs::create_dir_all(&big).unwrap();
-    for i in 0..N {
-        fs::write(big.join(name(i)), content(i)).unwrap();
-    }
-    let id = id_of(&w.save(&src, &[]));
+    let (w, id) = saved_large_directory();
     let m = Mount::start(&w, &w.path("mnt"));
     let dir = m.snap(&id).join("man1");
     let find = |action: &[&str]| {

@@ -119,13 +119,7 @@ fn trusted_attributes_only_for_callers_who_could_read_them() {
     let mounted = m.snap(&id).join("f");
     let as_root = sh("getfattr", [OsStr::new("-d"), OsStr::new("-m"), OsStr::new("-"), mounted.as_os_str()]);
     assert!(as_root.stdout_str().contains("trusted.secret=\"hidden\""), "root sees it: {}", as_root.stdout_str());
-    let nobody = |args: &[&OsStr]| {
-        let mut all: Vec<&OsStr> =
-            vec![OsStr::new("--reuid=65534"), OsStr::new("--regid=65534"), OsStr::new("--clear-groups")];
-        all.push(OsStr::new("getfattr"));
-        all.extend_from_slice(args);
-        sh("setpriv", all)
-    };
+    let nobody = |args: &[&OsStr]| as_nobody(OsStr::new("getfattr"), args);
     let listed = nobody(&[OsStr::new("-d"), OsStr::new("-m"), OsStr::new("-"), mounted.as_os_str()]);
     assert!(listed.stdout_str().contains("user.open=\"shown\""), "{} {}", listed.stdout_str(), listed.stderr);
     assert!(!listed.stdout_str().contains("trusted"), "an unprivileged caller sees {}", listed.stdout_str());
@@ -171,10 +165,11 @@ fn setfattr(path: &std::path::Path, name: &str, value: &str) {
     sh("setfattr", [OsStr::new("-n"), OsStr::new(name), OsStr::new("-v"), OsStr::new(value), path.as_os_str()]).ok();
 }
 
-fn as_nobody(cmd: &str, path: &std::path::Path) -> Out {
-    let args = ["--reuid=65534", "--regid=65534", "--clear-groups", cmd].map(OsStr::new);
-    let mut all: Vec<&OsStr> = args.to_vec();
-    all.push(path.as_os_str());
+/// `cmd args…` run as user and group 65534, without supplementary groups.
+fn as_nobody(cmd: &OsStr, args: &[&OsStr]) -> Out {
+    let mut all: Vec<&OsStr> = ["--reuid=65534", "--regid=65534", "--clear-groups"].map(OsStr::new).to_vec();
+    all.push(cmd);
+    all.extend_from_slice(args);
     sh("setpriv", all)
 }
 
@@ -198,14 +193,14 @@ fn saved_permissions_and_acls_hold_and_ls_marks_them() {
     chmod(&src.join("b-private"), 0o600);
     setfattr(&src.join("c-acl"), "system.posix_acl_access", &acl_denying(65534));
     setfattr(&src.join("d-labelled"), "security.selinux", "system_u:object_r:etc_t:s0");
-    assert_ne!(as_nobody("cat", &src.join("c-acl")).code, 0, "the ACL denies natively");
+    assert_ne!(as_nobody(OsStr::new("cat"), &[src.join("c-acl").as_os_str()]).code, 0, "the ACL denies natively");
     let id = id_of(&w.save(&src, &[]));
     let m = Mount::start_with(&w, &w.path("mnt"), &["-o", "allow_other"]);
     let dir = m.snap(&id);
 
-    assert_eq!(as_nobody("cat", &dir.join("a-plain")).stdout_str(), "a-plain");
+    assert_eq!(as_nobody(OsStr::new("cat"), &[dir.join("a-plain").as_os_str()]).stdout_str(), "a-plain");
     for denied in ["b-private", "c-acl"] {
-        let c = as_nobody("cat", &dir.join(denied));
+        let c = as_nobody(OsStr::new("cat"), &[dir.join(denied).as_os_str()]);
         assert_ne!(c.code, 0, "{denied} read by nobody: {}", c.stdout_str());
         assert!(c.stderr.contains("Permission denied"), "{denied}: {}", c.stderr);
     }
