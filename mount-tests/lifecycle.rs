@@ -68,6 +68,25 @@ fn a_process_leaving_after_umount_leaves_a_new_mount_on_the_same_path_alone() {
     assert_eq!(fs::read(new.snap(&id).join("f")).unwrap(), b"content\n");
 }
 
+/// A mount detached while busy (`umount -l`) keeps its process serving;
+/// stopped later, that process must not unmount by path either.
+#[test]
+fn a_process_stopped_after_a_lazy_umount_leaves_a_new_mount_alone() {
+    require_fuse!();
+    let (w, id) = saved_world();
+    let mut old = Mount::start(&w, &w.path("mnt"));
+    let busy = fs::File::open(old.snap(&id).join("f")).unwrap();
+    sh("umount", [OsStr::new("-l"), old.mnt.as_os_str()]).ok();
+    let mut new = Mount::start(&w, &w.path("mnt"));
+    assert!(old.is_running(), "a busy detached mount keeps its process");
+    sh("kill", [OsStr::new("-TERM"), OsStr::new(&old.pid().to_string())]).ok();
+    assert_eq!(old.wait_exit(EXIT), Some(0), "{}", old.stderr());
+    drop(busy);
+    assert!(is_mounted(&new.mnt), "the old process unmounted the new mount");
+    assert!(new.is_running(), "{}", new.stderr());
+    assert_eq!(fs::read(new.snap(&id).join("f")).unwrap(), b"content\n");
+}
+
 /// Processes whose command line has all of `words`.
 fn pids_with(words: &[&OsStr]) -> Vec<u32> {
     let mut out = Vec::new();

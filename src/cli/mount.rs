@@ -62,7 +62,10 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot mount on {}", escape_path(&mountpoint)))?;
     let notifier = session.notifier();
     fs.start_readahead(Box::new(move |ino, content| notifier.store(fuser::INodeNo(ino), 0, content).is_ok()))?;
-    raise_readahead(&mountpoint);
+    // The device of this mount, to tell it from a later one on the same
+    // path (a device number is not reused while this mount lives).
+    let our_dev = std::fs::metadata(&mountpoint).map(|m| m.dev()).ok();
+    raise_readahead(our_dev);
     match ready {
         Some(pipe) => announce_ready(pipe),
         None => {
@@ -73,9 +76,12 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(50));
     }
     if session.guard.is_finished() {
-        // Unmounted from outside. Dropping or joining the session would
-        // unmount by path, and the path may hold a new mount by now:
-        // nothing is left to release that exiting does not.
+        return Ok(leave_ended_session(session, &mountpoint));
+    }
+    if our_dev.is_some_and(|dev| top_mount_at(&mountpoint) != Some(dev)) {
+        // Detached from outside (umount -l) while busy, the path maybe
+        // mounted anew: unmounting by path would take the wrong mount. The
+        // detached one goes when this process closes its connection.
         std::mem::forget(session);
         return Ok(ExitCode::Ok);
     }
@@ -86,6 +92,26 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
+/// Leaves once the serving threads ended. Dropping the session unmounts
+/// by path. The threads end without error only once the kernel closed
+/// the connection, that is once unmounted from outside: the path may hold
+/// a new mount by then, so the session is left to the process's exit.
+/// After an error the mount is still there, and dropping it unmounts it.
+fn leave_ended_session(mut session: fuser::BackgroundSession, mountpoint: &Path) -> ExitCode {
+    let finished = std::mem::replace(&mut session.guard, std::thread::spawn(|| Ok(())));
+    let failure = match finished.join() {
+        Ok(Ok(())) => {
+            std::mem::forget(session);
+            return ExitCode::Ok;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "a serving thread panicked".to_string(),
+    };
+    eprintln!("chkfs: serving {} failed: {failure}; unmounting it", escape_path(mountpoint));
+    drop(session);
+    ExitCode::Failure
+}
+
 /// Sequential reads through FUSE come as readahead requests, 128 KiB each
 /// by default, and each costs a round trip to this process: 1 MiB
 /// requests read a 2 GiB image about 1.8 times as fast. The kernel takes
@@ -93,11 +119,49 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
 /// without it the default stays.
 const READAHEAD_KB: u32 = 1024;
 
-fn raise_readahead(mountpoint: &Path) {
-    let Ok(meta) = std::fs::metadata(mountpoint) else { return };
-    let dev = meta.dev();
+fn raise_readahead(dev: Option<u64>) {
+    let Some(dev) = dev else { return };
     let knob = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
     let _ = std::fs::write(knob, READAHEAD_KB.to_string());
+}
+
+/// The device of the topmost mount at `path`, from /proc/self/mountinfo
+/// (never a call into a mount that may no longer answer).
+fn top_mount_at(path: &Path) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut top = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(dev), Some(at)) = (fields.get(2), fields.get(4)) else { continue };
+        if Path::new(&unescape_mountinfo(at)) == path {
+            let (major, minor) = dev.split_once(':')?;
+            top = Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?));
+        }
+    }
+    top
+}
+
+/// Mount points in mountinfo have space, tab, newline and backslash as
+/// octal escapes.
+fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Returns whether allow_other was asked for.
@@ -190,5 +254,21 @@ fn lazy_unmount(path: &Path) {
     if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
         // SAFETY: valid path; MNT_DETACH only detaches.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(super::unescape_mountinfo(r"/mnt/a\040b\134c"), std::ffi::OsString::from(r"/mnt/a b\c"));
+        assert_eq!(super::unescape_mountinfo(r"/plain\09"), std::ffi::OsString::from(r"/plain\09"));
+    }
+
+    #[test]
+    fn the_root_filesystem_is_found_in_mountinfo() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/").unwrap().dev();
+        assert_eq!(super::top_mount_at(std::path::Path::new("/")), Some(root));
     }
 }

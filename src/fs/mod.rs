@@ -72,8 +72,10 @@ const MAX_ORIGIN_DEPTH: usize = 1 << 20;
 
 /// Memory of an inode the kernel holds: its table slot, counted high.
 /// Measured after `ls -l` of a million entries: about 140 bytes (a
-/// 48-byte slot in a hash table at half load); counting more keeps the
-/// block cache from taking what the table's next doubling will need.
+/// 48-byte slot in a hash table at half load); when every slot is in a
+/// tree of its own (deep chains of one-entry directories), about 240.
+/// Counting more keeps the block cache from taking what the table's next
+/// doubling will need.
 const INODE_BYTES: u64 = 300;
 /// What the process may use beyond `--cache-size` before the block cache
 /// shrinks (the promise is 64 MiB; this leaves room to react).
