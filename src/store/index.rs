@@ -153,6 +153,18 @@ impl Index {
         self.primary.len()
     }
 
+    /// Adds the packs of an index file, its tables grown once.
+    pub fn add_packs(&mut self, packs: &[IndexedPack]) {
+        let blocks: usize = packs.iter().map(|p| p.blocks.len()).sum();
+        let blobs: usize = packs.iter().flat_map(|p| &p.blocks).map(|b| b.blobs.len()).sum();
+        self.packs.reserve(packs.len());
+        self.pack_slots.reserve(packs.len());
+        self.blocks.reserve(blocks);
+        self.blobs.reserve(blobs);
+        self.primary.reserve(blobs);
+        packs.iter().for_each(|p| self.add_pack(p));
+    }
+
     /// Adds a pack's blocks; a pack already known is ignored.
     pub fn add_pack(&mut self, pack: &IndexedPack) {
         if self.pack_slots.contains_key(&pack.id) {

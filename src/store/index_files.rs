@@ -82,7 +82,7 @@ impl Repository {
             let decoded = read
                 .and_then(|bytes| decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)));
             match decoded {
-                Ok(file) => file.packs.iter().for_each(|p| index.add_pack(p)),
+                Ok(file) => index.add_packs(&file.packs),
                 Err(e) if e.is_missing() => return Ok(None),
                 Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. })) => return Err(e),
                 Err(e) => bad_files.push((key, e)),
