@@ -276,31 +276,12 @@ impl InodeTable {
                 FALLBACK_BIT | self.next_fallback
             });
         }
-        if !self.slots.contains_key(&ino) {
-            let slot = self.pack(key, make(), ino);
-            self.slots.insert(ino, slot);
-        }
-        if let Some(slot) = self.slots.get_mut(&ino).filter(|_| counted) {
+        let (trees, others) = (&mut self.trees, &mut self.others);
+        let slot = self.slots.entry(ino).or_insert_with(|| pack(trees, others, key, make(), ino));
+        if counted {
             slot.lookups += 1;
         }
         ino
-    }
-
-    fn pack(&mut self, key: u128, kind: NodeKind, ino: u64) -> Slot {
-        let mut slot = Slot { key: key.into(), lookups: 0, parent: 0, snap: 0, tree: OTHER, index: 0, flags: 0 };
-        match kind {
-            NodeKind::Dir(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs })
-            | NodeKind::Leaf(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs }) => {
-                let dir = matches!(kind, NodeKind::Dir(_));
-                slot.tree = self.trees.hold(tree);
-                (slot.parent, slot.snap, slot.index) = (parent, snap.0, index);
-                slot.flags = if dir { DIR } else { 0 } | if xattrs { XATTRS } else { 0 };
-            }
-            other => {
-                self.others.insert(ino, other);
-            }
-        }
-        slot
     }
 
     fn unpack(&self, ino: u64, slot: &Slot) -> Option<NodeKind> {
@@ -367,6 +348,25 @@ impl InodeTable {
     pub fn count(&self) -> usize {
         self.slots.len()
     }
+}
+
+/// A new slot for `kind`; a node that is not an entry of a tree is kept
+/// whole in `others`.
+fn pack(trees: &mut Trees, others: &mut HashMap<u64, NodeKind>, key: u128, kind: NodeKind, ino: u64) -> Slot {
+    let mut slot = Slot { key: key.into(), lookups: 0, parent: 0, snap: 0, tree: OTHER, index: 0, flags: 0 };
+    match kind {
+        NodeKind::Dir(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs })
+        | NodeKind::Leaf(InSnapshot { snap, at: EntryAt::InTree { tree, index }, parent, xattrs }) => {
+            let dir = matches!(kind, NodeKind::Dir(_));
+            slot.tree = trees.hold(tree);
+            (slot.parent, slot.snap, slot.index) = (parent, snap.0, index);
+            slot.flags = if dir { DIR } else { 0 } | if xattrs { XATTRS } else { 0 };
+        }
+        other => {
+            others.insert(ino, other);
+        }
+    }
+    slot
 }
 
 /// True for entries that are directories.

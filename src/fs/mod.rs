@@ -145,7 +145,7 @@ pub struct SnapshotFs {
     /// Readers going through directories in order, and where to send the
     /// files to push ahead of them (see `start_readahead`).
     streams: readahead::Streams,
-    readahead: std::sync::OnceLock<()>,
+    readahead: std::sync::atomic::AtomicBool,
     counters: stats::Counters,
     tree_bytes: u64,
     /// Calls since the block cache's share was last adjusted.
@@ -690,7 +690,7 @@ impl SnapshotFs {
 
     /// Notes where a reader is, for the files to push ahead of it.
     pub fn read_ahead(&self, at: ReadAt) {
-        if at.from_start && self.readahead.get().is_some() {
+        if at.from_start && self.readahead.load(std::sync::atomic::Ordering::Relaxed) {
             let order = || self.inode_order(at.snap, at.tree);
             self.streams.on_read(at.snap, at.tree, at.index, at.ino, &order);
         }
@@ -729,7 +729,7 @@ impl SnapshotFs {
                 }
             }
         })?;
-        let _ = self.readahead.set(());
+        self.readahead.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
