@@ -8,9 +8,11 @@ use fuser::{
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct FuseFs {
     fs: Arc<SnapshotFs>,
@@ -22,11 +24,64 @@ pub struct FuseFs {
     /// with FUSE_AUTO_INVAL_DATA, which drops a cached listing of the top
     /// directories when their mtime changes (see `top_dir_attr`).
     skip_opens: bool,
+    linger: Arc<OnceLock<Linger>>,
 }
 
 impl FuseFs {
     pub fn new(fs: Arc<SnapshotFs>) -> Self {
-        Self { fs, skip_opens: false }
+        Self { fs, skip_opens: false, linger: Arc::default() }
+    }
+
+    /// Where the mount puts the [`Linger`] once its device is open.
+    pub fn linger_slot(&self) -> Arc<OnceLock<Linger>> {
+        self.linger.clone()
+    }
+
+    fn linger(&self) {
+        if let Some(linger) = self.linger.get() {
+            linger.after_reply();
+        }
+    }
+}
+
+/// How long a serving thread watches for the next request after a reply.
+/// A program going through many entries (`ls -l` asks each new entry
+/// for its ACL) sends the next one a few microseconds after the answer.
+const LINGER: Duration = Duration::from_micros(30);
+
+/// After answering a metadata request, one serving thread watches the
+/// device briefly instead of going to sleep: a sleeping thread is woken
+/// from an idle CPU, which on a virtual machine costs more than answering
+/// (first `ls -l` of 20,000 entries: 0.37 -> 0.28 s). One thread at a
+/// time, at most [`LINGER`] per reply, never after reads (the readahead
+/// pusher needs the CPU then).
+pub struct Linger {
+    device: OwnedFd,
+    taken: AtomicBool,
+}
+
+impl Linger {
+    /// `device`: a duplicate of the session's descriptor, polled only.
+    pub fn new(device: OwnedFd) -> Self {
+        Self { device, taken: AtomicBool::new(false) }
+    }
+
+    fn after_reply(&self) {
+        if self.taken.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let start = Instant::now();
+        while !self.request_waiting() && start.elapsed() < LINGER {
+            std::hint::spin_loop();
+        }
+        self.taken.store(false, Ordering::Release);
+    }
+
+    /// True also when the connection is gone: the serving loop finds out.
+    fn request_waiting(&self) -> bool {
+        let mut poll = libc::pollfd { fd: self.device.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, the descriptor is owned by self.
+        unsafe { libc::poll(&mut poll, 1, 0) != 0 }
     }
 }
 
@@ -124,6 +179,7 @@ impl Filesystem for FuseFs {
             Ok((attr, ttl)) => reply.entry_with_ttls(&ttl.attr, &ttl.entry, &file_attr(&attr), GEN),
             Err(e) => reply.error(errno(&e)),
         }
+        self.linger();
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -135,6 +191,7 @@ impl Filesystem for FuseFs {
             Ok((attr, ttl)) => reply.attr(&ttl.attr, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
+        self.linger();
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -142,6 +199,7 @@ impl Filesystem for FuseFs {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(&e)),
         }
+        self.linger();
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -230,11 +288,13 @@ impl Filesystem for FuseFs {
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let pid = req.pid();
         xattr_reply(self.fs.getxattr(ino.0, name.as_bytes(), &|| may_read_trusted(pid)), size, reply);
+        self.linger();
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let pid = req.pid();
         xattr_reply(self.fs.listxattr(ino.0, &|| may_read_trusted(pid)), size, reply);
+        self.linger();
     }
 
     fn lseek(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {

@@ -4,13 +4,13 @@ use super::args::MountArgs;
 use super::exit::{ExitCode, UsageError};
 use super::repo_path::RepoArgs;
 use crate::fs::{FsOptions, SnapshotFs};
-use crate::fuse::FuseFs;
+use crate::fuse::{FuseFs, Linger};
 use crate::store::Repository;
 use crate::text::escape_path;
 use anyhow::{bail, Context, Result};
 use fuser::{Config, MountOption, SessionACL};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +58,15 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let session = fuser::spawn_mount(FuseFs::new(fs.clone()), &mountpoint, &config)
+    let fuse_fs = FuseFs::new(fs.clone());
+    let linger = fuse_fs.linger_slot();
+    let session = fuser::Session::new(fuse_fs, &mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", escape_path(&mountpoint)))?;
+    // Without a duplicate of the device, serving goes on without lingering.
+    if let Ok(device) = session.as_fd().try_clone_to_owned() {
+        let _ = linger.set(Linger::new(device));
+    }
+    let session = session.spawn().context("cannot start serving the mount")?;
     let notifier = session.notifier();
     fs.start_readahead(Box::new(move |ino, content| notifier.store(fuser::INodeNo(ino), 0, content).is_ok()))?;
     // The device of this mount, to tell it from a later one on the same
