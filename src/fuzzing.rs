@@ -52,13 +52,14 @@ use std::ops::Range;
 use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_64, SecretInput};
 
-const KINDS: [ObjectKind; 6] = [
+const KINDS: [ObjectKind; 7] = [
     ObjectKind::Config,
     ObjectKind::Snapshot,
     ObjectKind::Index,
     ObjectKind::PackFooter,
     ObjectKind::Tree,
     ObjectKind::DamageList,
+    ObjectKind::SplitTree,
 ];
 
 /// Repository flag: recompute envelope checksums (see the module docs).
@@ -211,6 +212,26 @@ pub fn tree(data: &[u8]) {
         if let Ok(t) = tree::decode_tree(bytes) {
             use_tree(&t);
         }
+    });
+}
+
+/// A split tree: decoded, its parts looked up by name and by position as
+/// the mount does, re-encoded to itself.
+pub fn split_tree(data: &[u8]) {
+    both(data, |bytes| {
+        if let Ok(s) = tree::decode_split_tree(bytes) {
+            let _ = s.memory_size();
+            let mut start = 0u64;
+            for (k, p) in s.parts.iter().enumerate() {
+                assert_eq!(s.part_for(&p.first), Some(k), "a part is not found by its first name");
+                assert_eq!(s.part_at(start), Some((k, start)), "a part is not found by its position");
+                start += u64::from(p.entries);
+            }
+            assert_eq!(s.part_at(start), None);
+            let again = tree::encode_split_tree(&s).ok().and_then(|b| tree::decode_split_tree(&b).ok());
+            assert_eq!(again.as_ref(), Some(&s), "a split tree does not re-encode to itself");
+        }
+        let _ = tree::decode_tree_object(bytes);
     });
 }
 

@@ -1,18 +1,27 @@
-//! Golden fixtures of format version 1: every encoder's bytes are pinned,
-//! and the committed bytes must decode to the same values. A change here
-//! is a format change: bump FORMAT_VERSION and keep reading the old files.
+//! Golden fixtures of every format version (objects are written with the
+//! version that introduced their kind: `v1/` holds the kinds of version 1,
+//! `v2/` the split tree): every encoder's bytes are pinned, and the
+//! committed bytes must decode to the same values. A change here is a
+//! format change: bump FORMAT_VERSION and keep reading the old files.
 //!
 //! Regenerate (only for a new format version) with
 //! `CHKFS_UPDATE_GOLDEN=1 cargo test --test format_golden`.
 
 use chkfs::format::pack::{decode_footer, footer_location, seal_block, BlobEntry, BlobKind, PackBuilder, TRAILER_LEN};
 use chkfs::format::records::*;
-use chkfs::format::tree::{decode_tree, encode_tree, Entry, Extent, HardLink, Node, Tree, Xattr};
+use chkfs::format::tree::{
+    decode_split_tree, decode_tree, decode_tree_object, encode_split_tree, encode_tree, Entry, Extent, HardLink, Node,
+    Part, SplitTree, Tree, TreeObject, Xattr,
+};
 use chkfs::format::{BlobId, PackId};
 use std::path::PathBuf;
 
 fn fixture(name: &str, bytes: &[u8]) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1").join(name);
+    versioned_fixture("v1", name, bytes)
+}
+
+fn versioned_fixture(version: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(version).join(name);
     if std::env::var_os("CHKFS_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, bytes).unwrap();
     }
@@ -73,6 +82,28 @@ fn tree_v1() {
     let tree = sample_tree();
     let bytes = fixture("tree.bin", &encode_tree(&tree).unwrap());
     assert_eq!(decode_tree(&bytes).unwrap(), tree);
+}
+
+fn sample_split_tree() -> SplitTree {
+    SplitTree {
+        parts: vec![
+            Part { first: b"a-first".to_vec(), entries: 2048, tree: BlobId(0x0123456789abcdef0123456789abcdef) },
+            Part { first: b"m-\xff-middle".to_vec(), entries: 1, tree: BlobId(7) },
+            Part { first: b"z-last".to_vec(), entries: 9000, tree: BlobId(u128::MAX) },
+        ],
+    }
+}
+
+#[test]
+fn split_tree_v2() {
+    let split = sample_split_tree();
+    let bytes = versioned_fixture("v2", "split_tree.bin", &encode_split_tree(&split).unwrap());
+    assert_eq!(bytes[5], 2, "a split tree is a version-2 object");
+    assert_eq!(decode_split_tree(&bytes).unwrap(), split);
+    assert_eq!(decode_tree_object(&bytes).unwrap(), TreeObject::Split(split));
+    let tree = encode_tree(&sample_tree()).unwrap();
+    assert_eq!(tree[5], 1, "trees are still written as version 1");
+    assert_eq!(decode_tree_object(&tree).unwrap(), TreeObject::Whole(sample_tree()));
 }
 
 #[test]
@@ -159,6 +190,17 @@ fn damaged_fixtures_never_panic() {
             let mut t = tree.clone();
             t[i] ^= 1 << bit;
             assert!(decode_tree(&t).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+        }
+    }
+    let split = encode_split_tree(&sample_split_tree()).unwrap();
+    for cut in 0..split.len() {
+        assert!(decode_tree_object(&split[..cut]).is_err());
+    }
+    for i in 0..split.len() {
+        for bit in 0..8 {
+            let mut t = split.clone();
+            t[i] ^= 1 << bit;
+            assert!(decode_tree_object(&t).is_err(), "flip at byte {i} bit {bit} of a split tree went unnoticed");
         }
     }
     let (pack, _) = sample_pack();

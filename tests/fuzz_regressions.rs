@@ -13,8 +13,18 @@ use chkfs::fuzzing;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: [&str; 9] =
-    ["envelope", "pack_block", "pack_footer", "index", "tree", "snapshot", "config", "damage_list", "repository"];
+const TARGETS: [&str; 10] = [
+    "envelope",
+    "pack_block",
+    "pack_footer",
+    "index",
+    "tree",
+    "split_tree",
+    "snapshot",
+    "config",
+    "damage_list",
+    "repository",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,14 +70,21 @@ macro_rules! replay_targets {
     };
 }
 
-replay_targets!(envelope, pack_block, pack_footer, index, tree, snapshot, config, damage_list, repository);
+replay_targets!(envelope, pack_block, pack_footer, index, tree, split_tree, snapshot, config, damage_list, repository);
 
 // ----------------------------------------------------------------- seeds
 
 /// Seeds from the golden fixtures: cheap and deterministic.
 fn fixture_seeds() -> Vec<Seed> {
     let tree = read(&root().join("tests/fixtures/v1/tree.bin"));
-    let mut out = vec![seed("tree", "fixture-tree".into(), &tree), seed("envelope", "fixture-tree".into(), &tree)];
+    let split = read(&root().join("tests/fixtures/v2/split_tree.bin"));
+    let mut out = vec![
+        seed("tree", "fixture-tree".into(), &tree),
+        seed("envelope", "fixture-tree".into(), &tree),
+        seed("split_tree", "fixture-split-tree".into(), &split),
+        seed("split_tree", "fixture-tree".into(), &tree),
+        seed("envelope", "fixture-split-tree".into(), &split),
+    ];
     out.extend(seeds_from_repo("fixture", &fixture_objects()));
     out
 }

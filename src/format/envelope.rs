@@ -19,6 +19,7 @@ pub enum ObjectKind {
     PackFooter = 4,
     Tree = 5,
     DamageList = 6,
+    SplitTree = 7,
 }
 
 impl ObjectKind {
@@ -30,6 +31,7 @@ impl ObjectKind {
             4 => Self::PackFooter,
             5 => Self::Tree,
             6 => Self::DamageList,
+            7 => Self::SplitTree,
             other => return Err(FormatError::UnknownKind(other)),
         })
     }
@@ -42,6 +44,17 @@ impl ObjectKind {
             Self::PackFooter => "pack footer",
             Self::Tree => "tree",
             Self::DamageList => "damage list",
+            Self::SplitTree => "split tree",
+        }
+    }
+
+    /// The format version that introduced the kind. An object is written
+    /// with the version of its kind, the lowest that can express it, so
+    /// that an older chkfs reads every object it can understand.
+    pub fn first_version(self) -> u8 {
+        match self {
+            Self::SplitTree => 2,
+            _ => 1,
         }
     }
 }
@@ -59,7 +72,7 @@ pub fn seal_envelope(kind: ObjectKind, payload: &[u8]) -> Result<Vec<u8>, Format
     let mut out = Vec::with_capacity(ENVELOPE_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(kind as u8);
-    out.push(FORMAT_VERSION);
+    out.push(kind.first_version());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&xxh3_64(payload).to_le_bytes());
@@ -77,13 +90,7 @@ pub fn envelope_header(expected: ObjectKind, head: &[u8]) -> Result<u64, FormatE
     if &head[0..4] != MAGIC {
         return Err(FormatError::BadMagic);
     }
-    if head[5] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion { found: head[5], supported: FORMAT_VERSION });
-    }
-    let kind = ObjectKind::from_byte(head[4])?;
-    if kind != expected {
-        return Err(FormatError::WrongKind { expected: expected.name(), found: kind.name() });
-    }
+    check_kind(head, &[expected])?;
     Ok(u64::from(u32::from_le_bytes(head[8..12].try_into().expect("4-byte slice"))))
 }
 
@@ -95,14 +102,19 @@ pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], Format
     if &bytes[0..4] != MAGIC {
         return Err(FormatError::BadMagic);
     }
-    // The version first: a newer version may have kinds this one lacks.
-    if bytes[5] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion { found: bytes[5], supported: FORMAT_VERSION });
+    open_envelope_of(&[expected], bytes).map(|(_, payload)| payload)
+}
+
+/// Checks the envelope of `bytes`, an object of one of the `expected`
+/// kinds, and returns its kind and payload.
+pub fn open_envelope_of<'a>(expected: &[ObjectKind], bytes: &'a [u8]) -> Result<(ObjectKind, &'a [u8]), FormatError> {
+    if bytes.len() < ENVELOPE_LEN {
+        return Err(FormatError::Truncated(bytes.len()));
     }
-    let kind = ObjectKind::from_byte(bytes[4])?;
-    if kind != expected {
-        return Err(FormatError::WrongKind { expected: expected.name(), found: kind.name() });
+    if &bytes[0..4] != MAGIC {
+        return Err(FormatError::BadMagic);
     }
+    let kind = check_kind(bytes, expected)?;
     if bytes[6..8] != [0, 0] {
         return Err(FormatError::Invalid { what: "envelope", detail: "reserved bytes are not zero".into() });
     }
@@ -115,7 +127,27 @@ pub fn open_envelope(expected: ObjectKind, bytes: &[u8]) -> Result<&[u8], Format
     if xxh3_64(payload) != sum {
         return Err(FormatError::Checksum);
     }
-    Ok(payload)
+    Ok((kind, payload))
+}
+
+/// The version and kind of an envelope header: the version first, since a
+/// newer version may have kinds this one lacks; a kind in an envelope of
+/// another version than the one that defines it is damage.
+fn check_kind(head: &[u8], expected: &[ObjectKind]) -> Result<ObjectKind, FormatError> {
+    let version = head[5];
+    if !(1..=FORMAT_VERSION).contains(&version) {
+        return Err(FormatError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+    }
+    let kind = ObjectKind::from_byte(head[4])?;
+    if !expected.contains(&kind) {
+        let names: Vec<&str> = expected.iter().map(|k| k.name()).collect();
+        return Err(FormatError::WrongKind { expected: names.join(" or "), found: kind.name() });
+    }
+    if version != kind.first_version() {
+        let detail = format!("a {} in a version-{version} envelope", kind.name());
+        return Err(FormatError::Invalid { what: "envelope", detail });
+    }
+    Ok(kind)
 }
 
 /// Decodes a bitcode payload, turning a failure into a FormatError.
@@ -152,8 +184,28 @@ mod tests {
         // newer version, not damage.
         let mut n = sealed;
         n[4] = 77;
-        n[5] = 2;
-        assert!(matches!(open_envelope(ObjectKind::Tree, &n), Err(FormatError::UnsupportedVersion { found: 2, .. })));
+        n[5] = FORMAT_VERSION + 1;
+        assert!(matches!(open_envelope(ObjectKind::Tree, &n), Err(FormatError::UnsupportedVersion { .. })));
+        n[5] = 0;
+        assert!(matches!(open_envelope(ObjectKind::Tree, &n), Err(FormatError::UnsupportedVersion { found: 0, .. })));
+    }
+
+    #[test]
+    fn each_kind_is_written_with_the_version_that_introduced_it() {
+        assert_eq!(seal_envelope(ObjectKind::Tree, b"x").unwrap()[5], 1);
+        let split = seal_envelope(ObjectKind::SplitTree, b"x").unwrap();
+        assert_eq!(split[5], 2);
+        let both = [ObjectKind::Tree, ObjectKind::SplitTree];
+        assert_eq!(open_envelope_of(&both, &split).unwrap(), (ObjectKind::SplitTree, &b"x"[..]));
+        assert!(matches!(open_envelope(ObjectKind::Tree, &split), Err(FormatError::WrongKind { .. })));
+        // A split tree claiming version 1, which had none, is damage; so
+        // is a tree claiming version 2, whose trees are version 1's.
+        let mut old = split;
+        old[5] = 1;
+        assert!(matches!(open_envelope_of(&both, &old), Err(FormatError::Invalid { .. })));
+        let mut tree = seal_envelope(ObjectKind::Tree, b"x").unwrap();
+        tree[5] = 2;
+        assert!(matches!(open_envelope(ObjectKind::Tree, &tree), Err(FormatError::Invalid { .. })));
     }
 
     #[test]

@@ -8,10 +8,10 @@ pub enum FormatError {
     #[error("bad magic bytes: not a chkfs object")]
     BadMagic,
     #[error("object is a {found} where a {expected} was expected")]
-    WrongKind { expected: &'static str, found: &'static str },
+    WrongKind { expected: String, found: &'static str },
     #[error("unknown object kind {0}")]
     UnknownKind(u8),
-    #[error("format version {found} is not supported (this chkfs reads version {supported})")]
+    #[error("format version {found} is not supported (this chkfs reads versions 1 to {supported})")]
     UnsupportedVersion { found: u8, supported: u8 },
     #[error("checksum mismatch: the object is damaged")]
     Checksum,

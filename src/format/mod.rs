@@ -11,9 +11,12 @@ pub mod pack;
 pub mod records;
 pub mod tree;
 
-pub use envelope::{envelope_header, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN, MAX_OBJECT};
+pub use envelope::{
+    envelope_header, open_envelope, open_envelope_of, seal_envelope, ObjectKind, ENVELOPE_LEN, MAX_OBJECT,
+};
 pub use error::FormatError;
 pub use id::{BlobId, PackId, SnapshotId};
 
-/// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The newest on-disk format version this build reads and writes; it
+/// reads every older one.
+pub const FORMAT_VERSION: u8 = 2;

@@ -10,7 +10,10 @@
 //! always be rebuilt from the packs alone.
 
 use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
-use super::{BlobId, FormatError, FORMAT_VERSION};
+use super::{BlobId, FormatError};
+
+/// Packs are unchanged since version 1 and still written as such.
+const PACK_VERSION: u8 = 1;
 
 const HEADER_MAGIC: &[u8; 8] = b"CHKFPACK";
 const TRAILER_MAGIC: &[u8; 8] = b"CHKFTAIL";
@@ -162,7 +165,7 @@ impl PackBuilder {
     pub fn with_buffer(mut bytes: Vec<u8>) -> Self {
         bytes.clear();
         bytes.extend_from_slice(HEADER_MAGIC);
-        bytes.push(FORMAT_VERSION);
+        bytes.push(PACK_VERSION);
         bytes.extend_from_slice(&[0; 7]);
         Self { bytes, footer: PackFooter::default(), footer_estimate: ENVELOPE_LEN }
     }
@@ -241,8 +244,8 @@ pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
     if header.len() < HEADER_LEN || &header[0..8] != HEADER_MAGIC {
         return Err(FormatError::BadMagic);
     }
-    if header[8] != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion { found: header[8], supported: FORMAT_VERSION });
+    if header[8] != PACK_VERSION {
+        return Err(FormatError::UnsupportedVersion { found: header[8], supported: PACK_VERSION });
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ pub use stats::STATS_XATTR;
 pub use xattrs::may_read_trusted;
 
 use crate::format::records::Timestamp;
-use crate::format::tree::{Entry, Extent, Node, Tree};
+use crate::format::tree::{Entry, Extent, Node, SplitTree, Tree};
 use crate::format::{BlobId, SnapshotId};
 use crate::store::{BlobReader, Index, Repository, StoreError};
 use attr::entry_attr;
@@ -40,6 +40,7 @@ use parking_lot::{Mutex, RwLock};
 use snapshots::SnapshotList;
 use std::sync::Arc;
 use std::time::Duration;
+use tree_cache::Cached;
 
 /// How long the kernel may cache what lies inside a snapshot.
 const IMMUTABLE: Duration = Duration::from_secs(24 * 3600);
@@ -103,6 +104,13 @@ impl std::ops::Deref for EntryRef {
             EntryRef::InTree(t, i) => &t.entries[*i],
         }
     }
+}
+
+/// A directory's entries: one tree, or a split tree whose parts are
+/// decoded as they are needed. Each with its id.
+enum Listing {
+    Whole(BlobId, Arc<Tree>),
+    Split(BlobId, Arc<SplitTree>),
 }
 
 /// Where a read was, for `read_ahead`.
@@ -288,11 +296,81 @@ impl SnapshotFs {
         read(&self.reader)
     }
 
-    fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
-        self.trees.get_or_load(id, || self.read_blob(|r| r.read_tree(id))).map_err(|e| {
+    fn tree_object(&self, id: BlobId) -> Result<Cached, FsError> {
+        self.trees.get_or_load(id, || self.read_blob(|r| r.read_tree_object(id))).map_err(|e| {
             eprintln!("chkfs mount: {e}");
             store_err(e)
         })
+    }
+
+    /// Tree `id`, which holds entries: a whole directory or one part of one.
+    fn tree(&self, id: BlobId) -> Result<Arc<Tree>, FsError> {
+        match self.tree_object(id)? {
+            Cached::Tree(t) => Ok(t),
+            Cached::Split(_) => Err(self.damage(format!("tree {id} is a split tree where its parts belong"))),
+        }
+    }
+
+    fn damage(&self, message: String) -> FsError {
+        eprintln!("chkfs mount: {message}");
+        FsError::Io(message)
+    }
+
+    /// Part `k` of split tree `split` (id `split_id`) and its id. Checked
+    /// on every use, not only when decoded: the same tree may be cached
+    /// as the part of another split tree, or as a whole directory.
+    fn part(&self, split_id: BlobId, split: &SplitTree, k: usize) -> Result<(BlobId, Arc<Tree>), FsError> {
+        let id = split.parts.get(k).ok_or(FsError::NotFound)?.tree;
+        let part = self.tree(id)?;
+        split.check_part(k, &part).map_err(|e| self.damage(format!("split tree {split_id}: {e}")))?;
+        Ok((id, part))
+    }
+
+    /// Entry `name` of a directory: the tree holding it, its id, and the
+    /// entry's index there.
+    fn find_in(&self, listing: &Listing, name: &[u8]) -> Result<(BlobId, Arc<Tree>, usize), FsError> {
+        let (id, tree) = match listing {
+            Listing::Whole(id, tree) => (*id, tree.clone()),
+            Listing::Split(split_id, split) => {
+                let k = split.part_for(name).ok_or(FsError::NotFound)?;
+                self.part(*split_id, split, k)?
+            }
+        };
+        let index = tree.position(name).ok_or(FsError::NotFound)?;
+        Ok((id, tree, index))
+    }
+
+    /// Calls `each(position, tree id, index in that tree, entry)` for the
+    /// entries of a directory from `skip` on, until it returns true.
+    fn each_entry(
+        &self,
+        listing: &Listing,
+        skip: usize,
+        each: &mut dyn FnMut(usize, BlobId, usize, &Entry) -> Result<bool, FsError>,
+    ) -> Result<(), FsError> {
+        match listing {
+            Listing::Whole(id, tree) => {
+                for (i, e) in tree.entries.iter().enumerate().skip(skip) {
+                    if each(i, *id, i, e)? {
+                        break;
+                    }
+                }
+            }
+            Listing::Split(split_id, split) => {
+                let Some((first, mut start)) = split.part_at(skip as u64) else { return Ok(()) };
+                for k in first..split.parts.len() {
+                    let (id, part) = self.part(*split_id, split, k)?;
+                    let from = (skip as u64).saturating_sub(start) as usize;
+                    for (j, e) in part.entries.iter().enumerate().skip(from) {
+                        if each(start as usize + j, id, j, e)? {
+                            return Ok(());
+                        }
+                    }
+                    start += part.entries.len() as u64;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn node(&self, ino: u64) -> Result<NodeKind, FsError> {
@@ -397,8 +475,7 @@ impl SnapshotFs {
                 Ok((Some(time_link_key(id)), NodeKind::TimeLink(id)))
             }
             NodeKind::Dir(dir) => {
-                let (tree_id, tree) = self.listing(&dir)?;
-                let index = tree.position(name).ok_or(FsError::NotFound)?;
+                let (tree_id, tree, index) = self.find_in(&self.listing(&dir)?, name)?;
                 let child = &tree.entries[index];
                 self.links.admit(dir.snap, child)?;
                 let parent_key = self.inodes.lock().key(parent).ok_or(FsError::NotFound)?;
@@ -444,10 +521,13 @@ impl SnapshotFs {
         }
     }
 
-    /// The tree listing directory `dir`, and its id.
-    fn listing(&self, dir: &InSnapshot) -> Result<(BlobId, Arc<Tree>), FsError> {
+    /// The entries of directory `dir`.
+    fn listing(&self, dir: &InSnapshot) -> Result<Listing, FsError> {
         let Node::Dir { tree } = self.entry(&dir.at)?.node else { return Err(FsError::NotDir) };
-        Ok((tree, self.tree(tree)?))
+        Ok(match self.tree_object(tree)? {
+            Cached::Tree(t) => Listing::Whole(tree, t),
+            Cached::Split(s) => Listing::Split(tree, s),
+        })
     }
 
     /// "SNAPSHOT:/path" of `ino`, for messages: made from the parents,
@@ -559,16 +639,14 @@ impl SnapshotFs {
                 }
             }
             NodeKind::Dir(dir) => {
-                let (tree_id, tree) = self.listing(&dir)?;
+                let listing = self.listing(&dir)?;
                 let dir_key = self.inodes.lock().key(ino).ok_or(FsError::NotFound)?;
-                for (i, e) in tree.entries.iter().enumerate().skip(skip) {
+                self.each_entry(&listing, skip, &mut |i, tree_id, index, e| {
                     // A disagreeing name is listed; reading it fails.
                     let _ = self.links.admit(dir.snap, e);
-                    let (key, node) = self.inside(dir.snap, dir_key, ino, tree_id, i, e);
-                    if emit(i, &e.name, key, node)? {
-                        break;
-                    }
-                }
+                    let (key, node) = self.inside(dir.snap, dir_key, ino, tree_id, index, e);
+                    emit(i, &e.name, key, node)
+                })?;
             }
             _ => return Err(FsError::NotDir),
         }

@@ -7,9 +7,11 @@
 //! others (its weight is counted, so the block cache gives way), since
 //! decoding it again per lookup costs the square of its size: a newcomer
 //! of ordinary size must not push it out.
-//! Concurrent misses on one tree decode it once.
+//! Concurrent misses on one tree decode it once. A split tree (a large
+//! directory stored in parts) is cached like a tree, and each of its
+//! parts as a tree of its own.
 
-use crate::format::tree::Tree;
+use crate::format::tree::{SplitTree, Tree, TreeObject};
 use crate::format::BlobId;
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -20,8 +22,15 @@ use std::sync::Arc;
 /// a single decode.
 const LOADERS: usize = 16;
 
+/// A decoded tree object, shared.
+#[derive(Clone)]
+pub enum Cached {
+    Tree(Arc<Tree>),
+    Split(Arc<SplitTree>),
+}
+
 pub struct TreeCache {
-    lru: WeightedLru<BlobId, Arc<Tree>>,
+    lru: WeightedLru<BlobId, Cached>,
     loaders: [Mutex<()>; LOADERS],
     decoded: AtomicU64,
 }
@@ -35,8 +44,8 @@ impl TreeCache {
         }
     }
 
-    /// The tree `id`, from the cache or from `load`.
-    pub fn get_or_load<E>(&self, id: BlobId, load: impl FnOnce() -> Result<Tree, E>) -> Result<Arc<Tree>, E> {
+    /// The tree object `id`, from the cache or from `load`.
+    pub fn get_or_load<E>(&self, id: BlobId, load: impl FnOnce() -> Result<TreeObject, E>) -> Result<Cached, E> {
         if let Some(t) = self.lru.get(&id) {
             return Ok(t);
         }
@@ -44,10 +53,15 @@ impl TreeCache {
         if let Some(t) = self.lru.get(&id) {
             return Ok(t);
         }
-        let tree = Arc::new(load()?);
+        let object = load()?;
+        let weight = object.memory_size();
+        let cached = match object {
+            TreeObject::Whole(t) => Cached::Tree(Arc::new(t)),
+            TreeObject::Split(s) => Cached::Split(Arc::new(s)),
+        };
         self.decoded.fetch_add(1, Ordering::Relaxed);
-        self.lru.insert(id, tree.clone(), tree.memory_size());
-        Ok(tree)
+        self.lru.insert(id, cached.clone(), weight);
+        Ok(cached)
     }
 
     /// Trees decoded since the mount started (each miss decodes one).
@@ -130,7 +144,18 @@ mod tests {
     use crate::format::records::Timestamp;
     use crate::format::tree::{Entry, Node};
 
-    fn tree(entries: usize) -> Tree {
+    fn tree(entries: usize) -> TreeObject {
+        TreeObject::Whole(plain(entries))
+    }
+
+    fn entries(c: Cached) -> usize {
+        match c {
+            Cached::Tree(t) => t.entries.len(),
+            Cached::Split(_) => panic!("a split tree"),
+        }
+    }
+
+    fn plain(entries: usize) -> Tree {
         let t = Timestamp { secs: 0, nanos: 0 };
         let e = |i: usize| Entry {
             name: format!("{i:08}").into_bytes(),
@@ -158,7 +183,7 @@ mod tests {
         let cache = TreeCache::new(1024);
         for _ in 0..100 {
             let t = cache.get_or_load(id(1), || Ok::<_, ()>(tree(1000))).unwrap();
-            assert_eq!(t.entries.len(), 1000);
+            assert_eq!(entries(t), 1000);
         }
         assert_eq!(cache.decoded(), 1);
         // Ordinary newcomers do not push it out...

@@ -70,9 +70,15 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
 fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, GcError> {
     let mut live = IdSet::default();
     let mut visited = HashSet::new();
+    // The parts of split trees: blobs no entry names directly.
+    let mut parts = Vec::new();
     for snap in repo.snapshots()? {
         let id = snap.id;
-        let mut load = |t| reader.read_tree(t).map(Arc::new);
+        let mut load = |t| {
+            let (tree, its_parts) = reader.read_tree_with_parts(t)?;
+            parts.extend(its_parts);
+            Ok(Arc::new(tree))
+        };
         each_distinct_tree::<GcError>(
             [snap.snapshot.root_tree()],
             &mut visited,
@@ -96,6 +102,7 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
             },
         )?;
     }
+    live.extend(parts.into_iter().map(|p| (BlobKind::Tree, p)));
     Ok(live)
 }
 

@@ -13,7 +13,7 @@ pub enum StoreError {
     Missing { what: String },
     #[error("{what} is damaged: {err}")]
     Format { what: String, err: FormatError },
-    #[error("{what} was written by a newer chkfs (format version {found}; this one reads version {supported})")]
+    #[error("{what} was written by a newer chkfs (format version {found}; this one reads versions 1 to {supported})")]
     NewerFormat { what: String, found: u8, supported: u8 },
     #[error("{0} is not a chkfs repository (create one with `chkfs init {0}`)")]
     NotARepository(String),

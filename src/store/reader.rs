@@ -9,7 +9,7 @@ use super::index::{BlobLoc, Index};
 use super::writer::BLOCK_TARGET;
 use super::{Repository, StoreError};
 use crate::format::pack::{open_block_owned, BlobKind};
-use crate::format::tree::{decode_tree, Tree};
+use crate::format::tree::{decode_tree, decode_tree_object, SplitTree, Tree, TreeObject};
 use crate::format::{BlobId, PackId};
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -154,9 +154,40 @@ impl BlobReader {
         Ok(BlobBytes { block, start: loc.offset as usize, end })
     }
 
+    /// The directory listing `id` names, a split tree's parts joined.
     pub fn read_tree(&self, id: BlobId) -> Result<Tree, StoreError> {
+        self.read_tree_with_parts(id).map(|(tree, _)| tree)
+    }
+
+    /// The directory listing `id` names, and the ids of its parts if it is
+    /// a split tree (what a gc must keep besides `id`).
+    pub fn read_tree_with_parts(&self, id: BlobId) -> Result<(Tree, Vec<BlobId>), StoreError> {
+        match self.read_tree_object(id)? {
+            TreeObject::Whole(tree) => Ok((tree, Vec::new())),
+            TreeObject::Split(split) => {
+                let mut entries = Vec::new();
+                for k in 0..split.parts.len() {
+                    entries.extend(self.read_part(id, &split, k)?.entries);
+                }
+                Ok((Tree { entries }, split.parts.iter().map(|p| p.tree).collect()))
+            }
+        }
+    }
+
+    /// What the tree id `id` names: one tree, or a split tree.
+    pub fn read_tree_object(&self, id: BlobId) -> Result<TreeObject, StoreError> {
         let bytes = self.read(BlobKind::Tree, id)?;
-        decode_tree(&bytes).map_err(|e| StoreError::format(format!("tree {id}"), e))
+        decode_tree_object(&bytes).map_err(|e| StoreError::format(format!("tree {id}"), e))
+    }
+
+    /// Part `k` of split tree `split` (whose id is `id`), checked against
+    /// what the split tree says of it.
+    pub fn read_part(&self, id: BlobId, split: &SplitTree, k: usize) -> Result<Tree, StoreError> {
+        let part = split.parts.get(k).map(|p| p.tree).unwrap_or(id);
+        let bytes = self.read(BlobKind::Tree, part)?;
+        let tree = decode_tree(&bytes).map_err(|e| StoreError::format(format!("tree {part}"), e))?;
+        split.check_part(k, &tree).map_err(|e| StoreError::format(format!("split tree {id}"), e))?;
+        Ok(tree)
     }
 }
 
