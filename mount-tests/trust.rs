@@ -9,7 +9,7 @@ use crate::common::forge::*;
 use crate::common::manifest::{copy_repo_v1, differences, repo_v1_manifest};
 use crate::common::*;
 use crate::harness::*;
-use chkfs::format::tree::Extent;
+use chkfs::format::tree::{Extent, Part};
 use std::ffi::OsStr;
 use std::fs;
 
@@ -64,6 +64,38 @@ fn contradicting_trees_give_eio_and_nothing_else() {
         let c = cat(&dir.join(name));
         assert_ne!(c.code, 0, "{name} read as {:?}", String::from_utf8_lossy(&c.stdout));
         assert!(c.stdout.is_empty(), "{name}: served bytes");
+    }
+    assert!(m.is_running(), "the mount survived: {}", m.stderr());
+}
+
+/// One part shared by a sound split tree and one that miscounts it: the
+/// sound directory lists and reads, the other gives EIO, in either order.
+#[test]
+fn a_forged_split_tree_gives_eio_beside_a_sound_one_sharing_its_part() {
+    require_fuse!();
+    let w = World::with_repo();
+    let mut f = Forge::open(&w.repo);
+    let c = f.chunk(b"x\n");
+    let first = f.tree(vec![file(b"a", vec![c]), file(b"b", vec![c])]);
+    let second = f.tree(vec![file(b"c", vec![c])]);
+    let part = |first: &[u8], entries: u32, tree| Part { first: first.to_vec(), entries, tree };
+    let bad = f.split_tree(vec![part(b"a", 3, first), part(b"c", 1, second)]);
+    let good = f.split_tree(vec![part(b"a", 2, first), part(b"c", 1, second)]);
+    let root = f.tree(vec![dir(b"bad", bad), dir(b"good", good)]);
+    let repo = f.commit();
+    let snap = snapshot(&repo, root, 6).to_hex();
+    let mut m = Mount::start(&w, &w.path("mnt"));
+    let dir = m.snap(&snap);
+    for round in 0..2 {
+        let ls = sh("ls", [dir.join("good").as_os_str()]);
+        ls.ok();
+        assert_eq!(ls.stdout_str(), "a\nb\nc\n", "round {round}");
+        assert_eq!(fs::read(dir.join("good/b")).unwrap(), b"x\n");
+        let bad_ls = sh("ls", [dir.join("bad").as_os_str()]);
+        assert_ne!(bad_ls.code, 0, "round {round}: listed {}", bad_ls.stdout_str());
+        assert!(bad_ls.stderr.contains("Input/output error"), "{}", bad_ls.stderr);
+        let e = fs::symlink_metadata(dir.join("bad/a")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "round {round}: bad/a");
     }
     assert!(m.is_running(), "the mount survived: {}", m.stderr());
 }

@@ -5,7 +5,7 @@
 
 use chkfs::format::pack::BlobKind;
 use chkfs::format::records::{Snapshot, SnapshotStats, Timestamp};
-use chkfs::format::tree::{Entry, Extent, HardLink, Node, Tree};
+use chkfs::format::tree::{Entry, Extent, HardLink, Node, Part, SplitTree, Tree};
 use chkfs::format::{seal_envelope, BlobId, ObjectKind, SnapshotId};
 use chkfs::store::{BlobWriter, BlockBuilder, Repository};
 use std::path::Path;
@@ -47,6 +47,12 @@ impl Forge {
     /// Stores any payload as a tree blob, in a valid envelope.
     pub fn raw_tree(&mut self, payload: &[u8]) -> BlobId {
         let bytes = seal_envelope(ObjectKind::Tree, payload).expect("sealing");
+        self.tree_blob(&bytes)
+    }
+
+    /// Stores a split tree as given: no validation.
+    pub fn split_tree(&mut self, parts: Vec<Part>) -> BlobId {
+        let bytes = seal_envelope(ObjectKind::SplitTree, &bitcode::encode(&SplitTree { parts })).expect("sealing");
         self.tree_blob(&bytes)
     }
 
