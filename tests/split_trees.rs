@@ -170,8 +170,14 @@ fn a_missing_part_is_damage() {
     let id = with_forged_split(&w, |f| {
         vec![part(f, &["a"]), Part { first: b"b".to_vec(), entries: 1, tree: BlobId(0xdead) }]
     });
-    let c = w.chkfs(["check"]);
-    assert_eq!(c.code, 4, "{}", c.stderr);
+    // Check names the missing part, not the split tree that lists it.
+    let (code, report, out) = w.check();
+    assert_eq!(code, 4, "{}", out.stderr);
+    let damaged = report["damaged_blobs"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{report}");
+    assert_eq!(damaged[0]["blob"], format!("{:032x}", 0xdead), "{report}");
+    assert_eq!(damaged[0]["reason"], "missing from the repository", "{report}");
+    assert_eq!(report["unreferenced_damaged"], 0, "{report}");
     let r = w.chkfs(["restore", &id, w.path("out").to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(fs::read(w.path("out/a")).unwrap(), b"good content\n");

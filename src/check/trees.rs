@@ -84,8 +84,9 @@ impl<'a> TreeChecker<'a> {
             let tree = match tree {
                 Ok(tree) => tree,
                 Err(e) => {
-                    let why = verdicts.reason((BlobKind::Tree, id), e);
-                    found.problem((BlobKind::Tree, id), why, || label(&paths.path(node)));
+                    let key = (BlobKind::Tree, e.part().unwrap_or(id));
+                    let why = verdicts.reason(key, e);
+                    found.problem(key, why, || label(&paths.path(node)));
                     return Ok(());
                 }
             };

@@ -10,7 +10,7 @@
 //! always be rebuilt from the packs alone.
 
 use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
-use super::{BlobId, FormatError};
+use super::{BlobId, FormatError, FORMAT_VERSION};
 
 /// Packs are unchanged since version 1 and still written as such.
 const PACK_VERSION: u8 = 1;
@@ -244,10 +244,13 @@ pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
     if header.len() < HEADER_LEN || &header[0..8] != HEADER_MAGIC {
         return Err(FormatError::BadMagic);
     }
-    if header[8] != PACK_VERSION {
-        return Err(FormatError::UnsupportedVersion { found: header[8], supported: PACK_VERSION });
+    match header[8] {
+        PACK_VERSION => Ok(()),
+        newer if newer > FORMAT_VERSION => {
+            Err(FormatError::UnsupportedVersion { found: newer, supported: FORMAT_VERSION })
+        }
+        other => Err(FormatError::Invalid { what: "pack", detail: format!("a pack header of version {other}") }),
     }
-    Ok(())
 }
 
 /// Every block must lie in `[HEADER_LEN, data_end)`, every blob inside its

@@ -106,19 +106,21 @@ impl std::ops::Deref for EntryRef {
     }
 }
 
+/// What `each_entry` calls: (position in the directory, id of the tree
+/// holding the entry, index there, entry) -> stop?
+type EachEntry<'a> = dyn FnMut(usize, BlobId, usize, &Entry) -> Result<bool, FsError> + 'a;
+
 /// A directory's entries: one tree, or a split tree whose parts are
 /// decoded as they are needed. Each with its id.
 enum Listing {
     Whole(BlobId, Arc<Tree>),
-    Split(BlobId, Arc<SplitTree>),
+    Split(BlobId, Arc<tree_cache::IndexedSplit>),
 }
 
 /// Where a read was, for `read_ahead`.
 pub struct ReadAt {
     snap: SnapshotId,
-    ino: u64,
-    tree: BlobId,
-    index: u32,
+    at: readahead::Read,
     from_start: bool,
 }
 
@@ -341,13 +343,10 @@ impl SnapshotFs {
     }
 
     /// Calls `each(position, tree id, index in that tree, entry)` for the
-    /// entries of a directory from `skip` on, until it returns true.
-    fn each_entry(
-        &self,
-        listing: &Listing,
-        skip: usize,
-        each: &mut dyn FnMut(usize, BlobId, usize, &Entry) -> Result<bool, FsError>,
-    ) -> Result<(), FsError> {
+    /// entries of a directory from `skip` on, until it returns true. A
+    /// part that cannot be read ends the walk there once entries were
+    /// given (a listing returns them; the next call from there fails).
+    fn each_entry(&self, listing: &Listing, skip: usize, each: &mut EachEntry) -> Result<(), FsError> {
         match listing {
             Listing::Whole(id, tree) => {
                 for (i, e) in tree.entries.iter().enumerate().skip(skip) {
@@ -359,7 +358,11 @@ impl SnapshotFs {
             Listing::Split(split_id, split) => {
                 let Some((first, mut start)) = split.part_at(skip as u64) else { return Ok(()) };
                 for k in first..split.parts.len() {
-                    let (id, part) = self.part(*split_id, split, k)?;
+                    let (id, part) = match self.part(*split_id, split, k) {
+                        Ok(part) => part,
+                        Err(_) if k > first => return Ok(()),
+                        Err(e) => return Err(e),
+                    };
                     let from = (skip as u64).saturating_sub(start) as usize;
                     for (j, e) in part.entries.iter().enumerate().skip(from) {
                         if each(start as usize + j, id, j, e)? {
@@ -723,15 +726,13 @@ impl SnapshotFs {
     }
 
     /// The file `ino`: its snapshot, entry, and where it is (the key of
-    /// its extent offsets).
-    fn file(&self, ino: u64) -> Result<(SnapshotId, EntryRef, (BlobId, u32)), FsError> {
+    /// its extent offsets, and its directory for readahead).
+    fn file(&self, ino: u64) -> Result<(SnapshotId, EntryRef, readahead::Read), FsError> {
         match self.node(ino)? {
             NodeKind::Leaf(n) => {
-                let where_ = match n.at {
-                    EntryAt::InTree { tree, index } => (tree.into(), index),
-                    EntryAt::Held(_) => return Err(FsError::Invalid),
-                };
-                Ok((n.snap, self.entry(&n.at)?, where_))
+                let EntryAt::InTree { tree, index } = n.at else { return Err(FsError::Invalid) };
+                let at = readahead::Read { dir: n.parent, tree: tree.into(), index, ino };
+                Ok((n.snap, self.entry(&n.at)?, at))
             }
             _ => Err(FsError::Invalid),
         }
@@ -762,35 +763,51 @@ impl SnapshotFs {
     /// Pass what it returns to `read_ahead` once the reader has its bytes.
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<ReadAt, FsError> {
         stats::bump(&self.counters.read);
-        let (snap, (tree, index)) = self.read_content(ino, offset, size, out)?;
-        Ok(ReadAt { snap, ino, tree, index, from_start: offset == 0 })
+        let (snap, at) = self.read_content(ino, offset, size, out)?;
+        Ok(ReadAt { snap, at, from_start: offset == 0 })
     }
 
     /// Notes where a reader is, for the files to push ahead of it.
-    pub fn read_ahead(&self, at: ReadAt) {
-        if at.from_start && self.readahead.load(std::sync::atomic::Ordering::Relaxed) {
-            let order = || self.inode_order(at.snap, at.tree);
-            self.streams.on_read(at.snap, at.tree, at.index, at.ino, &order);
+    pub fn read_ahead(&self, read: ReadAt) {
+        if read.from_start && self.readahead.load(std::sync::atomic::Ordering::Relaxed) {
+            let order = || self.inode_order(read.snap, read.at.dir);
+            self.streams.on_read(read.snap, read.at, &order);
         }
     }
 
-    /// The files of directory `tree` by the inode numbers the kernel knows
-    /// them by (or would), with their entry indexes; none for a directory
-    /// too large to keep this for.
-    fn inode_order(&self, snap: SnapshotId, tree: BlobId) -> Option<readahead::Order> {
-        let t = self.tree(tree).ok()?;
-        let files = t.entries.iter().enumerate().filter(|(_, e)| matches!(e.node, Node::File { .. }));
-        let keys: Vec<(u128, u32)> = files.map(|(i, e)| (leaf_key(snap, e), i as u32)).collect();
+    /// The files of directory `dir` by the inode numbers the kernel knows
+    /// them by (or would), with their places; none for a directory too
+    /// large to keep this for.
+    fn inode_order(&self, snap: SnapshotId, dir: u64) -> Option<readahead::Order> {
+        let NodeKind::Dir(dir) = self.node(dir).ok()? else { return None };
+        let listing = self.listing(&dir).ok()?;
+        if let Listing::Split(_, split) = &listing {
+            if split.entry_count() > readahead::MAX_INODE_ORDER as u64 {
+                return None;
+            }
+        }
+        let mut order = readahead::InodeOrder::default();
+        let mut keys: Vec<(u128, u32, u32)> = Vec::new();
+        self.each_entry(&listing, 0, &mut |_, tree, index, e| {
+            if order.trees.last() != Some(&tree) {
+                order.trees.push(tree);
+            }
+            if matches!(e.node, Node::File { .. }) {
+                keys.push((leaf_key(snap, e), order.trees.len() as u32 - 1, index as u32));
+            }
+            Ok(keys.len() > readahead::MAX_INODE_ORDER)
+        })
+        .ok()?;
         if keys.len() > readahead::MAX_INODE_ORDER {
             return None;
         }
-        let mut order: Vec<(u64, u32)> = Vec::with_capacity(keys.len());
+        order.files.reserve(keys.len());
         // The table is locked in slices: other requests wait for it.
         for slice in keys.chunks(4096) {
             let inodes = self.inodes.lock();
-            order.extend(slice.iter().map(|&(key, i)| (inodes.peek(key), i)));
+            order.files.extend(slice.iter().map(|&(key, tree, index)| (inodes.peek(key), tree, index)));
         }
-        order.sort_unstable();
+        order.files.sort_unstable();
         Some(Arc::new(order))
     }
 
@@ -837,9 +854,9 @@ impl SnapshotFs {
         offset: u64,
         size: u32,
         out: &mut Vec<u8>,
-    ) -> Result<(SnapshotId, (BlobId, u32)), FsError> {
+    ) -> Result<(SnapshotId, readahead::Read), FsError> {
         let (snap, entry, at) = self.file(ino)?;
-        self.content_of(snap, ino, &entry, at, offset, size, out)?;
+        self.content_of(snap, ino, &entry, (at.tree, at.index), offset, size, out)?;
         Ok((snap, at))
     }
 
@@ -883,7 +900,7 @@ impl SnapshotFs {
     pub fn seek(&self, ino: u64, offset: u64, data: bool) -> Result<u64, FsError> {
         let (_, entry, at) = self.file(ino)?;
         let Node::File { content } = &entry.node else { return Err(FsError::Invalid) };
-        let starts = self.extent_starts(at, content);
+        let starts = self.extent_starts((at.tree, at.index), content);
         content::seek(content, &starts, entry.size, offset, data)
     }
 

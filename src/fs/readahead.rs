@@ -9,6 +9,11 @@
 //! Only small files the kernel already knows are pushed (an unknown inode
 //! would be refused), a window that doubles while the reader keeps
 //! following it and ends when it stops.
+//!
+//! A directory is followed by its inode; a large one is stored in parts
+//! (a split tree): listing order is followed within a part (a reader
+//! crossing into the next one starts a new window), inode order across
+//! the whole directory.
 
 use crate::format::{BlobId, SnapshotId};
 use parking_lot::Mutex;
@@ -35,18 +40,25 @@ pub const MAX_INODE_ORDER: usize = 1 << 18;
 /// Directories whose inode order is kept at once (at most 8 MiB).
 const MAX_ORDERS: usize = 2;
 
-/// The files of a directory in the order a reader goes through them: by
-/// entry (listing order: `tar`, `cp -r`, `grep -r`) or by inode number
-/// (`find`, `du` and everything built on fts sort directories of more
-/// than 10,000 entries by inode before visiting them), as (inode, entry
-/// index) pairs sorted by inode.
-pub type Order = std::sync::Arc<Vec<(u64, u32)>>;
+/// The files of a directory by inode number (`find`, `du` and everything
+/// built on fts sort directories of more than 10,000 entries by inode
+/// before visiting them; the other order followed is the listing's:
+/// `tar`, `cp -r`, `grep -r`).
+#[derive(Debug, Default)]
+pub struct InodeOrder {
+    /// The trees holding the directory's entries: one, or its parts.
+    pub trees: Vec<BlobId>,
+    /// (inode, tree number in `trees`, entry index there), by inode.
+    pub files: Vec<(u64, u32, u32)>,
+}
+
+pub type Order = std::sync::Arc<InodeOrder>;
 
 /// Stores a whole file's content in the kernel's page cache under an
 /// inode number; true if the kernel took it.
 pub type Push = Box<dyn Fn(u64, &[u8]) -> bool + Send>;
 
-/// One file to push: entry `index` of directory `tree` of `snap`.
+/// One file to push: entry `index` of tree `tree` of `snap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {
     pub snap: SnapshotId,
@@ -100,6 +112,9 @@ impl Track {
 #[derive(Debug)]
 struct Stream {
     snap: SnapshotId,
+    /// The directory's inode.
+    dir: u64,
+    /// The tree of the last read (the directory's, or one of its parts).
     tree: BlobId,
     listing: Track,
     last_ino: u64,
@@ -110,23 +125,39 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(snap: SnapshotId, tree: BlobId, index: u32, ino: u64, used: u64) -> Stream {
-        Stream { snap, tree, listing: Track::restart(index), last_ino: ino, rising: 0, by_inode: None, used }
+    fn new(snap: SnapshotId, at: Read, used: u64) -> Stream {
+        let Read { dir, tree, index, ino } = at;
+        Stream { snap, dir, tree, listing: Track::restart(index), last_ino: ino, rising: 0, by_inode: None, used }
     }
 
-    /// The next entry to push, from whichever order the reader follows.
-    fn take(&mut self) -> Option<u32> {
+    /// The next entry to push (its tree and index), from whichever order
+    /// the reader follows.
+    fn take(&mut self) -> Option<(BlobId, u32)> {
         if let Some(at) = self.listing.take() {
-            return Some(at);
+            return Some((self.tree, at));
         }
         let (order, track) = self.by_inode.as_mut()?;
         loop {
             let at = track.take()?;
-            if let Some(&(_, index)) = order.get(at as usize) {
-                return Some(index);
+            if let Some(&(_, tree, index)) = order.files.get(at as usize) {
+                return order.trees.get(tree as usize).map(|&t| (t, index));
             }
         }
     }
+
+    fn is(&self, snap: SnapshotId, dir: u64) -> bool {
+        self.snap == snap && self.dir == dir
+    }
+}
+
+/// A read from a file's start: entry `index` (inode `ino`) of tree `tree`
+/// of the directory whose inode is `dir`.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    pub dir: u64,
+    pub tree: BlobId,
+    pub index: u32,
+    pub ino: u64,
 }
 
 /// Where readers are in which directories, and the files to push next.
@@ -137,23 +168,16 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Entry `index` (inode `ino`) of directory `tree` was read from its
-    /// start. `inode_order` makes the directory's inode order when first
-    /// needed, outside the lock (it hashes every entry: milliseconds for
-    /// a large directory, while other readers go on).
-    pub fn on_read(
-        &self,
-        snap: SnapshotId,
-        tree: BlobId,
-        index: u32,
-        ino: u64,
-        inode_order: &dyn Fn() -> Option<Order>,
-    ) {
-        let Some(previous) = self.note(snap, tree, index, ino) else { return };
+    /// A file of `snap` was read from its start. `inode_order` makes the
+    /// directory's inode order when first needed, outside the lock (it
+    /// hashes every entry: milliseconds for a large directory, while
+    /// other readers go on).
+    pub fn on_read(&self, snap: SnapshotId, at: Read, inode_order: &dyn Fn() -> Option<Order>) {
+        let Some(previous) = self.note(snap, at) else { return };
         let Some(order) = inode_order() else { return };
         let mut guard = self.state.lock();
         let streams = &mut guard.0;
-        if !streams.iter().any(|s| s.tree == tree && s.snap == snap && s.by_inode.is_none()) {
+        if !streams.iter().any(|s| s.is(snap, at.dir) && s.by_inode.is_none()) {
             return;
         }
         // Only the most recently used directories keep an order.
@@ -162,10 +186,10 @@ impl Streams {
         for s in held.into_iter().skip(MAX_ORDERS - 1) {
             s.by_inode = None;
         }
-        let Some(s) = streams.iter_mut().find(|s| s.tree == tree && s.snap == snap) else { return };
+        let Some(s) = streams.iter_mut().find(|s| s.is(snap, at.dir)) else { return };
         // Started at the previous read, which this one follows.
         let mut track = Track::restart(position(&order, previous));
-        if track.read(position(&order, ino)) {
+        if track.read(position(&order, at.ino)) {
             self.work.notify_one();
         }
         s.by_inode = Some((order, track));
@@ -173,12 +197,13 @@ impl Streams {
 
     /// Moves the reader along; returns the previous read's inode when the
     /// directory's inode order is wanted and not there yet.
-    fn note(&self, snap: SnapshotId, tree: BlobId, index: u32, ino: u64) -> Option<u64> {
+    fn note(&self, snap: SnapshotId, at: Read) -> Option<u64> {
+        let Read { dir, tree, index, ino } = at;
         let mut guard = self.state.lock();
         let (streams, clock) = &mut *guard;
         *clock += 1;
-        let Some(s) = streams.iter_mut().find(|s| s.tree == tree && s.snap == snap) else {
-            let fresh = Stream::new(snap, tree, index, ino, *clock);
+        let Some(s) = streams.iter_mut().find(|s| s.is(snap, dir)) else {
+            let fresh = Stream::new(snap, at, *clock);
             if streams.len() < STREAMS {
                 streams.push(fresh);
             } else if let Some(oldest) = streams.iter_mut().min_by_key(|s| s.used) {
@@ -189,7 +214,14 @@ impl Streams {
         s.used = *clock;
         let previous = std::mem::replace(&mut s.last_ino, ino);
         s.rising = if ino > previous { s.rising.saturating_add(1) } else { 0 };
-        let mut follows = s.listing.read(index);
+        let mut follows = if s.tree == tree {
+            s.listing.read(index)
+        } else {
+            // Into another part: listing order starts again there.
+            s.tree = tree;
+            s.listing = Track::restart(index);
+            false
+        };
         if let Some((order, track)) = s.by_inode.as_mut() {
             follows |= track.read(position(order, ino));
         }
@@ -205,8 +237,8 @@ impl Streams {
         loop {
             let (streams, _) = &mut *guard;
             for s in streams.iter_mut() {
-                if let Some(index) = s.take() {
-                    return Some(Job { snap: s.snap, tree: s.tree, index });
+                if let Some((tree, index)) = s.take() {
+                    return Some(Job { snap: s.snap, tree, index });
                 }
             }
             if self.work.wait_for(&mut guard, wait).timed_out() {
@@ -216,8 +248,8 @@ impl Streams {
     }
 }
 
-fn position(order: &[(u64, u32)], ino: u64) -> u32 {
-    order.partition_point(|&(i, _)| i < ino) as u32
+fn position(order: &InodeOrder, ino: u64) -> u32 {
+    order.files.partition_point(|&(i, _, _)| i < ino) as u32
 }
 
 #[cfg(test)]
@@ -233,12 +265,15 @@ mod tests {
     const SNAP: SnapshotId = SnapshotId(7);
 
     /// Entry i has inode 1000 - i: listing order and inode order disagree.
-    fn reversed() -> Order {
-        Arc::new((0..100u32).rev().map(|i| (1000 - u64::from(i), i)).collect())
+    fn reversed(tree: u8) -> Order {
+        let files = (0..100u32).rev().map(|i| (1000 - u64::from(i), 0, i)).collect();
+        Arc::new(InodeOrder { trees: vec![id(tree)], files })
     }
 
+    /// A read in directory `tree`, stored whole as tree `tree`.
     fn read(s: &Streams, tree: u8, index: u32) {
-        s.on_read(SNAP, id(tree), index, 1000 - u64::from(index), &|| Some(reversed()));
+        let at = Read { dir: u64::from(tree), tree: id(tree), index, ino: 1000 - u64::from(index) };
+        s.on_read(SNAP, at, &|| Some(reversed(tree)));
     }
 
     /// Everything queued for pushing, in order.
@@ -290,8 +325,29 @@ mod tests {
                 read(&s, tree, i);
             }
         }
-        let held: Vec<BlobId> = s.state.lock().0.iter().filter(|s| s.by_inode.is_some()).map(|s| s.tree).collect();
-        assert_eq!(held, vec![id(2), id(3)]);
+        let held: Vec<u64> = s.state.lock().0.iter().filter(|s| s.by_inode.is_some()).map(|s| s.dir).collect();
+        assert_eq!(held, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_directory_in_parts_is_followed_by_inode_across_its_parts() {
+        let s = Streams::default();
+        // Directory 9 in two parts, trees 1 and 2, their entries
+        // interleaved by inode: 100 + 2i is entry i of the first part,
+        // 101 + 2i entry i of the second.
+        let files = (0..100u32).flat_map(|i| [(100 + 2 * u64::from(i), 0, i), (101 + 2 * u64::from(i), 1, i)]);
+        let order = Arc::new(InodeOrder { trees: vec![id(1), id(2)], files: files.collect() });
+        let read = |tree: u8, index: u32| {
+            let ino = 100 + 2 * u64::from(index) + u64::from(tree - 1);
+            s.on_read(SNAP, Read { dir: 9, tree: id(tree), index, ino }, &|| Some(order.clone()));
+        };
+        for (tree, i) in [(1, 0), (2, 0), (1, 1), (2, 1)] {
+            read(tree, i);
+        }
+        let jobs: Vec<(BlobId, u32)> =
+            std::iter::from_fn(|| s.next(Duration::ZERO)).map(|j| (j.tree, j.index)).collect();
+        assert_eq!(jobs[..4], [(id(1), 2), (id(2), 2), (id(1), 3), (id(2), 3)]);
+        assert_eq!(jobs.len(), 8);
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub fn restore(
     opts: &RestoreOptions,
 ) -> Result<RestoreReport, RestoreError> {
     let keep = protected(target, opts.repository.as_deref())?;
-    let mut load = |id| reader.read_tree(id).map(Arc::new);
+    // A split tree claiming more entries than may be restored is refused
+    // before its parts are read.
+    let mut load = |id| reader.read_tree_bounded(id, opts.max_entries).map(|(tree, _)| Arc::new(tree));
     let limits = Limits { entries: opts.max_entries, tree_bytes: opts.max_tree_bytes };
     let expanded = expand(entry.clone(), limits, &mut load).map_err(|e| match e {
         ExpandError::TooMany { limit } => RestoreError::TooMany { limit, why: opts.too_many.clone() },

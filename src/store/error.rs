@@ -39,6 +39,9 @@ pub enum StoreError {
     AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
     #[error("fault injected by the test backend ({0})")]
     Injected(String),
+    /// What went wrong with a part of a split tree, naming the part.
+    #[error("part {part} of split tree {split}: {err}")]
+    InPart { split: BlobId, part: BlobId, err: Box<StoreError> },
 }
 
 pub fn kind_name(kind: BlobKind) -> &'static str {
@@ -70,13 +73,25 @@ impl StoreError {
     /// True when the error means data in the repository is damaged or
     /// missing (as opposed to the machine failing us).
     pub fn is_damage(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Format { .. }
-                | StoreError::MissingBlob { .. }
-                | StoreError::DamagedBlob { .. }
-                | StoreError::Inconsistent { .. }
-        )
+        match self {
+            StoreError::InPart { err, .. } => err.is_damage(),
+            other => matches!(
+                other,
+                StoreError::Format { .. }
+                    | StoreError::MissingBlob { .. }
+                    | StoreError::DamagedBlob { .. }
+                    | StoreError::Inconsistent { .. }
+            ),
+        }
+    }
+
+    /// The tree blob the error is about when it is a part of the split
+    /// tree that was asked for.
+    pub fn part(&self) -> Option<BlobId> {
+        match self {
+            StoreError::InPart { part, .. } => Some(*part),
+            _ => None,
+        }
     }
 
     /// The same error again, for when several threads must report one
@@ -108,6 +123,7 @@ impl StoreError {
                 AmbiguousSnapshot { prefix: prefix.clone(), candidates: candidates.clone() }
             }
             Injected(s) => Injected(s.clone()),
+            InPart { split, part, err } => InPart { split: *split, part: *part, err: Box::new(err.duplicate()) },
         }
     }
 
@@ -119,6 +135,7 @@ impl StoreError {
             StoreError::MissingBlob { .. } | StoreError::Missing { .. } => "missing from the repository".into(),
             StoreError::DamagedBlob { pack, reason, .. } => format!("in pack {pack}: {reason}"),
             StoreError::Inconsistent { reason, .. } => reason.clone(),
+            StoreError::InPart { err, .. } => err.detail(),
             other => other.to_string(),
         }
     }

@@ -10,7 +10,7 @@ use super::writer::BLOCK_TARGET;
 use super::{Repository, StoreError};
 use crate::format::pack::{open_block_owned, BlobKind};
 use crate::format::tree::{decode_tree, decode_tree_object, SplitTree, Tree, TreeObject};
-use crate::format::{BlobId, PackId};
+use crate::format::{BlobId, FormatError, PackId};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
@@ -162,8 +162,18 @@ impl BlobReader {
     /// The directory listing `id` names, and the ids of its parts if it is
     /// a split tree (what a gc must keep besides `id`).
     pub fn read_tree_with_parts(&self, id: BlobId) -> Result<(Tree, Vec<BlobId>), StoreError> {
+        self.read_tree_bounded(id, u64::MAX)
+    }
+
+    /// `read_tree_with_parts`, refusing a split tree of more than
+    /// `max_entries` entries before reading its parts.
+    pub fn read_tree_bounded(&self, id: BlobId, max_entries: u64) -> Result<(Tree, Vec<BlobId>), StoreError> {
         match self.read_tree_object(id)? {
             TreeObject::Whole(tree) => Ok((tree, Vec::new())),
+            TreeObject::Split(split) if split.entry_count() > max_entries => Err(StoreError::Inconsistent {
+                what: format!("split tree {id}"),
+                reason: format!("it lists {} entries, more than the {max_entries} expected", split.entry_count()),
+            }),
             TreeObject::Split(split) => {
                 let mut entries = Vec::new();
                 for k in 0..split.parts.len() {
@@ -183,9 +193,17 @@ impl BlobReader {
     /// Part `k` of split tree `split` (whose id is `id`), checked against
     /// what the split tree says of it.
     pub fn read_part(&self, id: BlobId, split: &SplitTree, k: usize) -> Result<Tree, StoreError> {
-        let part = split.parts.get(k).map(|p| p.tree).unwrap_or(id);
-        let bytes = self.read(BlobKind::Tree, part)?;
-        let tree = decode_tree(&bytes).map_err(|e| StoreError::format(format!("tree {part}"), e))?;
+        let Some(part) = split.parts.get(k).map(|p| p.tree) else {
+            return Err(StoreError::format(
+                format!("split tree {id}"),
+                FormatError::Invalid { what: "split tree", detail: format!("no part {k}") },
+            ));
+        };
+        let in_part = |err| StoreError::InPart { split: id, part, err: Box::new(err) };
+        let bytes = self.read(BlobKind::Tree, part).map_err(in_part)?;
+        let tree = decode_tree(&bytes).map_err(|e| in_part(StoreError::format(format!("tree {part}"), e)))?;
+        // A part that disagrees with its split tree: the split tree is
+        // what is wrong (the part may be sound in another).
         split.check_part(k, &tree).map_err(|e| StoreError::format(format!("split tree {id}"), e))?;
         Ok(tree)
     }
