@@ -106,6 +106,21 @@ pub struct BlobLoc {
     pub len: u32,
 }
 
+/// Which blobs an index holds: all, or the trees only (every pack is
+/// listed either way). A mount lists directories with the trees while
+/// the rest loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    All,
+    Trees,
+}
+
+impl Holding {
+    fn keeps(self, block: &BlockInfo) -> bool {
+        self == Holding::All || block.blobs.first().is_some_and(|b| b.kind == BlobKind::Tree)
+    }
+}
+
 #[derive(Default)]
 pub struct Index {
     packs: Vec<PackMeta>,
@@ -155,27 +170,38 @@ impl Index {
 
     /// Adds the packs of an index file, its tables grown once.
     pub fn add_packs(&mut self, packs: &[IndexedPack]) {
-        let blocks: usize = packs.iter().map(|p| p.blocks.len()).sum();
-        let blobs: usize = packs.iter().flat_map(|p| &p.blocks).map(|b| b.blobs.len()).sum();
+        self.add_packs_holding(packs, Holding::All)
+    }
+
+    /// `add_packs`, keeping the blocks `holding` keeps.
+    pub fn add_packs_holding(&mut self, packs: &[IndexedPack], holding: Holding) {
+        let kept = || packs.iter().flat_map(|p| &p.blocks).filter(|b| holding.keeps(b));
+        let blocks = kept().count();
+        let blobs: usize = kept().map(|b| b.blobs.len()).sum();
         self.packs.reserve(packs.len());
         self.pack_slots.reserve(packs.len());
         self.blocks.reserve(blocks);
         self.blobs.reserve(blobs);
         self.primary.reserve(blobs);
-        packs.iter().for_each(|p| self.add_pack(p));
+        packs.iter().for_each(|p| self.add_pack_holding(p, holding));
     }
 
     /// Adds a pack's blocks; a pack already known is ignored.
     pub fn add_pack(&mut self, pack: &IndexedPack) {
+        self.add_pack_holding(pack, Holding::All)
+    }
+
+    /// `add_pack`, keeping the blocks `holding` keeps.
+    pub fn add_pack_holding(&mut self, pack: &IndexedPack, holding: Holding) {
         if self.pack_slots.contains_key(&pack.id) {
             return;
         }
         let slot = self.packs.len() as u32;
         let first_block = self.blocks.len() as u32;
-        let block_count = pack.blocks.len() as u32;
+        let block_count = pack.blocks.iter().filter(|b| holding.keeps(b)).count() as u32;
         self.packs.push(PackMeta { id: pack.id, size: pack.size, first_block, block_count });
         self.pack_slots.insert(pack.id, slot);
-        for block in &pack.blocks {
+        for block in pack.blocks.iter().filter(|b| holding.keeps(b)) {
             let block_no = self.blocks.len() as u32;
             self.blocks.push(BlockLoc {
                 pack: slot,
@@ -304,6 +330,18 @@ mod tests {
             size: 1000,
             blocks: vec![BlockInfo { offset: 16, stored_len: 100, raw_len: 100, codec: Codec::Raw, blobs: entries }],
         }
+    }
+
+    #[test]
+    fn an_index_of_trees_lists_every_pack_and_only_tree_blobs() {
+        let mut tree = pack(2, &[20]);
+        tree.blocks[0].blobs[0].kind = BlobKind::Tree;
+        let mut idx = Index::default();
+        idx.add_packs_holding(&[pack(1, &[10, 11]), tree], Holding::Trees);
+        assert!(idx.contains_pack(PackId(1)) && idx.contains_pack(PackId(2)));
+        assert_eq!(idx.blob_count(), 1);
+        assert_eq!(idx.locations(BlobKind::Tree, BlobId(20)).count(), 1);
+        assert_eq!(idx.locations(BlobKind::Data, BlobId(10)).count(), 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! that none grows past a bound), and repairing a damaged index from the
 //! packs' own footers.
 
-use super::index::Index;
+use super::index::{Holding, Index};
 use super::{keys, Repository, StoreError};
 use crate::format::records::{decode_index, encode_index, IndexFile, IndexedPack};
 use crate::format::{ObjectKind, PackId};
@@ -59,10 +59,15 @@ impl Repository {
     /// damaged), so every complete pack is readable. An index file of a
     /// newer format is an error: it is never guessed at, nor removed.
     pub fn load_index(&self) -> Result<LoadedIndex, StoreError> {
+        self.load_index_holding(Holding::All)
+    }
+
+    /// `load_index` of the blobs `holding` keeps (every pack is listed).
+    pub fn load_index_holding(&self, holding: Holding) -> Result<LoadedIndex, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_load_index()? {
+            match self.try_load_index(holding)? {
                 Some(loaded) => return Ok(loaded),
                 None if attempt < LOAD_ATTEMPTS => continue,
                 None => return Err(StoreError::Busy(self.location())),
@@ -72,7 +77,7 @@ impl Repository {
 
     /// None when an index file vanished between listing and reading (a gc
     /// replaced it): the caller starts over with a fresh listing.
-    fn try_load_index(&self) -> Result<Option<LoadedIndex>, StoreError> {
+    fn try_load_index(&self, holding: Holding) -> Result<Option<LoadedIndex>, StoreError> {
         let damage = self.load_damage_lists()?;
         let mut index = Index::new(damage.entries);
         let mut bad_files = Vec::new();
@@ -82,7 +87,7 @@ impl Repository {
             let decoded = read
                 .and_then(|bytes| decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)));
             match decoded {
-                Ok(file) => index.add_packs(&file.packs),
+                Ok(file) => index.add_packs_holding(&file.packs, holding),
                 Err(e) if e.is_missing() => return Ok(None),
                 Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. })) => return Err(e),
                 Err(e) => bad_files.push((key, e)),
@@ -103,7 +108,7 @@ impl Repository {
             }
         }
         for pack in &adopted {
-            index.add_pack(pack);
+            index.add_pack_holding(pack, holding);
         }
         Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad }))
     }
