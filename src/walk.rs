@@ -256,24 +256,10 @@ pub fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::records::Timestamp;
     use std::collections::HashMap;
 
     fn entry(name: &str, node: Node) -> Entry {
-        Entry {
-            name: name.as_bytes().to_vec(),
-            node,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            blocks: 0,
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            inode: 0,
-            hard_link: None,
-            xattrs: vec![],
-        }
+        Entry::bare(name.as_bytes(), node)
     }
 
     fn limits(entries: u64) -> Limits {

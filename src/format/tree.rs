@@ -86,6 +86,25 @@ pub struct Xattr {
 }
 
 impl Entry {
+    /// An entry of `node` named `name`, every other field zero: for tests.
+    #[cfg(test)]
+    pub fn bare(name: &[u8], node: Node) -> Entry {
+        Entry {
+            name: name.to_vec(),
+            node,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            blocks: 0,
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            inode: 0,
+            hard_link: None,
+            xattrs: Vec::new(),
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self.node {
             Node::File { .. } => "file",
@@ -379,20 +398,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &[u8]) -> Entry {
-        Entry {
-            name: name.to_vec(),
-            node: Node::Fifo,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            blocks: 0,
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            inode: 0,
-            hard_link: None,
-            xattrs: Vec::new(),
-        }
+        Entry::bare(name, Node::Fifo)
     }
 
     fn names(n: usize) -> Vec<Vec<u8>> {

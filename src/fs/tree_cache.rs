@@ -186,7 +186,6 @@ impl<K: std::hash::Hash + Eq, V: Clone> WeightedLru<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::records::Timestamp;
     use crate::format::tree::{Entry, Node};
 
     fn tree(entries: usize) -> TreeObject {
@@ -201,22 +200,7 @@ mod tests {
     }
 
     fn plain(entries: usize) -> Tree {
-        let t = Timestamp { secs: 0, nanos: 0 };
-        let e = |i: usize| Entry {
-            name: format!("{i:08}").into_bytes(),
-            node: Node::Fifo,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            blocks: 0,
-            mtime: t,
-            ctime: t,
-            inode: i as u64,
-            hard_link: None,
-            xattrs: Vec::new(),
-        };
-        Tree { entries: (0..entries).map(e).collect() }
+        Tree { entries: (0..entries).map(|i| Entry::bare(format!("{i:08}").as_bytes(), Node::Fifo)).collect() }
     }
 
     fn id(n: u128) -> BlobId {
