@@ -156,9 +156,24 @@ impl Trees {
     }
 }
 
+/// Another place of a file found in several snapshots (one inode for
+/// all): its snapshot, tree handle, index there and directory.
+#[derive(Debug, Clone, Copy)]
+struct Home {
+    snap: u32,
+    tree: u32,
+    index: u32,
+    parent: u64,
+}
+
 #[derive(Default)]
 pub struct InodeTable {
     slots: HashMap<u64, Slot>,
+    /// For files looked up in more than one snapshot, the places beside
+    /// the slot's own, one per snapshot: when the slot's snapshot is
+    /// forgotten and its trees collected, the file is still read from
+    /// another (as many places as the kernel holds names for it).
+    homes: HashMap<u64, Vec<Home>>,
     /// Nodes that are not entries of a tree (snapshot roots, links).
     others: HashMap<u64, NodeKind>,
     trees: Trees,
@@ -277,11 +292,41 @@ impl InodeTable {
             });
         }
         let (trees, others) = (&mut self.trees, &mut self.others);
-        let slot = self.slots.entry(ino).or_insert_with(|| pack(trees, others, key, make(), ino));
+        let slot = match self.slots.entry(ino) {
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(pack(trees, others, key, make(), ino)),
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                if slot.tree != OTHER && slot.flags & DIR == 0 {
+                    if let NodeKind::Leaf(n) = make() {
+                        add_home(&mut self.homes, trees, slot, ino, n);
+                    }
+                }
+                slot
+            }
+        };
         if counted {
             slot.lookups += 1;
         }
         ino
+    }
+
+    /// The places of file `ino` beside the one `get` gives.
+    pub fn other_homes(&self, ino: u64) -> Vec<InSnapshot> {
+        let Some(slot) = self.slots.get(&ino) else { return Vec::new() };
+        let xattrs = slot.flags & XATTRS != 0;
+        let homes = self.homes.get(&ino).map_or(&[][..], Vec::as_slice);
+        let at = |h: &Home| EntryAt::InTree { tree: self.trees.id(h.tree), index: h.index };
+        homes.iter().map(|h| InSnapshot { snap: SnapshotId(h.snap), at: at(h), parent: h.parent, xattrs }).collect()
+    }
+
+    /// Makes the place of `ino` in snapshot `snap` the one `get` gives
+    /// (the slot's own failed: its trees are gone).
+    pub fn rehome(&mut self, ino: u64, snap: SnapshotId) {
+        let (Some(slot), Some(homes)) = (self.slots.get_mut(&ino), self.homes.get_mut(&ino)) else { return };
+        let Some(h) = homes.iter_mut().find(|h| h.snap == snap.0) else { return };
+        let own = Home { snap: slot.snap, tree: slot.tree, index: slot.index, parent: slot.parent };
+        (slot.snap, slot.tree, slot.index, slot.parent) = (h.snap, h.tree, h.index, h.parent);
+        *h = own;
     }
 
     fn unpack(&self, ino: u64, slot: &Slot) -> Option<NodeKind> {
@@ -333,6 +378,9 @@ impl InodeTable {
             if slot.lookups == 0 {
                 let (key, tree) = (u128::from(slot.key), slot.tree);
                 self.slots.remove(&ino);
+                for h in self.homes.remove(&ino).unwrap_or_default() {
+                    self.trees.release(h.tree);
+                }
                 if tree == OTHER {
                     self.others.remove(&ino);
                 } else {
@@ -348,6 +396,18 @@ impl InodeTable {
     pub fn count(&self) -> usize {
         self.slots.len()
     }
+}
+
+/// Records `n`, a place of the file in `slot`, if its snapshot is new to
+/// the file.
+fn add_home(homes: &mut HashMap<u64, Vec<Home>>, trees: &mut Trees, slot: &Slot, ino: u64, n: InSnapshot) {
+    let EntryAt::InTree { tree, index } = n.at else { return };
+    let known = homes.get(&ino).is_some_and(|hs| hs.iter().any(|h| h.snap == n.snap.0));
+    if n.snap.0 == slot.snap || known {
+        return;
+    }
+    let home = Home { snap: n.snap.0, tree: trees.hold(tree), index, parent: n.parent };
+    homes.entry(ino).or_default().push(home);
 }
 
 /// A new slot for `kind`; a node that is not an entry of a tree is kept
@@ -432,6 +492,36 @@ mod tests {
         assert!(same(&t.get(seven).unwrap(), &in_tree(7, 2, false)));
         assert!(same(&t.get(inos[2]).unwrap(), &kinds[2]));
         assert_eq!(t.trees.ids.len(), 2, "the freed handle was reused");
+    }
+
+    fn in_snapshot(snap: u32, tree: u128) -> NodeKind {
+        let at = EntryAt::InTree { tree: tree.into(), index: 1 };
+        NodeKind::Leaf(InSnapshot { snap: SnapshotId(snap), at, parent: u64::from(snap), xattrs: false })
+    }
+
+    fn place(n: &InSnapshot) -> (u32, u128) {
+        let EntryAt::InTree { tree, .. } = n.at else { panic!("held") };
+        (n.snap.0, tree.into())
+    }
+
+    #[test]
+    fn a_file_found_in_several_snapshots_keeps_each_place_until_forgotten() {
+        let mut t = InodeTable::default();
+        let ino = t.register(42, || in_snapshot(1, 10), true);
+        for _ in 0..3 {
+            assert_eq!(t.register(42, || in_snapshot(2, 20), true), ino);
+        }
+        t.register(42, || in_snapshot(1, 10), true);
+        let others: Vec<_> = t.other_homes(ino).iter().map(place).collect();
+        assert_eq!(others, [(2, 20)], "one place per other snapshot");
+        t.rehome(ino, SnapshotId(2));
+        let Some(NodeKind::Leaf(n)) = t.get(ino) else { panic!("not a leaf") };
+        assert_eq!(place(&n), (2, 20));
+        assert_eq!(n.parent, 2);
+        assert_eq!(t.other_homes(ino).iter().map(place).collect::<Vec<_>>(), [(1, 10)]);
+        t.forget(ino, 5);
+        assert!(t.get(ino).is_none() && t.other_homes(ino).is_empty());
+        assert!(t.trees.handles.is_empty() && t.homes.is_empty(), "trees of every place released");
     }
 
     #[test]

@@ -452,13 +452,13 @@ impl SnapshotFs {
                 (self.top_dir_attr(ino), TOP_DIR)
             }
             NodeKind::Latest(_) | NodeKind::TimeLink(_) => {
-                (self.symlink_attr(ino, self.link_target(kind)?.len()), MOVING_LINK)
+                (self.symlink_attr(ino, self.link_target(ino, kind)?.len()), MOVING_LINK)
             }
             NodeKind::Dir(n) => {
                 let ttl = if matches!(n.at, EntryAt::Held(_)) { SNAPSHOT_ROOT } else { STABLE };
                 (entry_attr(ino, &*self.entry(&n.at)?), ttl)
             }
-            NodeKind::Leaf(n) => (entry_attr(ino, &*self.entry(&n.at)?), STABLE),
+            NodeKind::Leaf(n) => (entry_attr(ino, &self.node_entry(ino, n)?.0), STABLE),
         })
     }
 
@@ -559,6 +559,26 @@ impl SnapshotFs {
                 Ok(EntryRef::InTree(t, i))
             }
         }
+    }
+
+    /// The entry of node `ino`, `n` as the table gives it, and where it
+    /// was found: a file found in several snapshots (one inode for all)
+    /// is read from another of them when the trees of the first are gone
+    /// (that snapshot forgotten and collected while the kernel holds the
+    /// inode), and is then found there first.
+    fn node_entry(&self, ino: u64, n: &InSnapshot) -> Result<(EntryRef, InSnapshot), FsError> {
+        let failed = match self.entry(&n.at) {
+            Ok(e) => return Ok((e, n.clone())),
+            Err(e) => e,
+        };
+        let others = self.inodes.lock().other_homes(ino);
+        for home in others {
+            if let Ok(e) = self.entry(&home.at) {
+                self.inodes.lock().rehome(ino, home.snap);
+                return Ok((e, home));
+            }
+        }
+        Err(failed)
     }
 
     /// The entries of directory `dir`.
@@ -695,11 +715,11 @@ impl SnapshotFs {
 
     // ----------------------------------------------------- links and xattrs
 
-    fn link_target(&self, kind: &NodeKind) -> Result<Vec<u8>, FsError> {
+    fn link_target(&self, ino: u64, kind: &NodeKind) -> Result<Vec<u8>, FsError> {
         match kind {
             NodeKind::Latest(id) => Ok(id.to_hex().into_bytes()),
             NodeKind::TimeLink(id) => Ok(format!("../snapshots/{id}").into_bytes()),
-            NodeKind::Leaf(n) => match &self.entry(&n.at)?.node {
+            NodeKind::Leaf(n) => match &self.node_entry(ino, n)?.0.node {
                 Node::Symlink { target } => Ok(target.clone()),
                 _ => Err(FsError::Invalid),
             },
@@ -709,7 +729,7 @@ impl SnapshotFs {
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, FsError> {
         stats::bump(&self.counters.readlink);
-        self.link_target(&self.node(ino)?)
+        self.link_target(ino, &self.node(ino)?)
     }
 
     fn xattrs(&self, ino: u64) -> Result<Vec<crate::format::tree::Xattr>, FsError> {
@@ -717,7 +737,7 @@ impl SnapshotFs {
             // Most entries have none: answered without their tree (ls -l
             // asks two or three names of every entry).
             NodeKind::Dir(n) | NodeKind::Leaf(n) if !n.xattrs => Vec::new(),
-            NodeKind::Dir(n) | NodeKind::Leaf(n) => self.entry(&n.at)?.xattrs.clone(),
+            NodeKind::Dir(n) | NodeKind::Leaf(n) => self.node_entry(ino, &n)?.0.xattrs.clone(),
             _ => Vec::new(),
         })
     }
@@ -767,9 +787,10 @@ impl SnapshotFs {
     fn file(&self, ino: u64) -> Result<(SnapshotId, EntryRef, readahead::Read), FsError> {
         match self.node(ino)? {
             NodeKind::Leaf(n) => {
+                let (entry, n) = self.node_entry(ino, &n)?;
                 let EntryAt::InTree { tree, index } = n.at else { return Err(FsError::Invalid) };
                 let at = readahead::Read { dir: n.parent, tree: tree.into(), index, ino };
-                Ok((n.snap, self.entry(&n.at)?, at))
+                Ok((n.snap, entry, at))
             }
             _ => Err(FsError::Invalid),
         }
