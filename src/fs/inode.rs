@@ -166,6 +166,36 @@ struct Home {
     parent: u64,
 }
 
+/// The places of a file beside its slot's own: one for most (two
+/// snapshots compared), held inline.
+enum Homes {
+    One(Home),
+    Many(Vec<Home>),
+}
+
+impl Homes {
+    fn as_slice(&self) -> &[Home] {
+        match self {
+            Homes::One(h) => std::slice::from_ref(h),
+            Homes::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Home] {
+        match self {
+            Homes::One(h) => std::slice::from_mut(h),
+            Homes::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, home: Home) {
+        match self {
+            Homes::One(h) => *self = Homes::Many(vec![*h, home]),
+            Homes::Many(v) => v.push(home),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct InodeTable {
     slots: HashMap<u64, Slot>,
@@ -173,7 +203,9 @@ pub struct InodeTable {
     /// the slot's own, one per snapshot: when the slot's snapshot is
     /// forgotten and its trees collected, the file is still read from
     /// another (as many places as the kernel holds names for it).
-    homes: HashMap<u64, Vec<Home>>,
+    homes: HashMap<u64, Homes>,
+    /// Places in `homes`, for the memory they take.
+    places: usize,
     /// Nodes that are not entries of a tree (snapshot roots, links).
     others: HashMap<u64, NodeKind>,
     trees: Trees,
@@ -298,7 +330,7 @@ impl InodeTable {
                 let slot = o.into_mut();
                 if slot.tree != OTHER && slot.flags & DIR == 0 {
                     if let NodeKind::Leaf(n) = make() {
-                        add_home(&mut self.homes, trees, slot, ino, n);
+                        self.places += add_home(&mut self.homes, trees, slot, ino, n);
                     }
                 }
                 slot
@@ -314,7 +346,7 @@ impl InodeTable {
     pub fn other_homes(&self, ino: u64) -> Vec<InSnapshot> {
         let Some(slot) = self.slots.get(&ino) else { return Vec::new() };
         let xattrs = slot.flags & XATTRS != 0;
-        let homes = self.homes.get(&ino).map_or(&[][..], Vec::as_slice);
+        let homes = self.homes.get(&ino).map_or(&[][..], Homes::as_slice);
         let at = |h: &Home| EntryAt::InTree { tree: self.trees.id(h.tree), index: h.index };
         homes.iter().map(|h| InSnapshot { snap: SnapshotId(h.snap), at: at(h), parent: h.parent, xattrs }).collect()
     }
@@ -323,7 +355,7 @@ impl InodeTable {
     /// (the slot's own failed: its trees are gone).
     pub fn rehome(&mut self, ino: u64, snap: SnapshotId) {
         let (Some(slot), Some(homes)) = (self.slots.get_mut(&ino), self.homes.get_mut(&ino)) else { return };
-        let Some(h) = homes.iter_mut().find(|h| h.snap == snap.0) else { return };
+        let Some(h) = homes.as_mut_slice().iter_mut().find(|h| h.snap == snap.0) else { return };
         let own = Home { snap: slot.snap, tree: slot.tree, index: slot.index, parent: slot.parent };
         (slot.snap, slot.tree, slot.index, slot.parent) = (h.snap, h.tree, h.index, h.parent);
         *h = own;
@@ -378,8 +410,9 @@ impl InodeTable {
             if slot.lookups == 0 {
                 let (key, tree) = (u128::from(slot.key), slot.tree);
                 self.slots.remove(&ino);
-                for h in self.homes.remove(&ino).unwrap_or_default() {
-                    self.trees.release(h.tree);
+                if let Some(homes) = self.homes.remove(&ino) {
+                    self.places -= homes.as_slice().len();
+                    homes.as_slice().iter().for_each(|h| self.trees.release(h.tree));
                 }
                 if tree == OTHER {
                     self.others.remove(&ino);
@@ -396,18 +429,29 @@ impl InodeTable {
     pub fn count(&self) -> usize {
         self.slots.len()
     }
+
+    /// Places of files found in several snapshots, beside their slots'.
+    pub fn extra_places(&self) -> usize {
+        self.places
+    }
 }
 
 /// Records `n`, a place of the file in `slot`, if its snapshot is new to
-/// the file.
-fn add_home(homes: &mut HashMap<u64, Vec<Home>>, trees: &mut Trees, slot: &Slot, ino: u64, n: InSnapshot) {
-    let EntryAt::InTree { tree, index } = n.at else { return };
-    let known = homes.get(&ino).is_some_and(|hs| hs.iter().any(|h| h.snap == n.snap.0));
+/// the file; returns the number of places added (0 or 1).
+fn add_home(homes: &mut HashMap<u64, Homes>, trees: &mut Trees, slot: &Slot, ino: u64, n: InSnapshot) -> usize {
+    let EntryAt::InTree { tree, index } = n.at else { return 0 };
+    let known = homes.get(&ino).is_some_and(|hs| hs.as_slice().iter().any(|h| h.snap == n.snap.0));
     if n.snap.0 == slot.snap || known {
-        return;
+        return 0;
     }
     let home = Home { snap: n.snap.0, tree: trees.hold(tree), index, parent: n.parent };
-    homes.entry(ino).or_default().push(home);
+    match homes.get_mut(&ino) {
+        Some(hs) => hs.push(home),
+        None => {
+            homes.insert(ino, Homes::One(home));
+        }
+    }
+    1
 }
 
 /// A new slot for `kind`; a node that is not an entry of a tree is kept
@@ -514,14 +558,19 @@ mod tests {
         t.register(42, || in_snapshot(1, 10), true);
         let others: Vec<_> = t.other_homes(ino).iter().map(place).collect();
         assert_eq!(others, [(2, 20)], "one place per other snapshot");
+        assert_eq!(t.extra_places(), 1);
+        t.register(42, || in_snapshot(3, 30), true);
+        assert_eq!(t.other_homes(ino).iter().map(place).collect::<Vec<_>>(), [(2, 20), (3, 30)]);
+        assert_eq!(t.extra_places(), 2);
         t.rehome(ino, SnapshotId(2));
         let Some(NodeKind::Leaf(n)) = t.get(ino) else { panic!("not a leaf") };
         assert_eq!(place(&n), (2, 20));
         assert_eq!(n.parent, 2);
-        assert_eq!(t.other_homes(ino).iter().map(place).collect::<Vec<_>>(), [(1, 10)]);
-        t.forget(ino, 5);
+        assert_eq!(t.other_homes(ino).iter().map(place).collect::<Vec<_>>(), [(1, 10), (3, 30)]);
+        t.forget(ino, 6);
         assert!(t.get(ino).is_none() && t.other_homes(ino).is_empty());
         assert!(t.trees.handles.is_empty() && t.homes.is_empty(), "trees of every place released");
+        assert_eq!(t.extra_places(), 0);
     }
 
     #[test]

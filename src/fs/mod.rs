@@ -81,6 +81,10 @@ const MAX_ORIGIN_DEPTH: usize = 1 << 20;
 /// Counting more keeps the block cache from taking what the table's next
 /// doubling will need.
 const INODE_BYTES: u64 = 300;
+/// Memory of a file's place in a second snapshot (one inode for a file
+/// found in several: `diff -r` of two snapshots keeps one per file),
+/// counted high: about 48 bytes in its table at 7/8 load.
+const PLACE_BYTES: u64 = 64;
 /// What the process may use beyond `--cache-size` before the block cache
 /// shrinks (the promise is 64 MiB; this leaves room to react).
 const SLACK_BYTES: u64 = 40 << 20;
@@ -271,7 +275,10 @@ impl SnapshotFs {
     /// free memory goes back to the system.
     fn rebalance(&self) {
         let index = self.reader.index().memory_size();
-        let inodes = self.live_inodes() as u64 * INODE_BYTES;
+        let inodes = {
+            let table = self.inodes.lock();
+            table.count() as u64 * INODE_BYTES + table.extra_places() as u64 * PLACE_BYTES
+        };
         let trees = self.tree_bytes.max(self.trees.usage().1);
         let others = trees + STARTS_BYTES + index + inodes;
         let mut blocks = self.opts.cache_bytes.saturating_sub(others);
