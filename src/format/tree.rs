@@ -304,20 +304,6 @@ impl SplitTree {
         self.parts.partition_point(|p| p.first.as_slice() <= name).checked_sub(1)
     }
 
-    /// The part holding entry `position` of the directory, and the
-    /// position of that part's first entry.
-    pub fn part_at(&self, position: u64) -> Option<(usize, u64)> {
-        let mut start = 0u64;
-        for (k, p) in self.parts.iter().enumerate() {
-            let end = start + u64::from(p.entries);
-            if position < end {
-                return Some((k, start));
-            }
-            start = end;
-        }
-        None
-    }
-
     /// Checks that `tree` is part `k` as this split tree describes it: its
     /// count, its first name, and its last name below the next part's
     /// first, so the parts together are sorted and unique.
@@ -344,12 +330,46 @@ impl SplitTree {
     }
 }
 
-impl TreeObject {
+/// A split tree with the position of each part's first entry, so that a
+/// listing resumes in the part of an offset by binary search (a forged
+/// split tree of millions of one-entry parts would make a scan per call
+/// quadratic).
+#[derive(Debug, Clone)]
+pub struct IndexedSplit {
+    split: SplitTree,
+    starts: Vec<u64>,
+}
+
+impl IndexedSplit {
+    pub fn new(split: SplitTree) -> Self {
+        let starts = split
+            .parts
+            .iter()
+            .scan(0u64, |next, p| {
+                let start = *next;
+                *next += u64::from(p.entries);
+                Some(start)
+            })
+            .collect();
+        IndexedSplit { split, starts }
+    }
+
+    /// The part holding entry `position` of the directory, and the
+    /// position of that part's first entry.
+    pub fn part_at(&self, position: u64) -> Option<(usize, u64)> {
+        let k = self.starts.partition_point(|&s| s <= position).checked_sub(1)?;
+        (position < self.starts[k] + u64::from(self.split.parts[k].entries)).then(|| (k, self.starts[k]))
+    }
+
     pub fn memory_size(&self) -> u64 {
-        match self {
-            TreeObject::Whole(t) => t.memory_size(),
-            TreeObject::Split(s) => s.memory_size(),
-        }
+        self.split.memory_size() + 8 * self.starts.len() as u64
+    }
+}
+
+impl std::ops::Deref for IndexedSplit {
+    type Target = SplitTree;
+    fn deref(&self) -> &SplitTree {
+        &self.split
     }
 }
 
@@ -454,6 +474,7 @@ mod tests {
         let bytes = encode_split_tree(&split).unwrap();
         assert_eq!(decode_split_tree(&bytes).unwrap(), split);
         assert_eq!(decode_tree_object(&bytes).unwrap(), TreeObject::Split(split.clone()));
+        let split = IndexedSplit::new(split);
         let whole = encode_tree(&parts[0]).unwrap();
         assert_eq!(decode_tree_object(&whole).unwrap(), TreeObject::Whole(parts[0].clone()));
         assert!(decode_tree(&bytes).is_err(), "a split tree is not a tree");
@@ -469,6 +490,23 @@ mod tests {
         }
         assert_eq!(split.part_at(start), None);
         assert_eq!(split.part_for(b"a"), None, "a name before every part");
+    }
+
+    #[test]
+    fn the_part_of_a_position_is_found_by_its_start() {
+        let part =
+            |(i, &entries): (usize, &u32)| Part { first: vec![b'a' + i as u8], entries, tree: BlobId(i as u128) };
+        let split = IndexedSplit::new(SplitTree { parts: [3u32, 1, 5, 2].iter().enumerate().map(part).collect() });
+        let want = |p: u64| match p {
+            0..=2 => Some((0, 0)),
+            3 => Some((1, 3)),
+            4..=8 => Some((2, 4)),
+            9..=10 => Some((3, 9)),
+            _ => None,
+        };
+        for position in 0..14 {
+            assert_eq!(split.part_at(position), want(position), "position {position}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use xattrs::may_read_trusted;
 
 use crate::format::pack::BlobKind;
 use crate::format::records::Timestamp;
-use crate::format::tree::{Entry, Extent, Node, SplitTree, Tree};
+use crate::format::tree::{Entry, Extent, IndexedSplit, Node, SplitTree, Tree};
 use crate::format::{BlobId, SnapshotId};
 use crate::store::index::Holding;
 use crate::store::{BlobReader, Index, Repository, StoreError};
@@ -130,7 +130,7 @@ type EachEntry<'a> = dyn FnMut(usize, BlobId, usize, &Entry) -> Result<bool, FsE
 /// decoded as they are needed. Each with its id.
 enum Listing {
     Whole(BlobId, Arc<Tree>),
-    Split(BlobId, Arc<tree_cache::IndexedSplit>),
+    Split(BlobId, Arc<IndexedSplit>),
 }
 
 /// Where a read was, for `read_ahead`.
@@ -828,7 +828,8 @@ impl SnapshotFs {
     /// Pass what it returns to `read_ahead` once the reader has its bytes.
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<ReadAt, FsError> {
         stats::bump(&self.counters.read);
-        let (snap, at) = self.read_content(ino, offset, size, out)?;
+        let (snap, entry, at) = self.file(ino)?;
+        self.content_of(snap, ino, &entry, (at.tree, at.index), offset, size, out)?;
         Ok(ReadAt { snap, at, from_start: offset == 0 })
     }
 
@@ -911,21 +912,8 @@ impl SnapshotFs {
         }
     }
 
-    /// The bytes of `[offset, offset + size)` of file `ino` into `out`;
-    /// returns the file's snapshot and place.
-    fn read_content(
-        &self,
-        ino: u64,
-        offset: u64,
-        size: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<(SnapshotId, readahead::Read), FsError> {
-        let (snap, entry, at) = self.file(ino)?;
-        self.content_of(snap, ino, &entry, (at.tree, at.index), offset, size, out)?;
-        Ok((snap, at))
-    }
-
-    /// `read_content` of a file whose entry is at hand.
+    /// The bytes of `[offset, offset + size)` of file `ino`, whose entry
+    /// is at hand, into `out`.
     #[allow(clippy::too_many_arguments)]
     fn content_of(
         &self,

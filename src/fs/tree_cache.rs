@@ -11,7 +11,7 @@
 //! directory stored in parts) is cached like a tree, and each of its
 //! parts as a tree of its own.
 
-use crate::format::tree::{SplitTree, Tree, TreeObject};
+use crate::format::tree::{IndexedSplit, Tree, TreeObject};
 use crate::format::BlobId;
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -29,43 +29,12 @@ pub enum Cached {
     Split(Arc<IndexedSplit>),
 }
 
-/// A split tree with the position of each part's first entry, so that a
-/// listing resumes in a part found by binary search (a forged split tree
-/// of millions of one-entry parts would make a scan per call quadratic).
-pub struct IndexedSplit {
-    split: SplitTree,
-    starts: Vec<u64>,
-}
-
-impl IndexedSplit {
-    fn new(split: SplitTree) -> Self {
-        let starts = split
-            .parts
-            .iter()
-            .scan(0u64, |next, p| {
-                let start = *next;
-                *next += u64::from(p.entries);
-                Some(start)
-            })
-            .collect();
-        IndexedSplit { split, starts }
-    }
-
-    /// The part holding entry `position`, and its first entry's position.
-    pub fn part_at(&self, position: u64) -> Option<(usize, u64)> {
-        let k = self.starts.partition_point(|&s| s <= position).checked_sub(1)?;
-        (position < self.starts[k] + u64::from(self.split.parts[k].entries)).then(|| (k, self.starts[k]))
-    }
-
+impl Cached {
     fn memory_size(&self) -> u64 {
-        self.split.memory_size() + 8 * self.starts.len() as u64
-    }
-}
-
-impl std::ops::Deref for IndexedSplit {
-    type Target = SplitTree;
-    fn deref(&self) -> &SplitTree {
-        &self.split
+        match self {
+            Cached::Tree(t) => t.memory_size(),
+            Cached::Split(s) => s.memory_size(),
+        }
     }
 }
 
@@ -93,17 +62,11 @@ impl TreeCache {
         if let Some(t) = self.lru.get(&id) {
             return Ok(t);
         }
-        let (cached, weight) = match load()? {
-            TreeObject::Whole(t) => {
-                let weight = t.memory_size();
-                (Cached::Tree(Arc::new(t)), weight)
-            }
-            TreeObject::Split(s) => {
-                let s = IndexedSplit::new(s);
-                let weight = s.memory_size();
-                (Cached::Split(Arc::new(s)), weight)
-            }
+        let cached = match load()? {
+            TreeObject::Whole(t) => Cached::Tree(Arc::new(t)),
+            TreeObject::Split(s) => Cached::Split(Arc::new(IndexedSplit::new(s))),
         };
+        let weight = cached.memory_size();
         self.decoded.fetch_add(1, Ordering::Relaxed);
         self.lru.insert(id, cached.clone(), weight);
         Ok(cached)
@@ -220,9 +183,9 @@ mod tests {
             cache.get_or_load(id(n), || Ok::<_, ()>(tree(1))).unwrap();
         }
         cache.get_or_load(id(1), || Err(())).unwrap();
-        let one = tree(1).memory_size();
+        let one = plain(1).memory_size();
         assert!(
-            cache.usage().1 <= tree(1000).memory_size() + 1024 && cache.usage().1 >= tree(1000).memory_size() + one
+            cache.usage().1 <= plain(1000).memory_size() + 1024 && cache.usage().1 >= plain(1000).memory_size() + one
         );
         // ...another oversized one does.
         cache.get_or_load(id(20), || Ok::<_, ()>(tree(2000))).unwrap();
@@ -231,7 +194,7 @@ mod tests {
 
     #[test]
     fn least_recently_used_trees_go_first_and_the_weight_stays_within_budget() {
-        let one = tree(10).memory_size();
+        let one = plain(10).memory_size();
         let cache = TreeCache::new(3 * one);
         for n in 0..3 {
             cache.get_or_load(id(n), || Ok::<_, ()>(tree(10))).unwrap();
@@ -243,24 +206,6 @@ mod tests {
         // 1 was the least recently used: it went; 0 stayed.
         cache.get_or_load(id(0), || Err(())).unwrap();
         assert!(cache.get_or_load(id(1), || Err(())).is_err());
-    }
-
-    #[test]
-    fn a_split_tree_finds_the_part_of_a_position_as_the_format_does() {
-        use crate::format::tree::Part;
-        let sizes = [3u32, 1, 5, 2];
-        let parts = sizes.iter().enumerate().map(|(i, &entries)| Part {
-            first: vec![b'a' + i as u8],
-            entries,
-            tree: BlobId(i as u128),
-        });
-        let split = SplitTree { parts: parts.collect() };
-        let indexed = IndexedSplit::new(split.clone());
-        for position in 0..14 {
-            assert_eq!(indexed.part_at(position), split.part_at(position), "position {position}");
-        }
-        assert_eq!(indexed.part_at(3), Some((1, 3)));
-        assert_eq!(indexed.part_at(11), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::writer::BLOCK_TARGET;
 use super::{Repository, StoreError};
 use crate::format::pack::{open_block_owned, BlobKind};
 use crate::format::tree::{decode_tree, decode_tree_object, SplitTree, Tree, TreeObject};
-use crate::format::{BlobId, FormatError, PackId};
+use crate::format::{BlobId, PackId};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
@@ -176,8 +176,8 @@ impl BlobReader {
             }),
             TreeObject::Split(split) => {
                 let mut entries = Vec::new();
-                for k in 0..split.parts.len() {
-                    entries.extend(self.read_part(id, &split, k)?.entries);
+                for (k, part) in split.parts.iter().enumerate() {
+                    entries.extend(self.read_part(id, &split, k, part.tree)?.entries);
                 }
                 Ok((Tree { entries }, split.parts.iter().map(|p| p.tree).collect()))
             }
@@ -190,15 +190,9 @@ impl BlobReader {
         decode_tree_object(&bytes).map_err(|e| StoreError::format(format!("tree {id}"), e))
     }
 
-    /// Part `k` of split tree `split` (whose id is `id`), checked against
-    /// what the split tree says of it.
-    pub fn read_part(&self, id: BlobId, split: &SplitTree, k: usize) -> Result<Tree, StoreError> {
-        let Some(part) = split.parts.get(k).map(|p| p.tree) else {
-            return Err(StoreError::format(
-                format!("split tree {id}"),
-                FormatError::Invalid { what: "split tree", detail: format!("no part {k}") },
-            ));
-        };
+    /// Part `k` (tree `part`) of split tree `split` (whose id is `id`),
+    /// checked against what the split tree says of it.
+    fn read_part(&self, id: BlobId, split: &SplitTree, k: usize, part: BlobId) -> Result<Tree, StoreError> {
         let in_part = |err| StoreError::InPart { split: id, part, err: Box::new(err) };
         let bytes = self.read(BlobKind::Tree, part).map_err(in_part)?;
         let tree = decode_tree(&bytes).map_err(|e| in_part(StoreError::format(format!("tree {part}"), e)))?;
