@@ -225,7 +225,6 @@ fn fixture() -> &'static Fixture {
             time: Some(Timestamp { secs: 1_700_000_000, nanos: 0 }),
             excludes: Vec::new(),
             one_file_system: false,
-            lock_wait: Duration::from_secs(10),
             force_read: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         };

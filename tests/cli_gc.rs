@@ -173,28 +173,6 @@ fn read_log(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
 }
 
-/// True when process `pid` holds a flock on the file `lock` (from
-/// /proc/locks; blocked waiters, marked "->", do not count).
-fn holds_lock(pid: u32, lock: &Path) -> bool {
-    let Ok(meta) = fs::metadata(lock) else { return false };
-    let text = fs::read_to_string("/proc/locks").unwrap_or_default();
-    text.lines().filter(|l| !l.contains("->")).any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let Some(i) = f.iter().position(|x| *x == "FLOCK") else { return false };
-        let pid_ok = f.get(i + 3).and_then(|p| p.parse::<u32>().ok()) == Some(pid);
-        let ino_ok =
-            f.get(i + 4).and_then(|d| d.rsplit(':').next()).and_then(|n| n.parse::<u64>().ok()) == Some(meta.ino());
-        pid_ok && ino_ok
-    })
-}
-
-/// True when process `pid` has `path` open.
-fn has_open(pid: u32, path: &Path) -> bool {
-    let Ok(want) = fs::canonicalize(path) else { return false };
-    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
-    rd.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == want))
-}
-
 /// Polls `cond` until it holds; panics when the child ends first or after
 /// a minute.
 fn wait_while_running(child: &mut Running, log: &Path, what: &str, mut cond: impl FnMut() -> bool) {
@@ -378,14 +356,9 @@ fn gc_after_forgetting_everything_leaves_a_fresh_repository() {
     assert_eq!(u(&report, "packs_deleted"), u(&report, "packs_before"), "{report}");
     assert!(u(&report, "packs_before") >= 6, "three saves wrote a data and a tree pack each: {report}");
 
-    // The same files as a fresh repository. `init` creates no lock file
-    // (the first writer does), so `lock` may be there in addition, empty.
-    let mut after = listing(&w.repo);
-    if let Some(lock) = after.remove("lock") {
-        assert!(matches!(lock, Entry::File { size: 0, .. }), "lock is not an empty file: {lock:?}");
-    }
-    let mut fresh_shape = shape(&fresh);
-    fresh_shape.remove("lock");
+    // The same files as a fresh repository.
+    let after = listing(&w.repo);
+    let fresh_shape = shape(&fresh);
     assert_eq!(
         shape(&after),
         fresh_shape,
@@ -691,7 +664,7 @@ fn kill_9_during_gc_leaves_a_sound_repository() {
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
 }
 
-// ---------------------------------------------------------------- 6. locking
+// ---------------------------------------------------------------- 6. many writers
 
 fn add_random_files(dir: &Path, prefix: &str, n: usize, seed: u64) {
     fs::create_dir_all(dir).unwrap();
@@ -706,86 +679,138 @@ fn remove_odd(dir: &Path, prefix: &str, n: usize) {
     }
 }
 
+fn markers(w: &World) -> usize {
+    fs::read_dir(w.repo.join("writers")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// A save suspended for as long as a gc runs (twice) keeps everything it
+/// uses, even the chunks of its parent, forgotten meanwhile; saves from
+/// other terminals go on beside it; the unused packs go once it is done.
 #[test]
-fn gc_and_save_exclude_each_other() {
+fn gc_beside_a_suspended_save_deletes_nothing_it_uses() {
     let w = World::with_repo();
     let src = w.path("src");
-    let lock = w.repo.join("lock");
     add_random_files(&src, "f", 24, 100);
     let s1 = id_of(&w.save(&src, &[]));
     remove_odd(&src, "f", 24);
     add_random_files(&src, "g", 12, 200);
     let save_log = w.path("save.log");
-    let gc_log = w.path("gc.log");
-    let save_cmd = |extra: &[&str]| {
-        let mut c = w.cmd();
-        c.arg("save").args(extra).arg(&src);
-        c
-    };
-
-    // A: save holds the lock; gc --lock-wait 0.2 gives up with 5.
-    let mut save = spawn_logged(&mut save_cmd(&[]), &save_log);
+    let mut save = spawn_logged(w.cmd().arg("save").arg(&src), &save_log);
     let pid = save.id();
-    wait_while_running(&mut save, &save_log, "save to take the lock", || holds_lock(pid, &lock));
+    // Suspended once it has stored some new data: its packs are in no
+    // snapshot yet, and the parent it reuses unchanged files from goes.
+    wait_while_running(&mut save, &save_log, "the save to write a pack", || pack_files(&w.repo).len() > 2);
     signal(pid, libc::SIGSTOP);
-    let started = Instant::now();
-    let busy = w.chkfs(["gc", "--lock-wait", "0.2"]);
-    busy.expect_code(5);
-    assert!(started.elapsed() >= Duration::from_millis(200), "gc gave up before --lock-wait");
-    signal(pid, libc::SIGCONT);
-    assert_eq!(finish(&mut save, &save_log, "save"), 0, "{}", read_log(&save_log));
     forget(&w, &[&s1]).ok();
+    let first = gc_json(&w, &["--grace", "0s"]);
+    assert_eq!(u(&first, "packs_deleted"), 0, "gc deleted packs a running save may use: {first}");
+    assert!(u(&first, "packs_condemned") > 0, "{first}");
+    assert!(first["writers_running"].to_string().contains("save on"), "{first}");
+    // Another terminal's save goes through meanwhile, and so does a
+    // second gc (which still deletes nothing).
+    let other = w.path("other");
+    add_random_files(&other, "o", 3, 300);
+    w.save(&other, &[]);
+    let second = gc_json(&w, &["--grace", "0s"]);
+    assert_eq!(u(&second, "packs_deleted"), 0, "{second}");
 
-    // B: gc (rewriting half of the first snapshot's data) holds the lock;
-    // save --lock-wait 0.2 gives up with 5.
-    let mut gc = spawn_logged(w.cmd().arg("gc"), &gc_log);
-    let pid = gc.id();
-    wait_while_running(&mut gc, &gc_log, "gc to take the lock", || holds_lock(pid, &lock));
-    signal(pid, libc::SIGSTOP);
-    let busy = run_with_timeout(&mut save_cmd(&["--lock-wait", "0.2"]), TIMEOUT);
-    busy.expect_code(5);
-    signal(pid, libc::SIGCONT);
-    assert_eq!(finish(&mut gc, &gc_log, "gc"), 0, "{}", read_log(&gc_log));
-    assert_eq!(w.list().len(), 1, "the busy save wrote a snapshot");
-
-    // C: with the default wait, a gc started while a save runs waits for it.
-    remove_odd(&src, "g", 12);
-    add_random_files(&src, "h", 12, 300);
-    let s2 = w.list()[0]["id"].as_str().unwrap().to_string();
-    let mut save = spawn_logged(&mut save_cmd(&[]), &save_log);
-    let pid = save.id();
-    wait_while_running(&mut save, &save_log, "save to take the lock", || holds_lock(pid, &lock));
-    signal(pid, libc::SIGSTOP);
-    let mut gc = spawn_logged(w.cmd().arg("gc"), &gc_log);
-    let gc_pid = gc.id();
-    wait_while_running(&mut gc, &gc_log, "gc to wait for the lock", || has_open(gc_pid, &lock));
-    assert!(gc.try_wait().unwrap().is_none(), "gc ran while save held the lock");
     signal(pid, libc::SIGCONT);
     assert_eq!(finish(&mut save, &save_log, "save"), 0, "{}", read_log(&save_log));
-    assert_eq!(finish(&mut gc, &gc_log, "gc"), 0, "{}", read_log(&gc_log));
-    forget(&w, &[&s2]).ok();
-
-    // D: and a save started while gc runs waits for the gc.
-    let mut gc = spawn_logged(w.cmd().arg("gc"), &gc_log);
-    let pid = gc.id();
-    wait_while_running(&mut gc, &gc_log, "gc to take the lock", || holds_lock(pid, &lock));
-    signal(pid, libc::SIGSTOP);
-    fs::write(src.join("last.txt"), "saved while gc ran\n").unwrap();
-    let mut save = spawn_logged(&mut save_cmd(&[]), &save_log);
-    let save_pid = save.id();
-    wait_while_running(&mut save, &save_log, "save to wait for the lock", || has_open(save_pid, &lock));
-    assert!(save.try_wait().unwrap().is_none(), "save ran while gc held the lock");
-    signal(pid, libc::SIGCONT);
-    assert_eq!(finish(&mut gc, &gc_log, "gc"), 0, "{}", read_log(&gc_log));
-    assert_eq!(finish(&mut save, &save_log, "save"), 0, "{}", read_log(&save_log));
-
-    assert_eq!(w.list().len(), 2);
+    assert_eq!(markers(&w), 0, "a finished save removes its marker");
     let (code, _, out) = w.check();
     assert_eq!(code, 0, "{}", out.stderr);
     let out = w.path("out");
-    w.restore("latest", &out);
+    let latest = w.list().into_iter().find(|s| s["path"].as_str() == src.to_str()).unwrap();
+    w.restore(latest["id"].as_str().unwrap(), &out);
     assert_diff_equal(&src, &out, &[]);
+
+    // With no writer left, the next gc deletes what stayed unused.
+    let before = repo_bytes(&w.repo);
+    let third = gc_json(&w, &["--grace", "0s"]);
+    assert!(u(&third, "packs_deleted") > 0, "{third}");
+    assert_eq!(u(&third, "packs_condemned"), 0, "{third}");
+    assert!(repo_bytes(&w.repo) < before);
+    assert_eq!(fs::read_dir(w.repo.join("condemned")).unwrap().count(), 0, "carried-out lists are removed");
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+    let out2 = w.path("out2");
+    w.restore(latest["id"].as_str().unwrap(), &out2);
+    assert_diff_equal(&src, &out2, &[]);
+}
+
+/// Saves from several terminals at once all succeed, none waits.
+#[test]
+fn concurrent_saves_into_one_repository_all_succeed() {
+    let w = World::with_repo();
+    let dirs: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let d = w.path(&format!("src{i}"));
+            add_random_files(&d, "shared", 3, 500);
+            add_random_files(&d, "own", 3, 600 + 10 * i as u64);
+            d
+        })
+        .collect();
+    let logs: Vec<PathBuf> = (0..4).map(|i| w.path(&format!("save{i}.log"))).collect();
+    let mut saves: Vec<Running> =
+        dirs.iter().zip(&logs).map(|(d, log)| spawn_logged(w.cmd().arg("save").arg(d), log)).collect();
+    for (i, s) in saves.iter_mut().enumerate() {
+        assert_eq!(finish(s, &logs[i], "save"), 0, "{}", read_log(&logs[i]));
+    }
+    assert_eq!(w.list().len(), 4);
+    assert_eq!(markers(&w), 0);
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
     gc_json(&w, &[]);
+    for (i, d) in dirs.iter().enumerate() {
+        let id = w.list().into_iter().find(|s| s["path"].as_str() == d.to_str()).unwrap();
+        let out = w.path(&format!("out{i}"));
+        w.restore(id["id"].as_str().unwrap(), &out);
+        assert_diff_equal(d, &out, &[]);
+    }
+}
+
+/// A save killed with -9 leaves its marker behind; a gc on the same
+/// machine sees that its process is gone, removes the marker and
+/// reclaims what the save stored.
+#[test]
+fn a_killed_save_holds_nothing_back() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    add_random_files(&src, "k", 16, 700);
+    let log = w.path("save.log");
+    let mut save = spawn_logged(w.cmd().arg("save").arg(&src), &log);
+    let pid = save.id();
+    wait_while_running(&mut save, &log, "the save to write a pack", || !pack_files(&w.repo).is_empty());
+    signal(pid, libc::SIGKILL);
+    finish(&mut save, &log, "killed save");
+    assert_eq!(markers(&w), 1, "kill -9 leaves the marker");
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+    let report = gc_json(&w, &[]);
+    assert!(u(&report, "packs_deleted") > 0, "{report}");
+    assert_eq!(markers(&w), 0, "the dead writer's marker is removed");
+    assert!(pack_files(&w.repo).is_empty(), "everything the killed save stored was unused");
+}
+
+/// Two gcs at once: the second sees the first and changes nothing.
+#[test]
+fn a_gc_beside_a_running_gc_changes_nothing() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    add_random_files(&src, "f", 8, 800);
+    let s1 = id_of(&w.save(&src, &[]));
+    forget(&w, &[&s1]).ok();
+    let log = w.path("gc.log");
+    let mut first = spawn_logged(w.cmd().arg("gc"), &log);
+    let pid = first.id();
+    wait_while_running(&mut first, &log, "the gc's marker", || markers(&w) > 0);
+    signal(pid, libc::SIGSTOP);
+    let second = gc_json(&w, &[]);
+    assert_eq!(second["skipped"], true, "{second}");
+    assert_eq!(u(&second, "packs_deleted"), 0, "{second}");
+    signal(pid, libc::SIGCONT);
+    assert_eq!(finish(&mut first, &log, "gc"), 0, "{}", read_log(&log));
+    assert!(pack_files(&w.repo).is_empty());
     let (code, _, out) = w.check();
     assert_eq!(code, 0, "{}", out.stderr);
 }

@@ -8,9 +8,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 #[test]
 fn unreadable_file_makes_a_partial_snapshot() {
@@ -89,42 +87,6 @@ fn unreadable_file_makes_a_partial_snapshot() {
 }
 
 #[test]
-fn a_held_lock_makes_save_give_up_with_status_5() {
-    let w = World::with_repo();
-    let src = w.path("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("f"), "f\n").unwrap();
-
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(w.repo.join("lock")).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-
-    let started = Instant::now();
-    let out = w.chkfs([OsStr::new("save"), src.as_os_str(), OsStr::new("--lock-wait"), OsStr::new("0.5")]);
-    let waited = started.elapsed();
-    out.expect_code(5);
-    assert!(out.stderr.contains("busy"), "{}", out.stderr);
-    assert!(waited >= Duration::from_millis(500), "gave up after {waited:?}, before --lock-wait");
-    assert!(waited < Duration::from_secs(4), "waited {waited:?} for 0.5 s");
-    assert!(w.list().is_empty(), "a save wrote a snapshot without the lock");
-
-    // Readers do not need the lock.
-    w.chkfs(["check"]).ok();
-
-    drop(lock);
-    let saved = w.save(&src, &["--lock-wait", "0"]);
-    assert_eq!(saved["files"], 1);
-    assert_eq!(w.list().len(), 1);
-
-    // A --lock-wait that is not a number of seconds is a usage error.
-    for bad in ["--lock-wait=-1", "--lock-wait=nan", "--lock-wait=soon"] {
-        w.chkfs([OsStr::new("save"), src.as_os_str(), OsStr::new(bad)]).expect_code(2);
-    }
-    assert_eq!(w.list().len(), 1);
-}
-
-#[test]
 fn ignore_files_excludes_and_the_repository_itself_are_left_out() {
     let mut w = World::new();
     let src = w.path("src");
@@ -162,7 +124,7 @@ fn ignore_files_excludes_and_the_repository_itself_are_left_out() {
     file("sub2/cache/c", "excluded at any depth\n");
     file("sub2/special.log", "sub1's re-include does not apply here\n");
 
-    let save = || w.save(&src, &["--exclude", "*.tmp", "-e", "cache/", "--lock-wait", "5"]);
+    let save = || w.save(&src, &["--exclude", "*.tmp", "-e", "cache/"]);
     let first = save();
     let out = w.path("out");
     w.restore(first["id"].as_str().unwrap(), &out);

@@ -35,7 +35,6 @@ fn save_opts(src: &Path) -> SaveOptions {
         time: Some(Timestamp { secs: 1_700_000_000, nanos: 0 }),
         excludes: Vec::new(),
         one_file_system: false,
-        lock_wait: Duration::from_secs(5),
         force_read: false,
         threads: 2,
     }
@@ -98,7 +97,9 @@ fn run(op: Op, repo: Arc<Repository>, src: &Path) -> Result<(), String> {
             let oldest = repo.snapshot_ids().map_err(|e| e.to_string())?;
             repo.delete_snapshots(&oldest[..1]).map_err(|e| e.to_string())
         }
-        Op::Gc => gc(&repo, &GcOptions { max_waste: 0.0, dry_run: false }).map(|_| ()).map_err(|e| e.to_string()),
+        Op::Gc => gc(&repo, &GcOptions { max_waste: 0.0, dry_run: false, grace: Duration::ZERO })
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -23,8 +23,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository path [default: $XDG_DATA_HOME/chkfs/repo, or ~/.local/share/chkfs/repo]
-    #[arg(long, global = true, env = "CHKFS_REPO", value_name = "PATH")]
+    /// Repository: a local path or s3://BUCKET/PREFIX [default: $XDG_DATA_HOME/chkfs/repo, or
+    /// ~/.local/share/chkfs/repo]
+    #[arg(long, global = true, env = "CHKFS_REPO", value_name = "PATH|URL")]
     pub repo: Option<PathBuf>,
 }
 
@@ -84,8 +85,6 @@ pub struct SaveArgs {
     /// Read every file, even those unchanged since the previous snapshot
     #[arg(long)]
     pub force_read: bool,
-    #[command(flatten)]
-    pub lock: LockArgs,
     /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -185,8 +184,6 @@ pub struct ForgetArgs {
     /// Show what would be dropped and why each kept snapshot stays; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub lock: LockArgs,
     /// Print the decisions as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -200,32 +197,32 @@ pub struct GcArgs {
     /// Print the plan; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    /// Packs condemned by an earlier gc are deleted once every writer running now started at
+    /// least this long after they were condemned (s, m, h or d; covers clocks that differ
+    /// between the nodes of an object store)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_grace)]
+    pub grace: std::time::Duration,
     /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
 }
 
-/// How long a writer waits for the repository lock.
-#[derive(Debug, Args)]
-pub struct LockArgs {
-    /// Seconds to wait for another writer to finish before giving up
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
-    pub lock_wait: f64,
-}
-
-impl LockArgs {
-    pub fn wait(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.lock_wait)
-    }
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if (0.0..=86400.0 * 365.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{s:?} is not a number of seconds between 0 and a year"))
-    }
+/// "90s", "5m", "2h", "1d" or a number of seconds.
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: give a number followed by s, m, h or d")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{s:?}: give a number followed by s, m, h or d"))?;
+    n.checked_mul(scale)
+        .filter(|&secs| secs <= 366 * 86400)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is longer than a year"))
 }

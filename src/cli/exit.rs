@@ -12,7 +12,7 @@ pub enum ExitCode {
     Partial = 3,
     /// `check` found damage.
     Damage = 4,
-    /// Another writer holds the repository lock.
+    /// The repository changed too often while being read (try again).
     Busy = 5,
     Interrupted = 130,
 }

@@ -35,7 +35,6 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
         return Err(UsageError(msg.into()).into());
     }
     let repo = ctx.open()?;
-    let lock = if args.dry_run { None } else { Some(repo.lock(args.lock.wait())?) };
     let candidates =
         forget::candidates(&repo, &mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
     let decisions = if policy.is_empty() {
@@ -81,9 +80,9 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
             eprintln!("{}  {what}", describe(d.id));
         }
     }
-    match lock {
-        Some(lock) => {
-            forget::remove(&repo, &*lock, &doomed)?;
+    match args.dry_run {
+        false => {
+            forget::remove(&repo, &doomed)?;
             for id in &doomed {
                 eprintln!("forgot {}", describe(*id));
             }
@@ -93,7 +92,7 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
                 decisions.len() - doomed.len()
             );
         }
-        None => {
+        true => {
             eprintln!("dry run: would forget {} snapshot(s), keep {}", doomed.len(), decisions.len() - doomed.len())
         }
     }

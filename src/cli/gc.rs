@@ -13,15 +13,18 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
         return Err(UsageError("--max-waste is a percentage between 0 and 100".into()).into());
     }
     let repo = Arc::new(if args.dry_run { ctx.open()? } else { ctx.open_for_writing()? });
-    let _lock = repo.lock(args.lock.wait())?;
-    let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run };
+    let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run, grace: args.grace };
     let (plan, report, notes) = gc(&repo, &opts)?;
     for note in notes {
         eprintln!("chkfs: {note}");
     }
     if args.dry_run {
         for p in plan.packs.iter().filter(|p| p.action != Action::Keep) {
-            let what = if p.action == Action::Delete { "delete " } else { "rewrite" };
+            let what = match p.action {
+                Action::Delete | Action::Condemn => "delete ",
+                Action::Rewrite => "rewrite",
+                _ => "wait   ",
+            };
             eprintln!(
                 "{what} pack {}  {}  live {} in {} blobs, unused {} in {} blobs",
                 p.id,
@@ -35,6 +38,13 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if report.packs_condemned > 0 {
+        eprintln!(
+            "{} unused pack(s) wait until these writers finish (the next gc then deletes them): {}",
+            report.packs_condemned,
+            report.writers_running.join(", ")
+        );
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
     eprintln!(

@@ -2,7 +2,7 @@
 //! then CHKFS_REPO, then the default under $XDG_DATA_HOME.
 
 use super::exit::UsageError;
-use crate::store::{Repository, StoreError};
+use crate::store::{Location, Repository, StoreError};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,13 @@ pub struct RepoArgs {
 pub struct Chosen {
     pub path: PathBuf,
     pub is_default: bool,
+}
+
+impl Chosen {
+    /// A local path or an `s3://` URL (another scheme is an error).
+    pub fn location(&self) -> Result<Location> {
+        Ok(Location::parse(self.path.as_os_str())?)
+    }
 }
 
 pub fn default_repo() -> Option<PathBuf> {
@@ -47,7 +54,7 @@ impl RepoArgs {
     /// Opens an existing repository.
     pub fn open(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        Ok(Repository::open_local(&chosen.path)?)
+        Ok(Repository::open_at(&chosen.location()?)?)
     }
 
     /// Opens an existing repository to write into it, warning when other
@@ -62,7 +69,7 @@ impl RepoArgs {
     /// one and does not exist yet.
     pub fn open_or_create_default(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        match Repository::open_local(&chosen.path) {
+        match Repository::open_at(&chosen.location()?) {
             Err(StoreError::NotARepository(_)) if chosen.is_default && !has_entries(&chosen.path) => {
                 let repo = Repository::init_local(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
                 eprintln!("chkfs: created repository at {}", repo.location());

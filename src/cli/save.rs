@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     let chosen = ctx.choose(args.path.as_deref())?;
-    let repo = Repository::init_local(&chosen.path, ChunkSizes::DEFAULT)?;
+    let repo = Repository::init_at(&chosen.location()?, ChunkSizes::DEFAULT)?;
     eprintln!("chkfs: created repository at {}", repo.location());
     Ok(ExitCode::Ok)
 }
@@ -97,7 +97,6 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         time,
         excludes: args.exclude.clone(),
         one_file_system: args.one_file_system,
-        lock_wait: args.lock.wait(),
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };

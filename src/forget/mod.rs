@@ -4,7 +4,7 @@
 pub mod policy;
 
 use crate::format::SnapshotId;
-use crate::store::{LockGuard, Repository, StoreError};
+use crate::store::{Repository, StoreError};
 pub use policy::{apply, parse_duration, Candidate, Decision, Policy};
 
 /// Candidates for a policy: every snapshot of the repository that can be
@@ -20,7 +20,9 @@ pub fn candidates(
         .collect())
 }
 
-/// Deletes the records of `ids`, durably. The caller holds the write lock.
-pub fn remove(repo: &Repository, _lock: &dyn LockGuard, ids: &[SnapshotId]) -> Result<(), StoreError> {
+/// Deletes the records of `ids`, durably. No lock: a save that chose one
+/// of them as its parent still finds its trees until a gc, and a gc keeps
+/// them while that save runs (FORMAT.md, "Many writers").
+pub fn remove(repo: &Repository, ids: &[SnapshotId]) -> Result<(), StoreError> {
     repo.delete_snapshots(ids)
 }

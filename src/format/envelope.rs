@@ -20,6 +20,8 @@ pub enum ObjectKind {
     Tree = 5,
     DamageList = 6,
     SplitTree = 7,
+    WriterMarker = 8,
+    CondemnedList = 9,
 }
 
 impl ObjectKind {
@@ -32,6 +34,8 @@ impl ObjectKind {
             5 => Self::Tree,
             6 => Self::DamageList,
             7 => Self::SplitTree,
+            8 => Self::WriterMarker,
+            9 => Self::CondemnedList,
             other => return Err(FormatError::UnknownKind(other)),
         })
     }
@@ -45,6 +49,8 @@ impl ObjectKind {
             Self::Tree => "tree",
             Self::DamageList => "damage list",
             Self::SplitTree => "split tree",
+            Self::WriterMarker => "writer marker",
+            Self::CondemnedList => "condemned list",
         }
     }
 
@@ -54,6 +60,7 @@ impl ObjectKind {
     pub fn first_version(self) -> u8 {
         match self {
             Self::SplitTree => 2,
+            Self::WriterMarker | Self::CondemnedList => 3,
             _ => 1,
         }
     }

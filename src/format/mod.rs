@@ -19,4 +19,4 @@ pub use id::{BlobId, PackId, SnapshotId};
 
 /// The newest on-disk format version this build reads and writes; it
 /// reads every older one.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;

@@ -91,6 +91,34 @@ pub struct DamageList {
     pub entries: Vec<(PackId, BlobId)>,
 }
 
+/// What a writer (save, copy, gc) announces while it runs: the
+/// multi-writer protocol (FORMAT.md) judges it by the storage times of its
+/// marker objects, never by the times written here, which are for people.
+#[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
+pub struct WriterMarker {
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    pub started: Timestamp,
+    /// The writer refreshes its marker well within this many seconds
+    /// while it runs; a marker not refreshed for longer is a dead writer's.
+    pub lease_secs: u64,
+    /// The kernel's boot id and the inode of the writer's pid namespace:
+    /// with the host name, they tell a gc on the same machine that `pid`
+    /// is a process it can look for.
+    pub boot_id: String,
+    pub pid_namespace: u64,
+}
+
+/// Packs a gc found unused: no writer may deduplicate against them, and a
+/// later gc deletes those still unused once every writer that could have
+/// missed this list has finished.
+#[derive(Debug, Clone, PartialEq, Eq, Default, bitcode::Encode, bitcode::Decode)]
+pub struct CondemnedList {
+    pub packs: Vec<PackId>,
+    pub written: Timestamp,
+}
+
 macro_rules! record_codec {
     ($ty:ty, $kind:expr, $what:expr, $enc:ident, $dec:ident) => {
         pub fn $enc(value: &$ty) -> Result<Vec<u8>, FormatError> {
@@ -134,6 +162,8 @@ impl Snapshot {
 }
 record_codec!(IndexFile, ObjectKind::Index, "index", encode_index, decode_index_payload);
 record_codec!(DamageList, ObjectKind::DamageList, "damage list", encode_damage_list, decode_damage_list);
+record_codec!(WriterMarker, ObjectKind::WriterMarker, "writer marker", encode_writer_marker, decode_writer_marker);
+record_codec!(CondemnedList, ObjectKind::CondemnedList, "condemned list", encode_condemned, decode_condemned);
 
 pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
     let config = decode_config_payload(bytes)?;

@@ -1,13 +1,12 @@
-//! `chkfs gc`: reclaim the space that no kept snapshot uses.
+//! `chkfs gc`: reclaim the space that no kept snapshot uses, beside any
+//! number of running saves, without a lock (FORMAT.md, "Many writers").
 //!
 //! Mark: walk the trees of every snapshot (reading trees only) to find
-//! the live blobs. Plan ([`plan`]): per pack, delete it when nothing in it
-//! is live, rewrite it when its dead share exceeds `--max-waste`. Execute:
-//! copy live blobs of rewritten packs into new packs; write one index
-//! listing every pack that stays; remove the old index files; only then
-//! delete packs. A crash at any point leaves a valid repository: packs no
-//! index lists are read from their footers by the next reader and deleted
-//! by the next gc.
+//! the live blobs. Plan ([`plan`]): per pack, condemn it when nothing in
+//! it is live, rewrite it when its dead share exceeds `--max-waste`, and
+//! delete what earlier gcs condemned once every writer that might still
+//! use it has finished. Execute ([`execute`]): copy, condemn, re-index,
+//! then delete, each step durable before the next.
 
 mod execute;
 pub mod plan;
@@ -19,11 +18,14 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
 use crate::format::{BlobId, PackId, SnapshotId};
 use crate::store::index::IdSet;
-use crate::store::{BlobReader, Index, Repository, StoreError};
+use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
+use crate::store::{BlobReader, CondemnedLists, Index, Repository, StoreError, WriterInfo};
 use crate::text::escape_bytes;
 use crate::walk::each_distinct_tree;
+use plan::Condemnation;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -39,40 +41,102 @@ pub struct GcOptions {
     /// Rewrite packs whose dead share of bytes exceeds this (0.0..=1.0).
     pub max_waste: f64,
     pub dry_run: bool,
+    /// A writer that started less than this after a condemned list was
+    /// written may have missed it (the clocks of a store's nodes differ,
+    /// and some tick in whole seconds).
+    pub grace: Duration,
 }
 
-/// Runs a gc; the caller holds the write lock. Returns the plan, the
-/// report and what the index repair did (for the user).
+/// Runs a gc. Returns the plan, the report and notes for the user.
 pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport, Vec<String>), GcError> {
     let started = std::time::Instant::now();
-    let mut loaded = repo.load_index()?;
-    let mut notes = loaded.warnings();
-    if !opts.dry_run {
-        repo.remove_stale_temps()?;
-        notes.extend(repo.repair_index(&mut loaded)?);
+    // Announced before anything is read, as every writer does.
+    let session = if opts.dry_run { None } else { Some(repo.begin_writing("gc", GC_LEASE)?) };
+    let own = session.as_ref().map(|s| s.id());
+    let survey = Survey::take(repo, own)?;
+    let mut notes = Vec::new();
+    if let Some(other) = survey.live.iter().find(|w| w.is_gc()) {
+        notes.push(format!("another gc is running ({}): this one changes nothing", other.describe()));
+        return Ok((GcPlan::default(), GcReport::skipped(started), notes));
     }
+    let mut loaded = repo.load_index()?;
+    notes.extend(loaded.warnings());
+    if !opts.dry_run {
+        repo.remove_stale_temps(STALE_TEMP_AGE)?;
+        notes.extend(repo.repair_index(&mut loaded)?);
+        for w in &survey.dead {
+            notes.push(format!("removing the marker of {}, which stopped without removing it", w.describe()));
+            repo.remove_dead_writer(w)?;
+        }
+        for (key, _) in &loaded.condemned.bad {
+            repo.delete_condemned_key(key)?;
+        }
+    }
+    let condemned = std::mem::take(&mut loaded.condemned);
+    let condemnation = survey.condemnation(&condemned, opts.grace);
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
-    let live = mark(repo, &reader, &index)?;
-    let plan = plan::plan(&index, &live, opts.max_waste);
+    let (live, marked) = mark(repo, &reader, &index)?;
+    let plan = plan::plan(&index, &live, opts.max_waste, &condemnation);
     require_live_packs(repo, &plan)?;
-    let report = if opts.dry_run {
-        GcReport::planned(&plan, live.len(), started)
-    } else {
-        execute::execute(repo, &index, &reader, &plan, live.len(), started)?
+    let running: Vec<String> = survey.live.iter().map(WriterInfo::describe).collect();
+    let report = match &session {
+        None => GcReport::planned(&plan, live.len(), running, started),
+        Some(session) => {
+            let run = execute::Run { repo, session, index: &index, reader: &reader, plan: &plan, marked: &marked };
+            let due: Vec<PackId> =
+                condemned.lists.iter().filter(|l| survey.is_due(l.written, opts.grace)).map(|l| l.name).collect();
+            execute::execute(run, &due, live.len(), started)?
+        }
     };
     Ok((plan, report, notes))
+}
+
+/// The other writers with markers in storage, as a gc found them before
+/// it read anything else.
+struct Survey {
+    live: Vec<WriterInfo>,
+    dead: Vec<WriterInfo>,
+}
+
+impl Survey {
+    fn take(repo: &Repository, own: Option<u128>) -> Result<Survey, StoreError> {
+        let (writers, now) = repo.writers()?;
+        let (live, dead) =
+            writers.into_iter().filter(|w| Some(w.id) != own).partition(|w| w.is_live(now) && !w.is_dead_here());
+        Ok(Survey { live, dead })
+    }
+
+    /// A condemned list is due when every writer still running started
+    /// after it was written (by more than `grace`): those writers read it
+    /// before anything else, and never use its packs; every writer that
+    /// might have used them has finished, and its snapshot is marked.
+    fn is_due(&self, written: SystemTime, grace: Duration) -> bool {
+        self.live.iter().all(|w| w.started > written + grace)
+    }
+
+    fn condemnation(&self, lists: &CondemnedLists, grace: Duration) -> Condemnation {
+        let mut out = Condemnation::default();
+        for list in &lists.lists {
+            let set = if self.is_due(list.written, grace) { &mut out.due } else { &mut out.waiting };
+            set.extend(list.packs.iter().copied());
+        }
+        out.waiting.retain(|p| !out.due.contains(p));
+        out
+    }
 }
 
 /// Every blob a snapshot needs, each distinct tree read once. Any tree
 /// that cannot be read stops the gc: what it references cannot be proven
 /// dead.
-fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, GcError> {
+fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<(IdSet, HashSet<SnapshotId>), GcError> {
     let mut live = IdSet::default();
     let mut visited = HashSet::new();
     // The parts of split trees: blobs no entry names directly.
     let mut parts = Vec::new();
-    for snap in repo.snapshots()? {
+    let snapshots = repo.snapshots()?;
+    let marked = snapshots.iter().map(|s| s.id).collect();
+    for snap in snapshots {
         let id = snap.id;
         let mut load = |t| {
             let (tree, its_parts) = reader.read_tree_with_parts(t)?;
@@ -103,7 +167,7 @@ fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<IdSet, 
         )?;
     }
     live.extend(parts.into_iter().map(|p| (BlobKind::Tree, p)));
-    Ok(live)
+    Ok((live, marked))
 }
 
 /// Every pack holding a live blob must exist: a gc over a missing pack

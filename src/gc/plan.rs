@@ -1,17 +1,43 @@
 //! What a gc will do, as a plain value: for every pack, how much of it is
-//! live, and whether it is kept, deleted or rewritten. Computing it reads
-//! nothing; `--dry-run` prints it.
+//! live, and whether it is kept, condemned, rewritten or deleted.
+//! Computing it reads nothing; `--dry-run` prints it.
 
 use crate::format::PackId;
 use crate::store::index::{BlobKey, IdMap, IdSet, Index};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Keep,
-    /// Nothing in it is live.
-    Delete,
-    /// Its live blobs are copied into new packs, then it is deleted.
+    /// Nothing in it is live: it is condemned now, and deleted once no
+    /// writer that might use it runs (at once when none runs).
+    Condemn,
+    /// Its live blobs are copied into new packs, then it is condemned.
     Rewrite,
+    /// Condemned earlier, still unused, and every writer that might have
+    /// used it has finished: deleted now.
+    Delete,
+    /// Condemned earlier; a writer that might use it still runs.
+    Wait,
+}
+
+impl Action {
+    /// True when the pack goes, now or once its condemnation is carried out.
+    pub fn removes(self) -> bool {
+        matches!(self, Action::Condemn | Action::Rewrite | Action::Delete)
+    }
+
+    /// True when this run condemns the pack.
+    pub fn removes_later(self) -> bool {
+        matches!(self, Action::Condemn | Action::Rewrite)
+    }
+}
+
+/// Which packs earlier gcs condemned, and which of those may go now.
+#[derive(Debug, Clone, Default)]
+pub struct Condemnation {
+    pub due: HashSet<PackId>,
+    pub waiting: HashSet<PackId>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,9 +64,10 @@ impl GcPlan {
         self.packs.iter().filter(|p| p.action == action).count()
     }
 
-    /// Bytes of packs that go away (before rewritten data is added back).
+    /// Bytes of packs that go away once carried out (before rewritten
+    /// data is added back).
     pub fn bytes_removed(&self) -> u64 {
-        self.packs.iter().filter(|p| p.action != Action::Keep).map(|p| p.size).sum()
+        self.packs.iter().filter(|p| p.action.removes()).map(|p| p.size).sum()
     }
 
     /// Raw bytes of the blobs nothing needs.
@@ -59,11 +86,13 @@ impl GcPlan {
 }
 
 /// Plans a gc keeping exactly the blobs in `live`. A pack whose dead share
-/// of raw bytes exceeds `max_waste` (0.0..=1.0) is rewritten.
-pub fn plan(index: &Index, live: &IdSet, max_waste: f64) -> GcPlan {
+/// of raw bytes exceeds `max_waste` (0.0..=1.0) is rewritten. A condemned
+/// pack that turns out live again is kept (and no longer condemned once
+/// its list is carried out).
+pub fn plan(index: &Index, live: &IdSet, max_waste: f64, condemned: &Condemnation) -> GcPlan {
     let mut keepers = IdMap::default();
     for &(kind, id) in live {
-        let healthy = index.locations(kind, id).find(|l| !index.damaged().contains(&(index.pack_of(l).id, id)));
+        let healthy = index.locations(kind, id).find(|l| index.is_usable(l));
         if let Some(loc) = healthy.or_else(|| index.locations(kind, id).next()) {
             keepers.insert((kind, id), loc.block);
         }
@@ -93,8 +122,16 @@ pub fn plan(index: &Index, live: &IdSet, max_waste: f64) -> GcPlan {
             }
         }
         let total = p.live_bytes + p.dead_bytes;
-        p.action = if p.live_blobs == 0 {
-            Action::Delete
+        p.action = if condemned.waiting.contains(&p.id) {
+            Action::Wait
+        } else if condemned.due.contains(&p.id) {
+            if p.live_blobs == 0 {
+                Action::Delete
+            } else {
+                Action::Keep
+            }
+        } else if p.live_blobs == 0 {
+            Action::Condemn
         } else if total > 0 && p.dead_bytes as f64 / total as f64 > max_waste {
             Action::Rewrite
         } else {
@@ -138,12 +175,13 @@ mod tests {
         idx.add_pack(&pack(1, &[(10, 100), (11, 100)])); // all dead
         idx.add_pack(&pack(2, &[(20, 100), (21, 900)])); // 90% dead
         idx.add_pack(&pack(3, &[(30, 950), (31, 50)])); // 5% dead
-        let p = plan(&idx, &live(&[20, 30]), 0.10);
+        let none = Condemnation::default();
+        let p = plan(&idx, &live(&[20, 30]), 0.10, &none);
         let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
-        assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Rewrite), (3, Action::Keep)]);
+        assert_eq!(actions, vec![(1, Action::Condemn), (2, Action::Rewrite), (3, Action::Keep)]);
         assert_eq!(p.bytes_to_copy(), 100);
-        assert_eq!(p.count(Action::Delete), 1);
-        let p = plan(&idx, &live(&[20, 30]), 0.95);
+        assert_eq!(p.count(Action::Condemn), 1);
+        let p = plan(&idx, &live(&[20, 30]), 0.95, &none);
         assert_eq!(p.packs[1].action, Action::Keep);
     }
 
@@ -152,9 +190,25 @@ mod tests {
         let mut idx = Index::new([(PackId(1), BlobId(7))]);
         idx.add_pack(&pack(1, &[(7, 100)]));
         idx.add_pack(&pack(2, &[(7, 100)]));
-        let p = plan(&idx, &live(&[7]), 0.10);
+        let p = plan(&idx, &live(&[7]), 0.10, &Condemnation::default());
         let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
-        assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Keep)]);
+        assert_eq!(actions, vec![(1, Action::Condemn), (2, Action::Keep)]);
+    }
+
+    #[test]
+    fn condemned_packs_wait_go_or_come_back_and_a_condemned_copy_is_not_preferred() {
+        let mut idx = Index::with_condemned([], [PackId(1), PackId(2), PackId(3)]);
+        idx.add_pack(&pack(1, &[(10, 100)])); // due, dead
+        idx.add_pack(&pack(2, &[(20, 100)])); // due, live again
+        idx.add_pack(&pack(3, &[(30, 100)])); // waiting
+        idx.add_pack(&pack(4, &[(10, 100), (40, 100)])); // a healthy copy of 10
+        let condemned = Condemnation {
+            due: [PackId(1), PackId(2)].into_iter().collect(),
+            waiting: [PackId(3)].into_iter().collect(),
+        };
+        let p = plan(&idx, &live(&[10, 20, 40]), 0.10, &condemned);
+        let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
+        assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Keep), (3, Action::Wait), (4, Action::Keep)]);
     }
 
     #[test]
@@ -162,7 +216,7 @@ mod tests {
         let mut idx = Index::new([]);
         idx.add_pack(&pack(1, &[(1, 10)]));
         idx.add_pack(&pack(2, &[(2, 10)]));
-        let p = plan(&idx, &IdSet::default(), 0.10);
-        assert_eq!(p.count(Action::Delete), 2);
+        let p = plan(&idx, &IdSet::default(), 0.10, &Condemnation::default());
+        assert_eq!(p.count(Action::Condemn), 2);
     }
 }

@@ -15,6 +15,7 @@ mod walk;
 use crate::dirfd::{Dir, FileId};
 use crate::format::records::{Snapshot, SnapshotStats, Timestamp};
 use crate::format::SnapshotId;
+use crate::store::writers::{SAVE_LEASE, STALE_TEMP_AGE};
 use crate::store::{BlobReader, BlobWriter, Repository, StoreError};
 use crate::text::escape_path;
 use file_saver::{FileError, FileSaver};
@@ -25,7 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use thiserror::Error;
 
 pub use ignore_rules::IGNORE_FILE;
@@ -56,7 +57,6 @@ pub struct SaveOptions {
     pub time: Option<Timestamp>,
     pub excludes: Vec<String>,
     pub one_file_system: bool,
-    pub lock_wait: Duration,
     /// Reads every file even when the previous snapshot has it unchanged.
     pub force_read: bool,
     pub threads: usize,
@@ -93,13 +93,14 @@ pub fn save(
     // The source as it is now, opened once: everything below is reached
     // from this descriptor.
     let root = Dir::open_path(&source).map_err(|e| SaveError::source(&source, e))?;
-    let _lock = repo.lock(opts.lock_wait)?;
-    repo.remove_stale_temps()?;
+    // Announced before anything is read: see FORMAT.md, "Many writers".
+    let session = repo.begin_writing("save", SAVE_LEASE)?;
+    repo.remove_stale_temps(STALE_TEMP_AGE)?;
     let mut loaded = repo.load_index()?;
     for w in loaded.warnings() {
         eprintln!("chkfs: warning: {w}");
     }
-    for note in repo.repair_index(&mut loaded)? {
+    if let Some(note) = repo.index_adopted(&mut loaded)? {
         eprintln!("chkfs: {note}");
     }
     let index = Arc::new(loaded.index);
@@ -188,7 +189,7 @@ pub fn save(
         },
         chkfs_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let (id, _) = repo.write_snapshot(&mut snapshot, |s, record_len| {
+    let id = repo.commit_snapshot(&session, &mut snapshot, |s, record_len| {
         s.stats.added_bytes = written.bytes_written + record_len;
         s.stats.duration_ms = started.elapsed().as_millis() as u64;
     })?;

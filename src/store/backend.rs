@@ -12,10 +12,17 @@
 
 use super::StoreError;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-/// Held while a writer runs; dropping it releases the lock.
-pub trait LockGuard: Send {}
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// When the storage created it, by the storage's clock: the one clock
+    /// every host writing into a repository shares.
+    pub modified: SystemTime,
+}
 
 pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
@@ -30,9 +37,10 @@ pub trait Backend: Send + Sync {
     /// when the location holds anything.
     fn create(&self) -> Result<(), StoreError>;
 
-    /// Every object under `dir`, recursively, with its size in bytes. An
-    /// object deleted while the listing runs may or may not be listed.
-    fn list(&self, dir: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Every object under `dir`, recursively, sorted by key. An object
+    /// deleted while the listing runs may or may not be listed; one whose
+    /// write returned before the listing began is listed.
+    fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError>;
 
     /// A whole object; one larger than `max_len` is an error, and no
     /// memory is allocated for it.
@@ -53,12 +61,18 @@ pub trait Backend: Send + Sync {
     /// Makes every write and delete that returned before this call durable.
     fn sync(&self) -> Result<(), StoreError>;
 
-    /// The exclusive writer lock, waiting up to `wait` for it.
-    fn lock(&self, wait: Duration) -> Result<Box<dyn LockGuard>, StoreError>;
+    /// Removes what interrupted writers left behind (temporary files) that
+    /// is older than `age`: a younger one may belong to a running writer.
+    fn remove_stale_temps(&self, _age: Duration) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 
-    /// Removes what interrupted writers left behind (temporary files).
-    /// Only a writer holding the lock may call it.
-    fn remove_stale_temps(&self) -> Result<usize, StoreError>;
+    /// How many packs are best written at once: a local disk gains little
+    /// from more than two, an object store needs several requests in
+    /// flight to fill its bandwidth.
+    fn parallel_writes(&self) -> usize {
+        2
+    }
 
     /// Free space where the repository lives, when that is known.
     fn free_space(&self) -> Option<u64> {

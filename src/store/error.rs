@@ -31,8 +31,15 @@ pub enum StoreError {
         "an object of {0} bytes is too large to store (a directory's files together are limited to about 800 GiB)"
     )]
     TooLarge(u64),
-    #[error("repository {0} is busy: another writer holds its lock")]
+    #[error("repository {0} is busy: its index files were replaced again and again while being read; try again")]
     Busy(String),
+    /// A writer suspended (or cut off from storage) for so long that gcs
+    /// may have treated it as dead.
+    #[error("this writer went {silent_secs} s without refreshing its marker (its lease is {lease_secs} s{}): a gc may have removed data it relies on, so it stops here; run it again (what it stored is reused)", why.as_ref().map(|w| format!("; last failure: {w}")).unwrap_or_default())]
+    Lapsed { silent_secs: u64, lease_secs: u64, why: Option<String> },
+    /// A repository location or feature this chkfs does not handle.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
@@ -118,7 +125,11 @@ impl StoreError {
             Inconsistent { what, reason } => Inconsistent { what: what.clone(), reason: reason.clone() },
             TooLarge(n) => TooLarge(*n),
             Busy(s) => Busy(s.clone()),
+            Lapsed { silent_secs, lease_secs, why } => {
+                Lapsed { silent_secs: *silent_secs, lease_secs: *lease_secs, why: why.clone() }
+            }
             SnapshotNotFound(s) => SnapshotNotFound(s.clone()),
+            Unsupported(s) => Unsupported(s.clone()),
             AmbiguousSnapshot { prefix, candidates } => {
                 AmbiguousSnapshot { prefix: prefix.clone(), candidates: candidates.clone() }
             }

@@ -12,12 +12,13 @@ pub const ENV: &str = "CHKFS_FAULT_ABORT_AFTER_WRITES";
 static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// Called once a write has put some bytes in its temporary file.
-pub fn before_commit() {
+/// Called once a write has put some bytes in its temporary file, or
+/// before a delete; `what` says which, in the message.
+pub fn before_commit(what: &str) {
     let limit = *LIMIT.get_or_init(|| std::env::var(ENV).ok().and_then(|v| v.parse().ok()));
     if let Some(limit) = limit {
         if WRITES.fetch_add(1, Ordering::SeqCst) >= limit {
-            eprintln!("chkfs: fault hook: aborting after {limit} storage writes");
+            eprintln!("chkfs: fault hook: aborting after {limit} storage writes, at a {what}");
             std::process::abort();
         }
     }

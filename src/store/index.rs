@@ -132,11 +132,33 @@ pub struct Index {
     /// Further copies, for blobs stored more than once.
     alternates: IdMap<Vec<u32>>,
     damaged: HashSet<(PackId, BlobId)>,
+    /// Packs a gc condemned: readable, never deduplicated against.
+    condemned: HashSet<PackId>,
 }
 
 impl Index {
     pub fn new(damaged: impl IntoIterator<Item = (PackId, BlobId)>) -> Self {
         Index { damaged: damaged.into_iter().collect(), ..Default::default() }
+    }
+
+    /// An index whose copies in `condemned` packs are readable but never
+    /// preferred nor deduplicated against.
+    pub fn with_condemned(
+        damaged: impl IntoIterator<Item = (PackId, BlobId)>,
+        condemned: impl IntoIterator<Item = PackId>,
+    ) -> Self {
+        Index { condemned: condemned.into_iter().collect(), ..Self::new(damaged) }
+    }
+
+    pub fn condemned(&self) -> &HashSet<PackId> {
+        &self.condemned
+    }
+
+    /// True when this copy may be deduplicated against: neither found
+    /// damaged nor in a condemned pack.
+    pub fn is_usable(&self, loc: &BlobLoc) -> bool {
+        let pack = self.pack_of(loc).id;
+        !self.condemned.contains(&pack) && !self.damaged.contains(&(pack, loc.id))
     }
 
     pub fn contains_pack(&self, id: PackId) -> bool {
@@ -226,7 +248,7 @@ impl Index {
             return;
         };
         let current_damaged = self.is_damaged_at(current);
-        let new_damaged = self.damaged.contains(&(pack, key.1));
+        let new_damaged = self.condemned.contains(&pack) || self.damaged.contains(&(pack, key.1));
         let keep = if current_damaged && !new_damaged {
             self.primary.insert(key, pos);
             current
@@ -236,12 +258,12 @@ impl Index {
         self.alternates.entry(key).or_default().push(keep);
     }
 
+    /// True when the copy at `pos` is damaged or condemned.
     fn is_damaged_at(&self, pos: u32) -> bool {
-        if self.damaged.is_empty() {
+        if self.damaged.is_empty() && self.condemned.is_empty() {
             return false;
         }
-        let loc = self.blobs[pos as usize];
-        self.damaged.contains(&(self.pack_of(&loc).id, loc.id))
+        !self.is_usable(&self.blobs[pos as usize])
     }
 
     /// True when some blob copy is known to be damaged.

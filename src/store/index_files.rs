@@ -2,6 +2,7 @@
 //! that none grows past a bound), and repairing a damaged index from the
 //! packs' own footers.
 
+use super::condemned::CondemnedLists;
 use super::index::{Holding, Index};
 use super::{keys, Repository, StoreError};
 use crate::format::records::{decode_index, encode_index, IndexFile, IndexedPack};
@@ -29,6 +30,10 @@ pub struct LoadedIndex {
     pub bad_packs: Vec<(PackId, StoreError)>,
     /// Damage lists that do not decode: reported, otherwise ignored.
     pub bad_damage_lists: Vec<(String, StoreError)>,
+    /// The condemned lists, read before the index files: a list written
+    /// after this load began is known to the gc that reads this writer's
+    /// marker.
+    pub condemned: CondemnedLists,
 }
 
 impl LoadedIndex {
@@ -48,6 +53,9 @@ impl LoadedIndex {
         }
         for (id, e) in &self.bad_packs {
             out.push(format!("pack {id} is not indexed and unreadable: {}", e.detail()));
+        }
+        for (key, e) in &self.condemned.bad {
+            out.push(format!("condemned list {key} is unreadable and ignored ({}); gc removes it", e.detail()));
         }
         out
     }
@@ -78,8 +86,9 @@ impl Repository {
     /// None when an index file vanished between listing and reading (a gc
     /// replaced it): the caller starts over with a fresh listing.
     fn try_load_index(&self, holding: Holding) -> Result<Option<LoadedIndex>, StoreError> {
+        let condemned = self.condemned_lists()?;
         let damage = self.load_damage_lists()?;
-        let mut index = Index::new(damage.entries);
+        let mut index = Index::with_condemned(damage.entries, condemned.packs());
         let mut bad_files = Vec::new();
         for name in self.index_files()? {
             let key = keys::index(name);
@@ -110,12 +119,12 @@ impl Repository {
         for pack in &adopted {
             index.add_pack_holding(pack, holding);
         }
-        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad }))
+        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad, condemned }))
     }
 
     /// The names of the index files in storage.
     pub fn index_files(&self) -> Result<Vec<PackId>, StoreError> {
-        Ok(self.backend().list(keys::INDEX)?.iter().filter_map(|(k, _)| keys::parse_index(k)).collect())
+        Ok(self.backend().list(keys::INDEX)?.iter().filter_map(|l| keys::parse_index(&l.key)).collect())
     }
 
     pub fn delete_index_file(&self, name: PackId) -> Result<(), StoreError> {
@@ -144,10 +153,29 @@ impl Repository {
         Ok(written)
     }
 
+    /// Indexes the packs a load read from their footers (left unindexed by
+    /// an interrupted writer, or by one still running: listing a pack
+    /// twice is harmless). A condemned pack is not indexed again: a gc may
+    /// be deleting it, and an index file naming it once it is gone would
+    /// outlive the condemned list that warns writers off it. Returns a
+    /// note for the user.
+    pub fn index_adopted(&self, loaded: &mut LoadedIndex) -> Result<Option<String>, StoreError> {
+        let condemned: std::collections::HashSet<PackId> = loaded.condemned.packs().collect();
+        let mut adopted = std::mem::take(&mut loaded.adopted);
+        adopted.retain(|p| !condemned.contains(&p.id));
+        if adopted.is_empty() {
+            return Ok(None);
+        }
+        let note = format!("indexing {} pack(s) left without an index", adopted.len());
+        self.write_index(adopted)?;
+        Ok(Some(note))
+    }
+
     /// Makes the index in storage whole again: removes damaged index files,
     /// then indexes every pack that was read from its footer. A crash in
     /// between only leaves packs unindexed, which the next load adopts
-    /// again. Callers hold the write lock. Returns what it did, for the user.
+    /// again. Only a gc that runs alone calls it. Returns what it did, for
+    /// the user.
     pub fn repair_index(&self, loaded: &mut LoadedIndex) -> Result<Vec<String>, StoreError> {
         let mut done = Vec::new();
         for (key, e) in std::mem::take(&mut loaded.bad_files) {
@@ -160,11 +188,7 @@ impl Repository {
         if !done.is_empty() {
             self.sync()?;
         }
-        let adopted = std::mem::take(&mut loaded.adopted);
-        if !adopted.is_empty() {
-            done.push(format!("indexing {} pack(s) left without an index", adopted.len()));
-        }
-        self.write_index(adopted)?;
+        done.extend(self.index_adopted(loaded)?);
         Ok(done)
     }
 }

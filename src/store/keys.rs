@@ -8,6 +8,9 @@
 //! index/<32 hex>.idx           block lists of packs (rebuildable from packs)
 //! snapshots/<8 hex>.snap       snapshot records, written last
 //! damaged/<32 hex>.list        blob copies found damaged by check
+//! writers/<32 hex>-<n>.wrt     markers of running writers (n = 0 at the
+//!                              start, then one per refresh)
+//! condemned/<32 hex>.cdm       packs gc found unused, not yet deleted
 //! ```
 
 use crate::format::{PackId, SnapshotId};
@@ -17,9 +20,11 @@ pub const PACKS: &str = "packs";
 pub const INDEX: &str = "index";
 pub const SNAPSHOTS: &str = "snapshots";
 pub const DAMAGED: &str = "damaged";
+pub const WRITERS: &str = "writers";
+pub const CONDEMNED: &str = "condemned";
 
 /// Every directory a repository has.
-pub const DIRS: [&str; 4] = [PACKS, INDEX, SNAPSHOTS, DAMAGED];
+pub const DIRS: [&str; 6] = [PACKS, INDEX, SNAPSHOTS, DAMAGED, WRITERS, CONDEMNED];
 
 pub fn pack(id: PackId) -> String {
     let hex = id.to_hex();
@@ -37,6 +42,16 @@ pub fn snapshot(id: SnapshotId) -> String {
 
 pub fn damage_list(name: PackId) -> String {
     format!("{DAMAGED}/{}.list", name.to_hex())
+}
+
+/// Marker `seq` of writer `id`.
+pub fn writer(id: u128, seq: u64) -> String {
+    format!("{WRITERS}/{id:032x}-{seq}.wrt")
+}
+
+/// Condemned lists are named by the hash of their bytes.
+pub fn condemned(name: PackId) -> String {
+    format!("{CONDEMNED}/{}.cdm", name.to_hex())
 }
 
 fn file_name<'a>(key: &'a str, dir: &str, ext: &str) -> Option<&'a str> {
@@ -65,6 +80,18 @@ pub fn parse_damage_list(key: &str) -> Option<PackId> {
     (damage_list(id) == key).then_some(id)
 }
 
+/// The writer and refresh number a marker key names.
+pub fn parse_writer(key: &str) -> Option<(u128, u64)> {
+    let (id, seq) = file_name(key, WRITERS, ".wrt")?.split_once('-')?;
+    let parsed = (u128::from_str_radix(id, 16).ok()?, seq.parse().ok()?);
+    (writer(parsed.0, parsed.1) == key).then_some(parsed)
+}
+
+pub fn parse_condemned(key: &str) -> Option<PackId> {
+    let id = PackId::from_hex(file_name(key, CONDEMNED, ".cdm")?).ok()?;
+    (condemned(id) == key).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +109,9 @@ mod tests {
         assert_eq!(parse_index(&index(p)), Some(p));
         assert_eq!(parse_damage_list(&damage_list(p)), Some(p));
         assert_eq!(parse_index(&damage_list(p)), None);
+        assert_eq!(parse_writer(&writer(0xabc, 7)), Some((0xabc, 7)));
+        assert_eq!(parse_writer("writers/abc-7.wrt"), None, "not the canonical spelling");
+        assert_eq!(parse_writer(&format!("writers/{:032x}-+7.wrt", 1)), None);
+        assert_eq!(parse_condemned(&condemned(p)), Some(p));
     }
 }

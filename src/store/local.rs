@@ -7,7 +7,7 @@
 //! Everything is created private to its owner (0700 directories, 0600
 //! files) whatever the umask: a repository holds every saved byte.
 
-use super::backend::{Backend, LockGuard};
+use super::backend::{Backend, Listed};
 use super::temp_file::write_temp;
 use super::{fault, keys, StoreError};
 use crate::text::escape_path;
@@ -17,12 +17,11 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::num::NonZeroUsize;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEMP_PREFIX: &str = ".tmp-";
 pub const DIR_MODE: u32 = 0o700;
@@ -91,12 +90,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| io_err(path, e))
 }
 
-struct FlockGuard {
-    _file: File,
-}
-
-impl LockGuard for FlockGuard {}
-
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         escape_path(&self.root)
@@ -122,7 +115,7 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
         let mut out = Vec::new();
         for d in walk_dirs(&self.full(dir))? {
             for entry in read_dir(&d)? {
@@ -137,10 +130,11 @@ impl Backend for LocalBackend {
                 }
                 let path = entry.path();
                 let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().into_owned();
-                out.push((rel, meta.len()));
+                let modified = meta.modified().map_err(|e| io_err(&path, e))?;
+                out.push(Listed { key: rel, size: meta.len(), modified });
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
@@ -197,7 +191,7 @@ impl Backend for LocalBackend {
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let full = self.full(key);
-        fault::before_commit();
+        fault::before_commit("delete");
         match fs::remove_file(&full) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -233,39 +227,16 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn lock(&self, wait: Duration) -> Result<Box<dyn LockGuard>, StoreError> {
-        let path = self.root.join("lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
-        let deadline = Instant::now() + wait;
-        loop {
-            // SAFETY: flock on a descriptor owned here; no memory involved.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(Box::new(FlockGuard { _file: file }));
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.kind() != ErrorKind::Interrupted {
-                return Err(io_err(&path, err));
-            }
-            if Instant::now() >= deadline {
-                return Err(StoreError::Busy(self.location()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn remove_stale_temps(&self) -> Result<usize, StoreError> {
+    fn remove_stale_temps(&self, age: Duration) -> Result<usize, StoreError> {
         let mut removed = 0;
+        let old = |e: &fs::DirEntry| {
+            let modified = e.metadata().and_then(|m| m.modified());
+            let aged = modified.is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= age));
+            aged || writer_is_gone(&e.file_name().to_string_lossy())
+        };
         for dir in walk_dirs(&self.root)? {
             for entry in read_dir(&dir)? {
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && old(&entry) {
                     let p = entry.path();
                     match fs::remove_file(&p) {
                         Ok(()) => removed += 1,
@@ -315,10 +286,36 @@ fn too_large(key: &str, len: u64, max: u64) -> StoreError {
     StoreError::format(key, crate::format::FormatError::Invalid { what: "object", detail })
 }
 
+/// `.tmp-<boot>-<pid>-<n>`: the boot tells a temporary file of this
+/// machine's current boot, whose writer can be looked for by its pid.
 fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{TEMP_PREFIX}{}-{n}", std::process::id())
+    format!("{TEMP_PREFIX}{}-{}-{n}", boot_tag(), std::process::id())
+}
+
+fn boot_tag() -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(id.trim().as_bytes()) as u32)
+    })
+    .clone()
+}
+
+/// True when a temporary file was written in this boot by a process that
+/// no longer exists (killed mid-write). A writer on another machine
+/// sharing the directory has another boot tag.
+fn writer_is_gone(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else { return false };
+    let mut parts = rest.split('-');
+    let (Some(boot), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    // SAFETY: signal 0 only checks that the process exists.
+    let gone = pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    boot == boot_tag() && gone
 }
 
 /// The entries of `dir`; a directory that vanished (an emptied fan-out
@@ -375,7 +372,10 @@ mod tests {
         assert_eq!(b.read_range("packs/ab/x.pack", 3, 4).unwrap(), b"3456");
         assert!(b.read_range("packs/ab/x.pack", 8, 4).is_err());
         assert!(b.read_range("packs/ab/x.pack", 8, usize::MAX).is_err(), "no allocation for a range past the end");
-        assert_eq!(b.list("packs").unwrap(), vec![("packs/ab/x.pack".to_string(), 10)]);
+        let listed = b.list("packs").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].key.as_str(), listed[0].size), ("packs/ab/x.pack", 10));
+        assert!(listed[0].modified.elapsed().unwrap() < Duration::from_secs(60));
         b.delete("packs/ab/x.pack").unwrap();
         b.sync().unwrap();
         assert!(b.list("packs").unwrap().is_empty());
@@ -387,10 +387,11 @@ mod tests {
     fn stale_temps_are_invisible_and_removable() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("index")).unwrap();
-        fs::write(dir.path().join("index/.tmp-1-1"), b"partial").unwrap();
+        fs::write(dir.path().join("index/.tmp-00000000-1-1"), b"partial").unwrap();
         let b = LocalBackend::new(dir.path());
         assert!(b.list("index").unwrap().is_empty());
-        assert_eq!(b.remove_stale_temps().unwrap(), 1);
+        assert_eq!(b.remove_stale_temps(Duration::from_secs(3600)).unwrap(), 0, "a young one may be a writer's");
+        assert_eq!(b.remove_stale_temps(Duration::ZERO).unwrap(), 1);
     }
 
     #[test]
@@ -401,7 +402,6 @@ mod tests {
         let b = LocalBackend::new(&dir.path().join("r"));
         b.create().unwrap();
         b.write_if_absent("packs/ab/x.pack", b"x").unwrap();
-        let _lock = b.lock(Duration::ZERO).unwrap();
         // SAFETY: as above.
         unsafe { libc::umask(old) };
         let mode = |p: &str| fs::metadata(dir.path().join("r").join(p)).unwrap().mode() & 0o777;
@@ -409,20 +409,6 @@ mod tests {
         assert_eq!(mode("packs"), 0o700);
         assert_eq!(mode("packs/ab"), 0o700);
         assert_eq!(mode("packs/ab/x.pack"), 0o600);
-        assert_eq!(mode("lock"), 0o600);
         assert_eq!(open_to_others(&dir.path().join("r")), None);
-    }
-
-    #[test]
-    fn second_writer_waits_then_gives_up_and_succeeds_after_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalBackend::new(dir.path());
-        let first = b.lock(Duration::ZERO).unwrap();
-        let start = Instant::now();
-        let second = b.lock(Duration::from_millis(200));
-        assert!(matches!(second, Err(StoreError::Busy(_))));
-        assert!(start.elapsed() >= Duration::from_millis(200));
-        drop(first);
-        b.lock(Duration::ZERO).unwrap();
     }
 }

@@ -11,13 +11,13 @@
 //!   shows up as a survivor that refers to something that did not survive,
 //!   which process-kill tests cannot see (the kernel still had the data).
 
-use super::backend::{Backend, LockGuard};
+use super::backend::{Backend, Listed};
 use super::StoreError;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::SystemTime;
 
 type Objects = BTreeMap<String, Arc<Vec<u8>>>;
 
@@ -33,6 +33,8 @@ struct State {
     durable: Objects,
     /// Writes and deletes since the last sync, in order.
     pending: Vec<Op>,
+    /// When each object was written, for listings.
+    times: BTreeMap<String, SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,17 +51,6 @@ pub struct MemBackend {
     ops: AtomicU64,
     fault: Mutex<Option<(u64, Fault)>>,
     powered_off: AtomicBool,
-    locked: Arc<Mutex<bool>>,
-}
-
-struct MemLock(Arc<Mutex<bool>>);
-
-impl LockGuard for MemLock {}
-
-impl Drop for MemLock {
-    fn drop(&mut self) {
-        *self.0.lock() = false;
-    }
 }
 
 impl MemBackend {
@@ -102,6 +93,7 @@ impl MemBackend {
             let mut s = survivor.state.lock();
             s.visible = objects.clone();
             s.durable = objects;
+            s.times = state.times.clone();
         }
         survivor
     }
@@ -118,6 +110,7 @@ impl MemBackend {
         let bytes = Arc::new(bytes);
         s.visible.insert(key.to_string(), bytes.clone());
         s.durable.insert(key.to_string(), bytes);
+        s.times.insert(key.to_string(), SystemTime::now());
     }
 
     /// Counts an operation and fails it when a fault is due.
@@ -168,10 +161,15 @@ impl Backend for MemBackend {
         Ok(())
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
         self.op("list", dir)?;
         let s = self.state.lock();
-        Ok(s.visible.iter().filter(|(k, _)| under(k, dir)).map(|(k, v)| (k.clone(), v.len() as u64)).collect())
+        let modified = |k: &String| s.times.get(k).copied().unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(s.visible
+            .iter()
+            .filter(|(k, _)| under(k, dir))
+            .map(|(k, v)| Listed { key: k.clone(), size: v.len() as u64, modified: modified(k) })
+            .collect())
     }
 
     fn read(&self, key: &str, max_len: u64) -> Result<Vec<u8>, StoreError> {
@@ -207,6 +205,7 @@ impl Backend for MemBackend {
         }
         let bytes = Arc::new(data.to_vec());
         s.visible.insert(key.to_string(), bytes.clone());
+        s.times.insert(key.to_string(), SystemTime::now());
         s.pending.push(Op::Put(key.to_string(), bytes));
         Ok(true)
     }
@@ -229,29 +228,6 @@ impl Backend for MemBackend {
         }
         Ok(())
     }
-
-    fn lock(&self, wait: Duration) -> Result<Box<dyn LockGuard>, StoreError> {
-        self.op("lock", "")?;
-        let deadline = Instant::now() + wait;
-        loop {
-            {
-                let mut held = self.locked.lock();
-                if !*held {
-                    *held = true;
-                    return Ok(Box::new(MemLock(self.locked.clone())));
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(StoreError::Busy(self.location()));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn remove_stale_temps(&self) -> Result<usize, StoreError> {
-        self.op("cleanup", "")?;
-        Ok(0)
-    }
 }
 
 #[cfg(test)]
@@ -266,12 +242,13 @@ mod tests {
         b.write_if_absent("a/2", b"two").unwrap();
         b.delete("a/1").unwrap();
         assert_eq!(b.pending(), 2);
+        let keys = |b: &MemBackend| b.list("a").unwrap().into_iter().map(|l| (l.key, l.size)).collect::<Vec<_>>();
         let none = b.after_power_loss(|_| false);
-        assert_eq!(none.list("a").unwrap(), vec![("a/1".into(), 3)]);
+        assert_eq!(keys(&none), vec![("a/1".into(), 3)]);
         let all = b.after_power_loss(|_| true);
-        assert_eq!(all.list("a").unwrap(), vec![("a/2".into(), 3)]);
+        assert_eq!(keys(&all), vec![("a/2".into(), 3)]);
         b.sync().unwrap();
-        assert_eq!(b.after_power_loss(|_| false).list("a").unwrap(), vec![("a/2".into(), 3)]);
+        assert_eq!(keys(&b.after_power_loss(|_| false)), vec![("a/2".into(), 3)]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The repository: storage backend, packs, index, snapshots, locks.
+//! The repository: storage backend, packs, index, snapshots, writer
+//! markers.
 //!
 //! Everything above this layer talks to a [`Repository`], reads blobs
 //! through a [`BlobReader`] and writes them through a [`BlobWriter`]; only
@@ -6,25 +7,34 @@
 //! [`Backend`] touches storage.
 
 pub mod backend;
+pub mod cache;
+mod condemned;
 mod error;
 mod fault;
 pub mod index;
 mod index_files;
 mod keys;
 pub mod local;
+mod location;
 pub mod memory;
 pub mod reader;
 mod records;
 mod repo;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod temp_file;
 pub mod writer;
+pub mod writers;
 
-pub use backend::{Backend, LockGuard};
+pub use backend::{Backend, Listed};
+pub use condemned::{Condemned, CondemnedLists};
 pub use error::{kind_name, StoreError};
 pub use index::Index;
 pub use index_files::LoadedIndex;
 pub use local::LocalBackend;
+pub use location::Location;
 pub use reader::BlobReader;
 pub use records::{DamageLists, SnapshotEntry, MAX_SNAPSHOT_RECORD};
 pub use repo::Repository;
 pub use writer::{BlobWriter, BlockBuilder, WriteSummary};
+pub use writers::{WriterInfo, WriterSession};

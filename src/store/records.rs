@@ -1,7 +1,7 @@
 //! Snapshot records and damage lists.
 
 use super::repo::random_bytes;
-use super::{keys, Repository, StoreError};
+use super::{keys, Repository, StoreError, WriterSession};
 use crate::format::records::{decode_damage_list, decode_snapshot, encode_damage_list, encode_snapshot};
 use crate::format::records::{DamageList, Snapshot};
 use crate::format::{BlobId, ObjectKind, PackId, SnapshotId};
@@ -74,7 +74,7 @@ impl Repository {
             .backend()
             .list(keys::SNAPSHOTS)?
             .iter()
-            .filter_map(|(k, n)| Some((keys::parse_snapshot(k)?, *n)))
+            .filter_map(|l| Some((keys::parse_snapshot(&l.key)?, l.size)))
             .collect())
     }
 
@@ -154,6 +154,24 @@ impl Repository {
         }
     }
 
+    /// Writes the snapshot record of a writer's work, only while the
+    /// writer's lease holds: a writer suspended past it may refer to packs
+    /// a gc has deleted meanwhile, and its record is taken back.
+    pub fn commit_snapshot(
+        &self,
+        session: &WriterSession,
+        snapshot: &mut Snapshot,
+        finish: impl Fn(&mut Snapshot, u64),
+    ) -> Result<SnapshotId, StoreError> {
+        session.ensure_alive()?;
+        let (id, _) = self.write_snapshot(snapshot, finish)?;
+        if let Err(e) = session.ensure_alive() {
+            self.delete_snapshots(&[id])?;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     /// Deletes snapshot records and makes that durable.
     pub fn delete_snapshots(&self, ids: &[SnapshotId]) -> Result<(), StoreError> {
         for id in ids {
@@ -168,7 +186,7 @@ impl Repository {
     /// and otherwise ignored, so that it never stops a command.
     pub fn load_damage_lists(&self) -> Result<DamageLists, StoreError> {
         let mut out = DamageLists::default();
-        for (key, _) in self.backend().list(keys::DAMAGED)? {
+        for key in self.backend().list(keys::DAMAGED)?.into_iter().map(|l| l.key) {
             let Some(name) = keys::parse_damage_list(&key) else { continue };
             let decoded = self
                 .read_enveloped(&key, ObjectKind::DamageList, MAX_DAMAGE_LIST, Some(name))
@@ -203,7 +221,7 @@ impl Repository {
     /// `check --read-data` has recorded the damage it found again).
     pub fn prune_damage_lists(&self, gone: &HashSet<PackId>, unreadable: bool) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for (key, _) in self.backend().list(keys::DAMAGED)? {
+        for key in self.backend().list(keys::DAMAGED)?.into_iter().map(|l| l.key) {
             let Some(name) = keys::parse_damage_list(&key) else { continue };
             let read = self.read_enveloped(&key, ObjectKind::DamageList, MAX_DAMAGE_LIST, Some(name));
             let remove = match read.and_then(|b| decode_damage_list(&b).map_err(|e| StoreError::format(&key, e))) {

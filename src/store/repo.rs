@@ -3,8 +3,10 @@
 //! records and damage lists have their own files; this one holds opening,
 //! creating, locking and the packs.
 
-use super::backend::{Backend, LockGuard};
+use super::backend::Backend;
+use super::cache::{self, cache_dir, CachedBackend};
 use super::local::LocalBackend;
+use super::Location;
 use super::{keys, StoreError};
 use crate::chunking::ChunkSizes;
 use crate::format::pack::{check_header, decode_footer, footer_location, HEADER_LEN, TRAILER_LEN};
@@ -62,6 +64,31 @@ impl Repository {
         Ok(Repository { backend, config, secret })
     }
 
+    /// The repository at `location`; a remote one reads through the local
+    /// cache of its index files and packs ([`super::cache`]).
+    pub fn open_at(location: &Location) -> Result<Repository, StoreError> {
+        let repo = Self::open(location.backend()?)?;
+        Ok(repo.with_cache(location))
+    }
+
+    /// Creates a repository at `location`.
+    pub fn init_at(location: &Location, sizes: ChunkSizes) -> Result<Repository, StoreError> {
+        let repo = Self::init(location.backend()?, sizes)?;
+        Ok(repo.with_cache(location))
+    }
+
+    fn with_cache(mut self, location: &Location) -> Repository {
+        if !location.is_remote() {
+            return self;
+        }
+        let Some(dir) = cache_dir(self.config.repo_id) else { return self };
+        match CachedBackend::new(self.backend.clone(), dir, cache::DEFAULT_LIMIT) {
+            Ok(cached) => self.backend = Arc::new(cached),
+            Err(e) => eprintln!("chkfs: warning: no local cache ({e}); every read goes to {}", self.location()),
+        }
+        self
+    }
+
     /// A repository in a local directory.
     pub fn open_local(root: &Path) -> Result<Repository, StoreError> {
         Self::open(Arc::new(LocalBackend::new(&absolute(root)?)))
@@ -99,27 +126,26 @@ impl Repository {
         BlobId(xxh3_128_with_secret_input(data, &self.secret))
     }
 
-    /// The exclusive writer lock (save, forget, gc).
-    pub fn lock(&self, wait: Duration) -> Result<Box<dyn LockGuard>, StoreError> {
-        self.backend.lock(wait)
-    }
-
     /// Makes everything written or deleted so far durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.backend.sync()
     }
 
-    /// Removes temporary files left by interrupted writers. Callers hold
-    /// the write lock.
-    pub fn remove_stale_temps(&self) -> Result<usize, StoreError> {
-        self.backend.remove_stale_temps()
+    /// Removes temporary files left by interrupted writers, those older
+    /// than `age` (a younger one may be a running writer's).
+    pub fn remove_stale_temps(&self, age: Duration) -> Result<usize, StoreError> {
+        self.backend.remove_stale_temps(age)
+    }
+
+    pub(crate) fn shared_backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
     }
 
     // ---------------------------------------------------------------- packs
 
     /// Every pack in storage, with its size.
     pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>, StoreError> {
-        Ok(self.backend.list(keys::PACKS)?.iter().filter_map(|(k, n)| Some((keys::parse_pack(k)?, *n))).collect())
+        Ok(self.backend.list(keys::PACKS)?.iter().filter_map(|l| Some((keys::parse_pack(&l.key)?, l.size))).collect())
     }
 
     pub fn read_pack_range(&self, id: PackId, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
@@ -185,7 +211,7 @@ impl Repository {
     pub fn stored_bytes(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         for dir in [keys::PACKS, keys::INDEX, keys::DAMAGED] {
-            total += self.backend.list(dir)?.iter().map(|(_, n)| n).sum::<u64>();
+            total += self.backend.list(dir)?.iter().map(|l| l.size).sum::<u64>();
         }
         Ok(total)
     }

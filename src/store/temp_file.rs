@@ -42,7 +42,7 @@ pub fn write_temp(tmp: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let mut f = create(tmp, 0, mode)?;
     let half = data.len() / 2;
     f.write_all(&data[..half])?;
-    fault::before_commit();
+    fault::before_commit("write");
     f.write_all(&data[half..])?;
     f.sync_all()
 }
@@ -74,7 +74,7 @@ impl<'a> DirectWriter<'a> {
     fn write_all_synced(mut self, data: &[u8]) -> io::Result<()> {
         let half = data.len() / 2 / ALIGN * ALIGN;
         self.write_run(&data[..half])?;
-        fault::before_commit();
+        fault::before_commit("write");
         self.write_run(&data[half..])?;
         self.file.sync_all()
     }

@@ -4,6 +4,7 @@
 //! sequentially while workers go on chunking.
 
 use super::index::{IdSet, Index};
+use super::repo::random_bytes;
 use super::{Repository, StoreError};
 use crate::format::pack::{
     salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
@@ -194,11 +195,6 @@ impl BlobWriter {
     }
 }
 
-/// Packs being written to storage at once. Each pack's write ends with an
-/// fsync; while one waits for the disk, the next is written, and chunking
-/// goes on.
-const PACK_WRITERS: usize = 2;
-
 /// Assembles blocks into packs and hands full packs to writer threads.
 struct Packer {
     data: PackBuilder,
@@ -214,11 +210,14 @@ struct Packer {
 
 impl Packer {
     fn new(repo: Arc<Repository>, errors: FirstError) -> Self {
-        // A rendezvous channel: at most PACK_WRITERS packs being written
-        // plus one being filled are in memory.
+        // A rendezvous channel: at most one pack per writer thread being
+        // written plus one being filled are in memory.
         let (tx, rx) = bounded::<PackBuilder>(0);
         let (spare_tx, spare) = bounded::<Vec<u8>>(1);
-        let writers = (0..PACK_WRITERS)
+        // Packs being written at once (each write ends with an fsync or a
+        // request's round trip): while one waits, the next is written, and
+        // chunking goes on.
+        let writers = (0..repo.backend().parallel_writes().max(1))
             .map(|_| {
                 let rx = rx.clone();
                 let repo = repo.clone();
@@ -302,18 +301,16 @@ fn new_data_pack(spare: Option<Vec<u8>>) -> PackBuilder {
 /// Stores a pack; returns it as indexed and its buffer for reuse.
 fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<u8>), StoreError> {
     let (mut bytes, footer) = pack.finish().map_err(|e| StoreError::format("new pack", e))?;
-    // A pack is only rebuilt byte for byte when its blobs were all found
-    // damaged (a save healing them): the stored file with that name is the
-    // damaged one, so the new pack gets a salted, different name.
-    for salt in 0u64.. {
-        if salt > 0 {
-            salt_pack(&mut bytes, salt);
-        }
+    // Every pack gets a random salt, so that a pack name is never used
+    // twice: a name a gc deleted never comes back as a different object
+    // (the multi-writer protocol relies on it, FORMAT.md), and a pack
+    // rebuilt byte for byte to heal a damaged one gets a name of its own.
+    loop {
+        salt_pack(&mut bytes, u64::from_le_bytes(random_bytes::<8>()?));
         let id = PackId(xxh3_128(&bytes));
         if repo.write_pack(id, &bytes)? {
             let size = bytes.len() as u64;
             return Ok((IndexedPack { id, size, blocks: footer.blocks }, bytes));
         }
     }
-    unreachable!("some salt gives an unused name")
 }

@@ -1,0 +1,214 @@
+//! A local cache in front of a remote backend: index files and packs,
+//! which never change once written (both are named by the hash of their
+//! bytes, and a pack name is never reused), kept whole on local disk.
+//!
+//! A pack is fetched whole on its first read, checked against its name,
+//! and every later read of it is local: a save reads its parent's trees
+//! without a request, and a mount reads a file's chunks from one GET per
+//! pack instead of one per block. Packs are evicted oldest first beyond
+//! the size limit; index files are kept while the repository lists them.
+//! Everything read from the cache goes through the same checks as data
+//! from storage (blob hashes, envelope checksums), and the cache may be
+//! deleted at any time.
+
+use super::backend::{Backend, Listed};
+use super::temp_file::write_temp;
+use super::{keys, StoreError};
+use parking_lot::Mutex;
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Packs kept by default: enough for the trees of large repositories and
+/// the data a mount reads from.
+pub const DEFAULT_LIMIT: u64 = 4 << 30;
+
+pub struct CachedBackend {
+    inner: Arc<dyn Backend>,
+    dir: PathBuf,
+    limit: u64,
+    /// One download of a key at a time (by hash of the key).
+    stripes: Vec<Mutex<()>>,
+    evicting: Mutex<()>,
+}
+
+/// The cache directory of repository `repo_id`.
+pub fn cache_dir(repo_id: u128) -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("chkfs").join(format!("{repo_id:032x}")))
+}
+
+impl CachedBackend {
+    pub fn new(inner: Arc<dyn Backend>, dir: PathBuf, limit: u64) -> Result<CachedBackend, StoreError> {
+        for sub in [keys::PACKS, keys::INDEX] {
+            let d = dir.join(sub);
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .map_err(|e| StoreError::io(crate::text::escape_path(&d), e))?;
+        }
+        let stripes = (0..32).map(|_| Mutex::new(())).collect();
+        Ok(CachedBackend { inner, dir, limit, stripes, evicting: Mutex::new(()) })
+    }
+
+    /// Where `key` is kept, when it is something the cache keeps.
+    fn local(&self, key: &str) -> Option<PathBuf> {
+        if let Some(id) = keys::parse_pack(key) {
+            return Some(self.dir.join(keys::PACKS).join(id.to_hex()));
+        }
+        keys::parse_index(key).map(|id| self.dir.join(keys::INDEX).join(id.to_hex()))
+    }
+
+    /// The cached copy of `key`, fetched whole first when missing; None
+    /// when the cache cannot hold it (the caller reads from storage).
+    fn fetch(&self, key: &str, path: &Path, max_len: u64) -> Result<Option<File>, StoreError> {
+        if let Ok(f) = File::open(path) {
+            return Ok(Some(f));
+        }
+        let stripe = &self.stripes[(xxh3_128(key.as_bytes()) % self.stripes.len() as u128) as usize];
+        let _one = stripe.lock();
+        if let Ok(f) = File::open(path) {
+            return Ok(Some(f));
+        }
+        let bytes = self.inner.read(key, max_len)?;
+        // Named by the hash of their bytes: a copy that does not match is
+        // not kept (the reader reports the damage from storage's bytes).
+        let matches =
+            keys::parse_pack(key).or_else(|| keys::parse_index(key)).is_some_and(|id| id.0 == xxh3_128(&bytes));
+        if !matches || write_local(path, &bytes).is_err() {
+            return Ok(None);
+        }
+        self.evict_beyond_limit();
+        Ok(File::open(path).ok())
+    }
+
+    /// Removes the oldest packs while the packs kept exceed the limit.
+    fn evict_beyond_limit(&self) {
+        let Some(_one) = self.evicting.try_lock() else { return };
+        let Ok(rd) = fs::read_dir(self.dir.join(keys::PACKS)) else { return };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.limit {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+
+    /// Drops cached index files the repository no longer lists.
+    fn forget_index_files_not_in(&self, listed: &[Listed]) {
+        let live: std::collections::HashSet<String> =
+            listed.iter().filter_map(|l| keys::parse_index(&l.key)).map(|id| id.to_hex()).collect();
+        let Ok(rd) = fs::read_dir(self.dir.join(keys::INDEX)) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    let done = write_temp(&tmp, bytes, 0o600).and_then(|()| fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    done
+}
+
+impl Backend for CachedBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create(&self) -> Result<(), StoreError> {
+        self.inner.create()
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
+        let listed = self.inner.list(dir)?;
+        if dir == keys::INDEX {
+            self.forget_index_files_not_in(&listed);
+        }
+        Ok(listed)
+    }
+
+    fn read(&self, key: &str, max_len: u64) -> Result<Vec<u8>, StoreError> {
+        let Some(path) = self.local(key) else { return self.inner.read(key, max_len) };
+        match self.fetch(key, &path, max_len)? {
+            Some(f) => {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+                if len > max_len {
+                    return self.inner.read(key, max_len);
+                }
+                let mut buf = vec![0u8; len as usize];
+                match f.read_exact_at(&mut buf, 0) {
+                    Ok(()) => Ok(buf),
+                    Err(_) => self.inner.read(key, max_len),
+                }
+            }
+            None => self.inner.read(key, max_len),
+        }
+    }
+
+    fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let Some(path) = self.local(key) else { return self.inner.read_range(key, offset, len) };
+        let Some(f) = self.fetch(key, &path, crate::format::MAX_OBJECT)? else {
+            return self.inner.read_range(key, offset, len);
+        };
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            // Past the end of the cached copy: storage says why.
+            return self.inner.read_range(key, offset, len);
+        }
+        let mut buf = vec![0u8; len];
+        match f.read_exact_at(&mut buf, offset) {
+            Ok(()) => Ok(buf),
+            Err(_) => self.inner.read_range(key, offset, len),
+        }
+    }
+
+    fn write_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StoreError> {
+        let written = self.inner.write_if_absent(key, data)?;
+        if written && keys::parse_index(key).is_some() {
+            if let Some(path) = self.local(key) {
+                let _ = write_local(&path, data);
+            }
+        }
+        Ok(written)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)?;
+        if let Some(path) = self.local(key) {
+            let _ = fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+
+    fn parallel_writes(&self) -> usize {
+        self.inner.parallel_writes()
+    }
+}

@@ -1,0 +1,191 @@
+//! A repository in an S3-compatible object store (`s3://BUCKET/PREFIX`),
+//! through the `object_store` crate: it signs requests, retries 5xx,
+//! timeouts and dropped connections with backoff, and sends
+//! `If-None-Match: *` for create-if-absent. Credentials, region and
+//! endpoint come from the standard AWS environment variables.
+//!
+//! Every write is one PUT, atomic and durable when it returns, so `sync`
+//! has nothing to do.
+
+use super::backend::{Backend, Listed};
+use super::StoreError;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjPath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use std::time::Duration;
+
+pub struct S3Backend {
+    store: AmazonS3,
+    bucket: String,
+    /// Without leading or trailing '/'; empty for the bucket's top.
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// How long one request may take before it is retried (a 32 MiB pack at
+/// a slow 2 MB/s fits).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl S3Backend {
+    /// Connects to `bucket` (no request is sent yet).
+    pub fn new(bucket: &str, prefix: &str) -> Result<S3Backend, StoreError> {
+        let location = format!("s3://{bucket}/{prefix}");
+        // These options replace the ones from_env read: AWS_ALLOW_HTTP is
+        // carried over by hand.
+        let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        let client = ClientOptions::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_allow_http(allow_http);
+        let retry = RetryConfig { max_retries: 10, retry_timeout: Duration::from_secs(180), ..Default::default() };
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(client)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| remote(&location, e))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("chkfs-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io("the S3 client's runtime", e))?;
+        Ok(S3Backend { store, bucket: bucket.into(), prefix: prefix.trim_matches('/').into(), runtime })
+    }
+
+    fn path(&self, key: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(key)
+        } else {
+            ObjPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn key_of<'a>(&self, path: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() {
+            return Some(path);
+        }
+        path.strip_prefix(self.prefix.as_str())?.strip_prefix('/')
+    }
+
+    fn what(&self, key: &str) -> String {
+        format!("{}/{key}", self.location())
+    }
+}
+
+/// An object store error as a store error: "not found" is `Missing`, the
+/// rest an I/O error naming the object.
+fn remote(what: &str, e: object_store::Error) -> StoreError {
+    match e {
+        object_store::Error::NotFound { .. } => StoreError::Missing { what: what.to_string() },
+        other => StoreError::io(what, std::io::Error::other(other.to_string())),
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn create(&self) -> Result<(), StoreError> {
+        let prefix = if self.prefix.is_empty() { None } else { Some(ObjPath::from(self.prefix.as_str())) };
+        let first = self.runtime.block_on(async { self.store.list(prefix.as_ref()).try_next().await });
+        match first.map_err(|e| remote(&self.location(), e))? {
+            Some(_) => Err(StoreError::AlreadyExists(self.location())),
+            None => Ok(()),
+        }
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
+        let prefix = self.path(dir);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .runtime
+            .block_on(self.store.list(Some(&prefix)).try_collect())
+            .map_err(|e| remote(&self.what(dir), e))?;
+        let mut out: Vec<Listed> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = self.key_of(m.location.as_ref())?.to_string();
+                Some(Listed { key, size: m.size, modified: m.last_modified.into() })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn read(&self, key: &str, max_len: u64) -> Result<Vec<u8>, StoreError> {
+        let what = self.what(key);
+        self.runtime.block_on(async {
+            let got = self.store.get(&self.path(key)).await.map_err(|e| remote(&what, e))?;
+            // The size is known from the response headers, before the body.
+            if got.meta.size > max_len {
+                return Err(too_large(&what, got.meta.size, max_len));
+            }
+            let bytes = got.bytes().await.map_err(|e| remote(&what, e))?;
+            if bytes.len() as u64 > max_len {
+                return Err(too_large(&what, bytes.len() as u64, max_len));
+            }
+            Ok(bytes.to_vec())
+        })
+    }
+
+    fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let what = self.what(key);
+        let end = offset.checked_add(len as u64).ok_or_else(|| beyond_end(&what, offset, len))?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let got = self.runtime.block_on(self.store.get_range(&self.path(key), offset..end));
+        match got {
+            Ok(bytes) if bytes.len() == len => Ok(bytes.to_vec()),
+            Ok(_) => Err(beyond_end(&what, offset, len)),
+            // A range past the end is refused by the server (416); the
+            // object is there, so it is damage, not a missing object.
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::Missing { what }),
+            Err(e) if e.to_string().contains("416") || e.to_string().contains("Range") => {
+                Err(beyond_end(&what, offset, len))
+            }
+            Err(e) => Err(remote(&what, e)),
+        }
+    }
+
+    fn write_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StoreError> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+        match self.runtime.block_on(self.store.put_opts(&self.path(key), payload, opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(remote(&self.what(key), e)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.runtime.block_on(self.store.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote(&self.what(key), e)),
+        }
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn parallel_writes(&self) -> usize {
+        6
+    }
+}
+
+fn too_large(what: &str, len: u64, max: u64) -> StoreError {
+    let detail = format!("{len} bytes, more than such an object can hold ({max})");
+    StoreError::format(what, crate::format::FormatError::Invalid { what: "object", detail })
+}
+
+fn beyond_end(what: &str, offset: u64, len: usize) -> StoreError {
+    let detail = format!("range {offset}+{len} lies beyond its end");
+    StoreError::format(what, crate::format::FormatError::Invalid { what: "object", detail })
+}
