@@ -7,6 +7,7 @@
 pub mod check;
 pub mod chunking;
 pub mod cli;
+pub mod copy;
 pub mod dirfd;
 pub mod forget;
 pub mod format;

@@ -73,7 +73,7 @@ type Bad = HashMap<BlobKey, (Vec<PackId>, String)>;
 pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
     let records = read_records(&repo, &mut report)?;
-    let loaded = repo.load_index()?;
+    let loaded = repo.load_index_full()?;
     for (key, e) in &loaded.bad_files {
         report.errors.push(format!("index file {key}: {}", e.detail()));
     }
@@ -171,7 +171,7 @@ fn confirm_missing(repo: &Repository, packs: &[PackId]) -> Result<Vec<PackId>, S
     if absent.is_empty() {
         return Ok(absent);
     }
-    let index = repo.load_index()?.index;
+    let index = repo.load_index_full()?.index;
     Ok(absent.into_iter().filter(|p| index.contains_pack(*p)).collect())
 }
 

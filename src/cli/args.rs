@@ -46,6 +46,8 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Reclaim the space that no kept snapshot uses
     Gc(GcArgs),
+    /// Copy snapshots into another repository (e.g. a local one to S3), deduplicated there
+    Copy(CopyArgs),
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
     #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
     Mount(MountArgs),
@@ -185,6 +187,23 @@ pub struct ForgetArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Print the decisions as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy from [default: --repo, CHKFS_REPO or the default repository]
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: Option<PathBuf>,
+    /// The repository to copy into (created first with `chkfs init`)
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: PathBuf,
+    /// Snapshots to copy (unique id prefixes, or `latest`) [default: all]; those the target
+    /// already has (same time, host, path and message) are skipped
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod copy;
 mod exit;
 mod forget;
 mod format;
@@ -69,6 +70,7 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Check(a) => check::run(ctx, &a),
         Command::Forget(a) => forget::run(ctx, &a),
         Command::Gc(a) => gc::run(ctx, &a),
+        Command::Copy(a) => copy::run(ctx, &a),
         Command::Man => man::print(),
         Command::Mount(a) => mount::run(ctx, &a),
     }

@@ -19,7 +19,7 @@ use crate::format::tree::{Extent, Node};
 use crate::format::{BlobId, PackId, SnapshotId};
 use crate::store::index::IdSet;
 use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
-use crate::store::{BlobReader, CondemnedLists, Index, Repository, StoreError, WriterInfo};
+use crate::store::{BlobReader, CondemnedLists, Index, Repository, SnapshotEntry, StoreError, WriterInfo};
 use crate::text::escape_bytes;
 use crate::walk::each_distinct_tree;
 use plan::Condemnation;
@@ -59,7 +59,13 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
         notes.push(format!("another gc is running ({}): this one changes nothing", other.describe()));
         return Ok((GcPlan::default(), GcReport::skipped(started), notes));
     }
-    let mut loaded = repo.load_index()?;
+    // Snapshots before the index: a snapshot's packs are indexed before
+    // its record is written, so every snapshot listed here finds its
+    // chunks in the index loaded next. A save that finishes later started
+    // before this survey (its marker holds back what it might use) or
+    // after (it keeps off condemned packs).
+    let snapshots = repo.snapshots()?;
+    let mut loaded = repo.load_index_full()?;
     notes.extend(loaded.warnings());
     if !opts.dry_run {
         repo.remove_stale_temps(STALE_TEMP_AGE)?;
@@ -76,7 +82,7 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
     let condemnation = survey.condemnation(&condemned, opts.grace);
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
-    let (live, marked) = mark(repo, &reader, &index)?;
+    let (live, marked) = mark(snapshots, &reader, &index)?;
     let plan = plan::plan(&index, &live, opts.max_waste, &condemnation);
     require_live_packs(repo, &plan)?;
     let running: Vec<String> = survey.live.iter().map(WriterInfo::describe).collect();
@@ -129,12 +135,15 @@ impl Survey {
 /// Every blob a snapshot needs, each distinct tree read once. Any tree
 /// that cannot be read stops the gc: what it references cannot be proven
 /// dead.
-fn mark(repo: &Repository, reader: &BlobReader, index: &Index) -> Result<(IdSet, HashSet<SnapshotId>), GcError> {
+fn mark(
+    snapshots: Vec<SnapshotEntry>,
+    reader: &BlobReader,
+    index: &Index,
+) -> Result<(IdSet, HashSet<SnapshotId>), GcError> {
     let mut live = IdSet::default();
     let mut visited = HashSet::new();
     // The parts of split trees: blobs no entry names directly.
     let mut parts = Vec::new();
-    let snapshots = repo.snapshots()?;
     let marked = snapshots.iter().map(|s| s.id).collect();
     for snap in snapshots {
         let id = snap.id;

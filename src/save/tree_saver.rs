@@ -4,7 +4,7 @@
 use super::file_saver::SavedFile;
 use super::scan::{Pending, Scan};
 use crate::format::pack::BlobKind;
-use crate::format::tree::{encode_split_tree, encode_tree, split_entries, Entry, Extent, Node, Part, SplitTree, Tree};
+use crate::format::tree::{Entry, Extent, Node, Tree};
 use crate::format::BlobId;
 use crate::store::{BlobWriter, BlockBuilder, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -70,7 +70,7 @@ pub fn save_trees(
             count(&entry, &mut stats, &mut groups_counted);
             tree.entries.push(entry);
         }
-        ids[d] = store_tree(tree, writer, &mut builder)?;
+        ids[d] = writer.add_tree(tree, &mut builder)?;
     }
     writer.flush(&mut builder)?;
     let mut root = scan.root.clone();
@@ -81,23 +81,6 @@ pub fn save_trees(
 
 /// Stores a directory's tree, split in parts if it is large (parts a
 /// previous save stored already are not written again).
-fn store_tree(tree: Tree, writer: &BlobWriter, builder: &mut BlockBuilder) -> Result<BlobId, StoreError> {
-    let mut parts = split_entries(tree.entries);
-    if parts.len() == 1 {
-        let bytes = encode_tree(&parts[0]).map_err(|e| StoreError::format("new tree", e))?;
-        return writer.add(builder, &bytes);
-    }
-    let mut split = SplitTree { parts: Vec::with_capacity(parts.len()) };
-    for part in &mut parts {
-        let bytes = encode_tree(part).map_err(|e| StoreError::format("new tree", e))?;
-        let id = writer.add(builder, &bytes)?;
-        let first = std::mem::take(&mut part.entries[0].name);
-        split.parts.push(Part { first, entries: part.entries.len() as u32, tree: id });
-    }
-    let bytes = encode_split_tree(&split).map_err(|e| StoreError::format("new split tree", e))?;
-    writer.add(builder, &bytes)
-}
-
 /// Content, metadata and xattrs all as read through the file's own
 /// descriptor.
 fn fill_from_file(entry: &mut Entry, saved: Option<&SavedFile>) -> bool {

@@ -74,6 +74,13 @@ pub trait Backend: Send + Sync {
         2
     }
 
+    /// True when listing every pack costs little (a local directory); an
+    /// object store lists a thousand keys per request, so readers there
+    /// leave finding unindexed packs to gc and check.
+    fn lists_cheaply(&self) -> bool {
+        true
+    }
+
     /// Free space where the repository lives, when that is known.
     fn free_space(&self) -> Option<u64> {
         None

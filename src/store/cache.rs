@@ -1,6 +1,8 @@
 //! A local cache in front of a remote backend: index files and packs,
 //! which never change once written (both are named by the hash of their
-//! bytes, and a pack name is never reused), kept whole on local disk.
+//! bytes, and a pack name is never reused), kept whole on local disk, and
+//! snapshot records, kept under the size and time their last listing
+//! gave them.
 //!
 //! A pack is fetched whole on its first read, checked against its name,
 //! and every later read of it is local: a save reads its parent's trees
@@ -32,6 +34,10 @@ pub struct CachedBackend {
     /// One download of a key at a time (by hash of the key).
     stripes: Vec<Mutex<()>>,
     evicting: Mutex<()>,
+    /// Size and time of each snapshot record at the last listing: a
+    /// record is cached under both, so a record deleted and written again
+    /// under the same id is never served from the cache.
+    snapshot_stamps: Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
 }
 
 /// The cache directory of repository `repo_id`.
@@ -43,7 +49,7 @@ pub fn cache_dir(repo_id: u128) -> Option<PathBuf> {
 
 impl CachedBackend {
     pub fn new(inner: Arc<dyn Backend>, dir: PathBuf, limit: u64) -> Result<CachedBackend, StoreError> {
-        for sub in [keys::PACKS, keys::INDEX] {
+        for sub in [keys::PACKS, keys::INDEX, keys::SNAPSHOTS] {
             let d = dir.join(sub);
             fs::DirBuilder::new()
                 .recursive(true)
@@ -52,13 +58,19 @@ impl CachedBackend {
                 .map_err(|e| StoreError::io(crate::text::escape_path(&d), e))?;
         }
         let stripes = (0..32).map(|_| Mutex::new(())).collect();
-        Ok(CachedBackend { inner, dir, limit, stripes, evicting: Mutex::new(()) })
+        let snapshot_stamps = Mutex::new(Default::default());
+        Ok(CachedBackend { inner, dir, limit, stripes, evicting: Mutex::new(()), snapshot_stamps })
     }
 
     /// Where `key` is kept, when it is something the cache keeps.
     fn local(&self, key: &str) -> Option<PathBuf> {
         if let Some(id) = keys::parse_pack(key) {
             return Some(self.dir.join(keys::PACKS).join(id.to_hex()));
+        }
+        if let Some(id) = keys::parse_snapshot(key) {
+            let (size, modified) = *self.snapshot_stamps.lock().get(key)?;
+            let nanos = modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            return Some(self.dir.join(keys::SNAPSHOTS).join(format!("{}-{size}-{nanos}", id.to_hex())));
         }
         keys::parse_index(key).map(|id| self.dir.join(keys::INDEX).join(id.to_hex()))
     }
@@ -109,17 +121,29 @@ impl CachedBackend {
         }
     }
 
-    /// Drops cached index files the repository no longer lists.
-    fn forget_index_files_not_in(&self, listed: &[Listed]) {
-        let live: std::collections::HashSet<String> =
-            listed.iter().filter_map(|l| keys::parse_index(&l.key)).map(|id| id.to_hex()).collect();
-        let Ok(rd) = fs::read_dir(self.dir.join(keys::INDEX)) else { return };
+    /// Drops cached files of `dir` whose names `keep` refuses.
+    fn forget_unlisted(&self, dir: &str, keep: impl Fn(&str) -> bool) {
+        let Ok(rd) = fs::read_dir(self.dir.join(dir)) else { return };
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
+            if !keep(&e.file_name().to_string_lossy()) {
                 let _ = fs::remove_file(e.path());
             }
         }
+    }
+
+    /// Remembers the listed stamps of snapshot records and drops cached
+    /// records that are not listed as they are now.
+    fn note_snapshot_listing(&self, listed: &[Listed]) {
+        let mut stamps = self.snapshot_stamps.lock();
+        stamps.clear();
+        stamps.extend(listed.iter().map(|l| (l.key.clone(), (l.size, l.modified))));
+        drop(stamps);
+        let live: std::collections::HashSet<String> = listed
+            .iter()
+            .filter_map(|l| self.local(&l.key))
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .collect();
+        self.forget_unlisted(keys::SNAPSHOTS, |name| live.contains(name));
     }
 }
 
@@ -146,7 +170,11 @@ impl Backend for CachedBackend {
     fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
         let listed = self.inner.list(dir)?;
         if dir == keys::INDEX {
-            self.forget_index_files_not_in(&listed);
+            let live: std::collections::HashSet<String> =
+                listed.iter().filter_map(|l| keys::parse_index(&l.key)).map(|id| id.to_hex()).collect();
+            self.forget_unlisted(keys::INDEX, |name| live.contains(name));
+        } else if dir == keys::SNAPSHOTS {
+            self.note_snapshot_listing(&listed);
         }
         Ok(listed)
     }
@@ -210,5 +238,9 @@ impl Backend for CachedBackend {
 
     fn parallel_writes(&self) -> usize {
         self.inner.parallel_writes()
+    }
+
+    fn lists_cheaply(&self) -> bool {
+        self.inner.lists_cheaply()
     }
 }

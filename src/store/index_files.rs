@@ -66,16 +66,27 @@ impl Repository {
     /// no index lists (from an interrupted save, or whose index file is
     /// damaged), so every complete pack is readable. An index file of a
     /// newer format is an error: it is never guessed at, nor removed.
+    /// On an object store, unindexed packs are looked for only by
+    /// [`Repository::load_index_full`]: no snapshot refers to them.
     pub fn load_index(&self) -> Result<LoadedIndex, StoreError> {
         self.load_index_holding(Holding::All)
     }
 
+    /// `load_index`, always looking for unindexed packs (gc and check).
+    pub fn load_index_full(&self) -> Result<LoadedIndex, StoreError> {
+        self.load_with_retries(Holding::All, true)
+    }
+
     /// `load_index` of the blobs `holding` keeps (every pack is listed).
     pub fn load_index_holding(&self, holding: Holding) -> Result<LoadedIndex, StoreError> {
+        self.load_with_retries(holding, self.backend().lists_cheaply())
+    }
+
+    fn load_with_retries(&self, holding: Holding, find_unindexed: bool) -> Result<LoadedIndex, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_load_index(holding)? {
+            match self.try_load_index(holding, find_unindexed)? {
                 Some(loaded) => return Ok(loaded),
                 None if attempt < LOAD_ATTEMPTS => continue,
                 None => return Err(StoreError::Busy(self.location())),
@@ -85,7 +96,7 @@ impl Repository {
 
     /// None when an index file vanished between listing and reading (a gc
     /// replaced it): the caller starts over with a fresh listing.
-    fn try_load_index(&self, holding: Holding) -> Result<Option<LoadedIndex>, StoreError> {
+    fn try_load_index(&self, holding: Holding, find_unindexed: bool) -> Result<Option<LoadedIndex>, StoreError> {
         let condemned = self.condemned_lists()?;
         let damage = self.load_damage_lists()?;
         let mut index = Index::with_condemned(damage.entries, condemned.packs());
@@ -104,7 +115,8 @@ impl Repository {
         }
         let mut adopted = Vec::new();
         let mut bad_packs = Vec::new();
-        for (id, size) in self.unindexed_packs(&index)? {
+        let unindexed = if find_unindexed { self.unindexed_packs(&index)? } else { Vec::new() };
+        for (id, size) in unindexed {
             match self.read_pack_footer(id, size) {
                 Ok(pack) => adopted.push(pack),
                 // Not indexed, so nothing refers to it yet: a reader can go

@@ -121,6 +121,12 @@ impl Repository {
         ChunkSizes { min: c.min_size as usize, avg: c.avg_size as usize, max: c.max_size as usize }
     }
 
+    /// True when `other` names blobs as this repository does (both were
+    /// created with the same secret).
+    pub fn same_blob_ids(&self, other: &Repository) -> bool {
+        self.config.hash_secret == other.config.hash_secret
+    }
+
     /// The keyed content hash that names blobs.
     pub fn blob_id(&self, data: &[u8]) -> BlobId {
         BlobId(xxh3_128_with_secret_input(data, &self.secret))

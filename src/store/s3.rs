@@ -74,6 +74,45 @@ impl S3Backend {
     }
 }
 
+/// Attempts of one operation at this layer, on top of object_store's own
+/// retries: it does not resend a conditional PUT whose connection broke
+/// (it cannot know whether the first one landed), and a body cut short
+/// mid-read is not retried there either.
+const ATTEMPTS: u32 = 6;
+
+/// True for errors worth another attempt: anything but a refusal by the
+/// server that says the request itself is wrong.
+fn is_transient(e: &object_store::Error) -> bool {
+    use object_store::Error::*;
+    !matches!(
+        e,
+        NotFound { .. }
+            | AlreadyExists { .. }
+            | Precondition { .. }
+            | PermissionDenied { .. }
+            | Unauthenticated { .. }
+            | InvalidPath { .. }
+            | NotSupported { .. }
+            | NotImplemented { .. }
+            | UnknownConfigurationKey { .. }
+    )
+}
+
+/// Runs `op` until it succeeds, fails for good, or runs out of attempts,
+/// waiting longer after each transient failure.
+fn retrying<T>(mut op: impl FnMut(u32) -> Result<T, object_store::Error>) -> Result<T, object_store::Error> {
+    let mut attempt = 0;
+    loop {
+        match op(attempt) {
+            Err(e) if is_transient(&e) && attempt + 1 < ATTEMPTS => {
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// An object store error as a store error: "not found" is `Missing`, the
 /// rest an I/O error naming the object.
 fn remote(what: &str, e: object_store::Error) -> StoreError {
@@ -103,10 +142,9 @@ impl Backend for S3Backend {
 
     fn list(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
         let prefix = self.path(dir);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .runtime
-            .block_on(self.store.list(Some(&prefix)).try_collect())
-            .map_err(|e| remote(&self.what(dir), e))?;
+        let metas: Vec<object_store::ObjectMeta> =
+            retrying(|_| self.runtime.block_on(self.store.list(Some(&prefix)).try_collect()))
+                .map_err(|e| remote(&self.what(dir), e))?;
         let mut out: Vec<Listed> = metas
             .into_iter()
             .filter_map(|m| {
@@ -120,18 +158,22 @@ impl Backend for S3Backend {
 
     fn read(&self, key: &str, max_len: u64) -> Result<Vec<u8>, StoreError> {
         let what = self.what(key);
-        self.runtime.block_on(async {
-            let got = self.store.get(&self.path(key)).await.map_err(|e| remote(&what, e))?;
-            // The size is known from the response headers, before the body.
-            if got.meta.size > max_len {
-                return Err(too_large(&what, got.meta.size, max_len));
-            }
-            let bytes = got.bytes().await.map_err(|e| remote(&what, e))?;
-            if bytes.len() as u64 > max_len {
-                return Err(too_large(&what, bytes.len() as u64, max_len));
-            }
-            Ok(bytes.to_vec())
-        })
+        let path = self.path(key);
+        let got = retrying(|_| {
+            self.runtime.block_on(async {
+                let got = self.store.get(&path).await?;
+                // The size is known from the response headers, before the body.
+                if got.meta.size > max_len {
+                    return Ok(Err(too_large(&what, got.meta.size, max_len)));
+                }
+                Ok(Ok(got.bytes().await?))
+            })
+        });
+        let bytes = got.map_err(|e| remote(&what, e))??;
+        if bytes.len() as u64 > max_len {
+            return Err(too_large(&what, bytes.len() as u64, max_len));
+        }
+        Ok(bytes.to_vec())
     }
 
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
@@ -140,7 +182,8 @@ impl Backend for S3Backend {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let got = self.runtime.block_on(self.store.get_range(&self.path(key), offset..end));
+        let path = self.path(key);
+        let got = retrying(|_| self.runtime.block_on(self.store.get_range(&path, offset..end)));
         match got {
             Ok(bytes) if bytes.len() == len => Ok(bytes.to_vec()),
             Ok(_) => Err(beyond_end(&what, offset, len)),
@@ -154,18 +197,33 @@ impl Backend for S3Backend {
         }
     }
 
+    /// A conditional PUT (`If-None-Match: *`). When an attempt failed on
+    /// the way (the connection broke) and a later one finds the name
+    /// taken, the first may have landed: the object is read back, and it
+    /// is ours when its bytes are ours (every name written here is the
+    /// hash of its bytes, or random), so that no caller ever writes a
+    /// second copy of something it already wrote.
     fn write_if_absent(&self, key: &str, data: &[u8]) -> Result<bool, StoreError> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
-        match self.runtime.block_on(self.store.put_opts(&self.path(key), payload, opts)) {
+        let path = self.path(key);
+        let body = bytes::Bytes::copy_from_slice(data);
+        let put = retrying(|_| {
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            self.runtime.block_on(self.store.put_opts(&path, PutPayload::from(body.clone()), opts))
+        });
+        match put {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                match self.read(key, data.len() as u64) {
+                    Ok(stored) => Ok(stored == data),
+                    Err(_) => Ok(false),
+                }
+            }
             Err(e) => Err(remote(&self.what(key), e)),
         }
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.runtime.block_on(self.store.delete(&self.path(key))) {
+        match retrying(|_| self.runtime.block_on(self.store.delete(&self.path(key)))) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(remote(&self.what(key), e)),
         }
@@ -177,6 +235,10 @@ impl Backend for S3Backend {
 
     fn parallel_writes(&self) -> usize {
         6
+    }
+
+    fn lists_cheaply(&self) -> bool {
+        false
     }
 }
 

@@ -10,6 +10,7 @@ use crate::format::pack::{
     salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
 };
 use crate::format::records::IndexedPack;
+use crate::format::tree::{encode_split_tree, encode_tree, split_entries, Part, SplitTree, Tree};
 use crate::format::{BlobId, PackId};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
@@ -148,6 +149,25 @@ impl BlobWriter {
             self.seal(builder)?;
         }
         Ok(id)
+    }
+
+    /// Stores a directory's tree: as one tree object, or, when it holds
+    /// more entries than one part should, as a split tree and its parts.
+    pub fn add_tree(&self, tree: Tree, builder: &mut BlockBuilder) -> Result<BlobId, StoreError> {
+        let mut parts = split_entries(tree.entries);
+        if parts.len() == 1 {
+            let bytes = encode_tree(&parts[0]).map_err(|e| StoreError::format("new tree", e))?;
+            return self.add(builder, &bytes);
+        }
+        let mut split = SplitTree { parts: Vec::with_capacity(parts.len()) };
+        for part in &mut parts {
+            let bytes = encode_tree(part).map_err(|e| StoreError::format("new tree", e))?;
+            let id = self.add(builder, &bytes)?;
+            let first = std::mem::take(&mut part.entries[0].name);
+            split.parts.push(Part { first, entries: part.entries.len() as u32, tree: id });
+        }
+        let bytes = encode_split_tree(&split).map_err(|e| StoreError::format("new split tree", e))?;
+        self.add(builder, &bytes)
     }
 
     /// Sends a builder's pending blobs on their way to a pack.

@@ -8,6 +8,8 @@
 pub mod forge;
 pub mod manifest;
 
+#[allow(dead_code)]
+pub mod s3;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -239,9 +241,12 @@ pub fn tempdir() -> tempfile::TempDir {
 /// private XDG_DATA_HOME and HOME, and whatever sources the test makes.
 pub struct World {
     pub dir: tempfile::TempDir,
+    /// A local path, or an s3:// URL (then `env` says how to reach it).
     pub repo: PathBuf,
     pub xdg: PathBuf,
     pub home: PathBuf,
+    /// Set for every chkfs command (the S3 endpoint and credentials).
+    pub env: Vec<(String, String)>,
 }
 
 /// Empties the world with chkfs's own iterative removal before the
@@ -266,7 +271,7 @@ impl World {
         let home = dir.path().join("home");
         fs::create_dir_all(&xdg).unwrap();
         fs::create_dir_all(&home).unwrap();
-        World { dir, repo, xdg, home }
+        World { dir, repo, xdg, home, env: Vec::new() }
     }
 
     /// A world with an initialised repository.
@@ -288,7 +293,11 @@ impl World {
         c.env_remove("CHKFS_REPO")
             .env_remove("CHKFS_FAULT_ABORT_AFTER_WRITES")
             .env("XDG_DATA_HOME", &self.xdg)
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
             .env("HOME", &self.home);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 

@@ -1,0 +1,47 @@
+//! `chkfs copy`.
+
+use super::args::CopyArgs;
+use super::exit::ExitCode;
+use super::format::{bytes, local};
+use super::repo_path::{Chosen, RepoArgs};
+use crate::copy::copy;
+use crate::store::{Location, Repository};
+use crate::text::escape_bytes;
+use anyhow::Result;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
+    let from = match &args.from {
+        Some(p) => Chosen { path: p.clone(), is_default: false },
+        None => ctx.choose(None)?,
+    };
+    let src = Arc::new(Repository::open_at(&from.location()?)?);
+    let dst = Arc::new(Repository::open_at(&Location::parse(args.to.as_os_str())?)?);
+    let mut ids = Vec::new();
+    for spec in &args.snapshots {
+        ids.push(src.resolve_snapshot_id(spec)?);
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())?;
+        signal_hook::flag::register(sig, interrupted.clone())?;
+    }
+    let report = copy(&src, &dst, &ids, &interrupted, &mut |s, there| {
+        let what = if there { "already there" } else { "copying" };
+        eprintln!("{}  {}  {}  {what}", s.id, local(s.snapshot.time), escape_bytes(&s.snapshot.path));
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    eprintln!(
+        "copied {} snapshot(s) into {} ({} already there): {} new chunks and trees, {}; {} chunks read",
+        report.copied.len(),
+        dst.location(),
+        report.skipped.len(),
+        report.blobs_added,
+        bytes(report.bytes_added),
+        report.chunks_read
+    );
+    Ok(ExitCode::Ok)
+}
