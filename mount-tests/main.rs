@@ -22,6 +22,7 @@ mod lifecycle;
 mod live;
 mod readonly;
 mod roundtrip;
+mod s3;
 mod sparse;
 mod stat;
 mod trust;

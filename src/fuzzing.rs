@@ -52,7 +52,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_64, SecretInput};
 
-const KINDS: [ObjectKind; 7] = [
+const KINDS: [ObjectKind; 9] = [
     ObjectKind::Config,
     ObjectKind::Snapshot,
     ObjectKind::Index,
@@ -60,6 +60,8 @@ const KINDS: [ObjectKind; 7] = [
     ObjectKind::Tree,
     ObjectKind::DamageList,
     ObjectKind::SplitTree,
+    ObjectKind::WriterMarker,
+    ObjectKind::CondemnedList,
 ];
 
 /// Repository flag: recompute envelope checksums (see the module docs).
@@ -346,6 +348,35 @@ fn use_damage_list(list: &DamageList) {
     assert_eq!(index.has_damage(), !list.entries.is_empty(), "an index ignores its damage list");
     let again = records::encode_damage_list(list).ok().and_then(|b| records::decode_damage_list(&b).ok());
     assert_eq!(again.as_ref(), Some(list), "a damage list does not re-encode to itself");
+}
+
+pub fn writer_marker(data: &[u8]) {
+    both(data, |bytes| {
+        if let Ok(m) = records::decode_writer_marker(bytes) {
+            let again = records::encode_writer_marker(&m).ok().and_then(|b| records::decode_writer_marker(&b).ok());
+            assert_eq!(again.as_ref(), Some(&m), "a writer marker does not re-encode to itself");
+            let info = crate::store::WriterInfo {
+                id: 1,
+                started: std::time::UNIX_EPOCH,
+                refreshed: std::time::UNIX_EPOCH,
+                marker: Some(m),
+            };
+            // Any claimed lease is bounded, and judging one never panics.
+            assert!(info.lease() <= crate::store::writers::SAVE_LEASE);
+            let _ = (info.is_live(std::time::SystemTime::now()), info.describe(), info.is_dead_here());
+        }
+    });
+}
+
+pub fn condemned_list(data: &[u8]) {
+    both(data, |bytes| {
+        if let Ok(list) = records::decode_condemned(bytes) {
+            let index = Index::with_condemned([], list.packs.iter().copied());
+            assert!(list.packs.iter().all(|p| index.condemned().contains(p)), "an index ignores a condemned pack");
+            let again = records::encode_condemned(&list).ok().and_then(|b| records::decode_condemned(&b).ok());
+            assert_eq!(again.as_ref(), Some(&list), "a condemned list does not re-encode to itself");
+        }
+    });
 }
 
 // ------------------------------------------------------------ repository

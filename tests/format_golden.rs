@@ -1,6 +1,6 @@
 //! Golden fixtures of every format version (objects are written with the
 //! version that introduced their kind: `v1/` holds the kinds of version 1,
-//! `v2/` the split tree): every encoder's bytes are pinned, and the
+//! `v2/` the split tree, `v3/` writer markers and condemned lists): every encoder's bytes are pinned, and the
 //! committed bytes must decode to the same values. A change here is a
 //! format change: bump FORMAT_VERSION and keep reading the old files.
 //!
@@ -174,6 +174,29 @@ fn damage_list_v1() {
     let list = DamageList { entries: vec![(PackId(1), BlobId(2)), (PackId(3), BlobId(4))] };
     let bytes = fixture("damaged.bin", &encode_damage_list(&list).unwrap());
     assert_eq!(decode_damage_list(&bytes).unwrap(), list);
+}
+
+#[test]
+fn writer_marker_and_condemned_list_v3() {
+    let marker = WriterMarker {
+        command: "save".into(),
+        host: "laptop".into(),
+        pid: 4242,
+        started: ts(1_780_000_000, 5),
+        lease_secs: 86_400,
+        boot_id: "0b6f4f6e-2d1c-4f7a-9a55-3f1f0c2d9e11".into(),
+        pid_namespace: 4_026_531_836,
+    };
+    let bytes = versioned_fixture("v3", "writer_marker.bin", &encode_writer_marker(&marker).unwrap());
+    assert_eq!(bytes[5], 3, "a writer marker is a version-3 object");
+    assert_eq!(decode_writer_marker(&bytes).unwrap(), marker);
+    let list = CondemnedList { packs: vec![PackId(7), PackId(0xabc)], written: ts(1_780_000_100, 0) };
+    let bytes = versioned_fixture("v3", "condemned.bin", &encode_condemned(&list).unwrap());
+    assert_eq!(bytes[5], 3, "a condemned list is a version-3 object");
+    assert_eq!(decode_condemned(&bytes).unwrap(), list);
+    for cut in 0..bytes.len() {
+        assert!(decode_condemned(&bytes[..cut]).is_err());
+    }
 }
 
 /// Hostile inputs: every truncation and every single-bit flip of every

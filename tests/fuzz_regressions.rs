@@ -13,7 +13,7 @@ use chkfs::fuzzing;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 12] = [
     "envelope",
     "pack_block",
     "pack_footer",
@@ -23,6 +23,8 @@ const TARGETS: [&str; 10] = [
     "snapshot",
     "config",
     "damage_list",
+    "writer_marker",
+    "condemned_list",
     "repository",
 ];
 
@@ -70,7 +72,20 @@ macro_rules! replay_targets {
     };
 }
 
-replay_targets!(envelope, pack_block, pack_footer, index, tree, split_tree, snapshot, config, damage_list, repository);
+replay_targets!(
+    envelope,
+    pack_block,
+    pack_footer,
+    index,
+    tree,
+    split_tree,
+    snapshot,
+    config,
+    damage_list,
+    writer_marker,
+    condemned_list,
+    repository
+);
 
 // ----------------------------------------------------------------- seeds
 
@@ -85,6 +100,11 @@ fn fixture_seeds() -> Vec<Seed> {
         seed("split_tree", "fixture-tree".into(), &tree),
         seed("envelope", "fixture-split-tree".into(), &split),
     ];
+    for (target, file) in [("writer_marker", "writer_marker.bin"), ("condemned_list", "condemned.bin")] {
+        let bytes = read(&root().join("tests/fixtures/v3").join(file));
+        out.push(seed(target, format!("fixture-{target}"), &bytes));
+        out.push(seed("envelope", format!("fixture-{target}"), &bytes));
+    }
     out.extend(seeds_from_repo("fixture", &fixture_objects()));
     out
 }
@@ -126,6 +146,8 @@ fn seeds_from_repo(prefix: &str, objects: &[(String, Vec<u8>)]) -> Vec<Seed> {
             Some("snapshots") => "snapshot",
             Some("index") => "index",
             Some("damaged") => "damage_list",
+            Some("writers") => "writer_marker",
+            Some("condemned") => "condemned_list",
             Some("packs") => {
                 pack_seeds(&name, bytes, &mut out);
                 continue;

@@ -100,8 +100,12 @@ pub fn save(
     for w in loaded.warnings() {
         eprintln!("chkfs: warning: {w}");
     }
-    if let Some(note) = repo.index_adopted(&mut loaded)? {
-        eprintln!("chkfs: {note}");
+    // Where every pack was listed, damaged index files are replaced by
+    // indexing their packs again; on an object store gc does that.
+    if repo.lists_cheaply() {
+        for note in repo.repair_index(&mut loaded)? {
+            eprintln!("chkfs: {note}");
+        }
     }
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);

@@ -186,8 +186,7 @@ impl Repository {
     /// Makes the index in storage whole again: removes damaged index files,
     /// then indexes every pack that was read from its footer. A crash in
     /// between only leaves packs unindexed, which the next load adopts
-    /// again. Only a gc that runs alone calls it. Returns what it did, for
-    /// the user.
+    /// again. Returns what it did, for the user.
     pub fn repair_index(&self, loaded: &mut LoadedIndex) -> Result<Vec<String>, StoreError> {
         let mut done = Vec::new();
         for (key, e) in std::mem::take(&mut loaded.bad_files) {

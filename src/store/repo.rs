@@ -112,6 +112,11 @@ impl Repository {
         &*self.backend
     }
 
+    /// True when listing every pack is cheap (see [`Backend::lists_cheaply`]).
+    pub fn lists_cheaply(&self) -> bool {
+        self.backend.lists_cheaply()
+    }
+
     pub fn free_space(&self) -> Option<u64> {
         self.backend.free_space()
     }
