@@ -679,8 +679,10 @@ fn remove_odd(dir: &Path, prefix: &str, n: usize) {
     }
 }
 
+/// Writer markers in place (not the temporary files they are written as).
 fn markers(w: &World) -> usize {
-    fs::read_dir(w.repo.join("writers")).map(|d| d.count()).unwrap_or(0)
+    let named = |e: &fs::DirEntry| e.file_name().to_string_lossy().ends_with(".wrt");
+    fs::read_dir(w.repo.join("writers")).map(|d| d.flatten().filter(named).count()).unwrap_or(0)
 }
 
 /// A save suspended for as long as a gc runs (twice) keeps everything it
@@ -695,11 +697,14 @@ fn gc_beside_a_suspended_save_deletes_nothing_it_uses() {
     remove_odd(&src, "f", 24);
     add_random_files(&src, "g", 12, 200);
     let save_log = w.path("save.log");
+    let packs_before = pack_files(&w.repo).len();
     let mut save = spawn_logged(w.cmd().arg("save").arg(&src), &save_log);
     let pid = save.id();
     // Suspended once it has stored some new data: its packs are in no
     // snapshot yet, and the parent it reuses unchanged files from goes.
-    wait_while_running(&mut save, &save_log, "the save to write a pack", || pack_files(&w.repo).len() > 2);
+    wait_while_running(&mut save, &save_log, "the save to write a pack", || {
+        markers(&w) > 0 && pack_files(&w.repo).len() > packs_before
+    });
     signal(pid, libc::SIGSTOP);
     forget(&w, &[&s1]).ok();
     let first = gc_json(&w, &["--grace", "0s"]);

@@ -183,7 +183,8 @@ fn sigterm_stops_a_save_within_a_second() {
     cmd.args([OsStr::new("save"), src.as_os_str()]);
     let mut save = Running(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     let pid = save.id();
-    let markers = || fs::read_dir(w.repo.join("writers")).map(|d| d.count()).unwrap_or(0);
+    let named = |e: &fs::DirEntry| e.file_name().to_string_lossy().ends_with(".wrt");
+    let markers = || fs::read_dir(w.repo.join("writers")).map(|d| d.flatten().filter(named).count()).unwrap_or(0);
     poll_until(Duration::from_secs(30), "the save's marker", || markers() > 0);
     // SAFETY: kill(2) on the save this test started.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
