@@ -36,7 +36,6 @@ use divan::Bencher;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 /// Size of the file saved in the benchmark repository.
 const FILE_LEN: u64 = 64 << 20;
@@ -324,7 +323,11 @@ fn tree_decode_1000_entries(b: Bencher) {
 /// once whole so that every block is cached.
 fn warm_fs() -> (SnapshotFs, u64) {
     let f = fixture();
-    let fs = SnapshotFs::new(f.repo.clone(), FsOptions { cache_bytes: 256 << 20, uid: 0, gid: 0 }).unwrap();
+    let fs = SnapshotFs::new(
+        f.repo.clone(),
+        FsOptions { cache_bytes: 256 << 20, snapshot_refresh: chkfs::fs::snapshots::MAX_AGE_LOCAL, uid: 0, gid: 0 },
+    )
+    .unwrap();
     let snapshots = fs.lookup(1, b"snapshots").unwrap().0.ino;
     let root = fs.lookup(snapshots, f.snapshot.to_hex().as_bytes()).unwrap().0.ino;
     let (attr, _) = fs.lookup(root, FILE_NAME.as_bytes()).unwrap();

@@ -2,11 +2,13 @@
 """A soak of chkfs: everything at once, for a while, counting wrong bytes.
 
     benches/soak.py --chkfs target/release/chkfs --duration 600 [--seed-tree /usr/share/doc]
+        [--hosts 4] [--repo s3://BUCKET/PREFIX]   (S3: AWS_* in the environment)
 
 Runs, concurrently, until the duration is up:
-  * a save loop on a tree that changes between saves (files edited, added,
-    removed); after each save it records what the snapshot holds (SHA-256
-    of every file), taken from the source between saves;
+  * one save loop per host (--hosts, each saving its own copy of the tree
+    with --host hN), on a tree that changes between saves (files edited,
+    added, removed); after each save it records what the snapshot holds
+    (SHA-256 of every file), taken from the source between saves;
   * four readers hashing random files of random snapshots through a live
     mount and comparing with what that snapshot held;
   * a forget + gc loop (keeps the newest few snapshots);
@@ -89,13 +91,13 @@ def live_ids(c, repo):
     return {s["id"] for s in json.loads(r.stdout)}
 
 
-def save_loop(c, repo, src, stop):
-    rng, round_ = random.Random(1), 0
+def save_loop(c, repo, src, host, stop):
+    rng, round_ = random.Random(host), 0
     while not stop.is_set():
         round_ += 1
         mutate(src, rng, round_)
         held = snapshot_of(src)
-        r = run([c, "--repo", repo, "save", "--json", "--lock-wait", "600", src])
+        r = run([c, "--repo", repo, "save", "--json", "--host", "h%d" % host, src])
         if r.returncode != 0:
             problem("save failed: " + r.stderr.decode(errors="replace"))
             continue
@@ -142,11 +144,11 @@ def reader(mnt, seed, stop):
 
 def gc_loop(c, repo, stop):
     while not stop.wait(3):
-        r = run([c, "--repo", repo, "forget", "--keep-last", "6", "--lock-wait", "600"])
+        r = run([c, "--repo", repo, "forget", "--keep-last", "6"])
         if r.returncode != 0:
             problem("forget failed: " + r.stderr.decode(errors="replace"))
         count("forgets")
-        r = run([c, "--repo", repo, "gc", "--max-waste", "5", "--lock-wait", "600"])
+        r = run([c, "--repo", repo, "gc", "--max-waste", "5", "--grace", "0s"])
         if r.returncode != 0:
             problem("gc failed: " + r.stderr.decode(errors="replace"))
         count("gc_runs")
@@ -201,24 +203,30 @@ def main():
     ap.add_argument("--duration", type=float, default=600)
     ap.add_argument("--seed-tree", default="/usr/share/doc")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--hosts", type=int, default=1)
+    ap.add_argument("--repo", default=None, help="default: a new local repository in the work directory")
     a = ap.parse_args()
     c = os.path.abspath(a.chkfs)
     work = a.work or tempfile.mkdtemp(prefix="chkfs-soak-")
-    repo, src, mnt = (os.path.join(work, x) for x in ("repo", "src", "mnt"))
+    repo = a.repo or os.path.join(work, "repo")
+    mnt = os.path.join(work, "mnt")
     os.makedirs(mnt)
-    shutil.copytree(a.seed_tree, src, symlinks=True, ignore_dangling_symlinks=True)
+    srcs = [os.path.join(work, "src%d" % i) for i in range(a.hosts)]
+    for src in srcs:
+        shutil.copytree(a.seed_tree, src, symlinks=True, ignore_dangling_symlinks=True)
     run([c, "init", repo]).check_returncode()
     stop = threading.Event()
-    first = run([c, "--repo", repo, "save", "--json", src])
-    first.check_returncode()
-    manifests[json.loads(first.stdout)["id"]] = snapshot_of(src)
+    for i, src in enumerate(srcs):
+        first = run([c, "--repo", repo, "save", "--json", "--host", "h%d" % i, src])
+        first.check_returncode()
+        manifests[json.loads(first.stdout)["id"]] = snapshot_of(src)
     mount = subprocess.Popen([c, "--repo", repo, "mount", mnt], stderr=open(os.path.join(work, "mount.log"), "w"))
     for _ in range(600):
         if os.path.isdir(os.path.join(mnt, "snapshots")):
             break
         time.sleep(0.05)
-    threads = [threading.Thread(target=save_loop, args=(c, repo, src, stop)),
-               threading.Thread(target=gc_loop, args=(c, repo, stop)),
+    threads = [threading.Thread(target=save_loop, args=(c, repo, src, i, stop)) for i, src in enumerate(srcs)]
+    threads += [threading.Thread(target=gc_loop, args=(c, repo, stop)),
                threading.Thread(target=restore_loop, args=(c, repo, work, stop)),
                threading.Thread(target=check_loop, args=(c, repo, stop))]
     threads += [threading.Thread(target=reader, args=(mnt, i, stop)) for i in range(4)]

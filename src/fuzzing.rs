@@ -492,7 +492,8 @@ fn read_content(reader: &BlobReader, e: &Entry) {
 /// The mount without FUSE: from the root inode down, breadth first, every
 /// name listed is looked up and its node read, up to MAX_NODES nodes.
 fn mount_walk(repo: Arc<Repository>) {
-    let opts = FsOptions { cache_bytes: 8 << 20, uid: 0, gid: 0 };
+    let opts =
+        FsOptions { cache_bytes: 8 << 20, snapshot_refresh: crate::fs::snapshots::MAX_AGE_LOCAL, uid: 0, gid: 0 };
     let Ok(fs) = SnapshotFs::new(repo, opts) else { return };
     let mut queue = VecDeque::from([1u64]);
     let mut visited = 0;

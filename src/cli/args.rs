@@ -141,6 +141,10 @@ pub struct MountArgs {
     /// Memory for decompressed chunks and trees, e.g. 256M or 1G
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Read the snapshot list again at most every SECONDS while the mount is used (an idle
+    /// mount reads nothing) [default: 0.5, or 5 for an S3 repository]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_refresh)]
+    pub refresh: Option<f64>,
     /// Threads serving requests
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
@@ -224,6 +228,13 @@ pub struct GcArgs {
     /// Print the report as JSON on standard output
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_refresh(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=86400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
+    }
 }
 
 /// "90s", "5m", "2h", "1d" or a number of seconds.

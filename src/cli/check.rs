@@ -9,7 +9,7 @@ use anyhow::Result;
 use std::sync::Arc;
 
 pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
-    let repo = Arc::new(ctx.open()?);
+    let repo = Arc::new(if args.read_data { ctx.open_uncached()? } else { ctx.open()? });
     let report = check(repo, args.read_data)?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;

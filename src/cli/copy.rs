@@ -27,10 +27,17 @@ pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
         signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())?;
         signal_hook::flag::register(sig, interrupted.clone())?;
     }
-    let report = copy(&src, &dst, &ids, &interrupted, &mut |s, there| {
-        let what = if there { "already there" } else { "copying" };
-        eprintln!("{}  {}  {}  {what}", s.id, local(s.snapshot.time), escape_bytes(&s.snapshot.path));
+    // On a thread of its own with a large stack: trees are copied
+    // depth-first, one frame per directory level.
+    let flag = interrupted.clone();
+    let (s, d) = (src.clone(), dst.clone());
+    let worker = std::thread::Builder::new().name("chkfs-copy".into()).stack_size(512 << 20).spawn(move || {
+        copy(&s, &d, &ids, &flag, &mut |s, there| {
+            let what = if there { "already there" } else { "copying" };
+            eprintln!("{}  {}  {}  {what}", s.id, local(s.snapshot.time), escape_bytes(&s.snapshot.path));
+        })
     })?;
+    let report = worker.join().map_err(|_| anyhow::anyhow!("the copy stopped unexpectedly"))??;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }

@@ -38,7 +38,13 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let fs = Arc::new(SnapshotFs::new(repo.clone(), FsOptions { cache_bytes: args.cache_size, uid, gid })?);
+    let snapshot_refresh = match args.refresh {
+        Some(secs) => std::time::Duration::from_secs_f64(secs),
+        None if repo.lists_cheaply() => crate::fs::snapshots::MAX_AGE_LOCAL,
+        None => crate::fs::snapshots::MAX_AGE_REMOTE,
+    };
+    let opts = FsOptions { cache_bytes: args.cache_size, snapshot_refresh, uid, gid };
+    let fs = Arc::new(SnapshotFs::new(repo.clone(), opts)?);
     // The kernel checks the saved modes and ACLs, as the filesystem they
     // were saved from did, for the owner too (FUSE_POSIX_ACL requires it).
     let options = vec![

@@ -57,6 +57,13 @@ impl RepoArgs {
         Ok(Repository::open_at(&chosen.location()?)?)
     }
 
+    /// Opens an existing repository, bypassing the local cache of a remote
+    /// one.
+    pub fn open_uncached(&self) -> Result<Repository> {
+        let chosen = self.choose(None)?;
+        Ok(Repository::open_at_uncached(&chosen.location()?)?)
+    }
+
     /// Opens an existing repository to write into it, warning when other
     /// users can read it.
     pub fn open_for_writing(&self) -> Result<Repository> {

@@ -68,6 +68,7 @@ pub fn copy(
         same_ids: src.same_blob_ids(dst),
         trees: HashMap::new(),
         chunks: HashMap::new(),
+        open: Default::default(),
         data: BlockBuilder::new(BlobKind::Data),
         tree_blocks: BlockBuilder::new(BlobKind::Tree),
         chunks_read: 0,
@@ -81,7 +82,16 @@ pub fn copy(
             report.skipped.push(s.id.to_hex());
             continue;
         }
-        let root = copier.tree(s.snapshot.root_tree())?;
+        let root = match copier.tree(s.snapshot.root_tree()) {
+            Ok(root) => root,
+            Err(e) => {
+                // What was copied is indexed, so the next copy reuses it.
+                copier.finish()?;
+                drop(copier);
+                writer.finish_for(&session)?;
+                return Err(e);
+            }
+        };
         let mut snapshot = s.snapshot.clone();
         snapshot.root.node = Node::Dir { tree: root };
         // The parent is a source snapshot id, which means nothing here.
@@ -91,7 +101,7 @@ pub fn copy(
     copier.finish()?;
     report.chunks_read = copier.chunks_read;
     drop(copier);
-    let written = writer.finish()?;
+    let written = writer.finish_for(&session)?;
     report.blobs_added = written.blobs_added;
     report.bytes_added = written.raw_bytes_added;
     for (from, mut snapshot) in records {
@@ -101,9 +111,12 @@ pub fn copy(
     Ok(report)
 }
 
-/// Two records of the same checkpoint.
+/// Two records of the same checkpoint: the same time, source, message
+/// and counts (a record names trees by ids that differ between
+/// repositories).
 fn same_origin(a: &Snapshot, b: &Snapshot) -> bool {
-    a.time == b.time && a.host == b.host && a.path == b.path && a.message == b.message
+    let counts = |s: &Snapshot| (s.stats.files, s.stats.dirs, s.stats.other, s.stats.bytes);
+    a.time == b.time && a.host == b.host && a.path == b.path && a.message == b.message && counts(a) == counts(b)
 }
 
 struct TreeCopier<'a> {
@@ -116,6 +129,9 @@ struct TreeCopier<'a> {
     trees: HashMap<BlobId, BlobId>,
     /// Source chunk id -> target chunk id.
     chunks: HashMap<BlobId, BlobId>,
+    /// Trees being copied (on the way down): a tree that contains itself
+    /// is damage, never an endless copy.
+    open: std::collections::HashSet<BlobId>,
     data: BlockBuilder,
     tree_blocks: BlockBuilder,
     chunks_read: u64,
@@ -131,6 +147,10 @@ impl TreeCopier<'_> {
         }
         if self.interrupted.load(Ordering::Relaxed) {
             return Err(CopyError::Interrupted);
+        }
+        if !self.open.insert(id) {
+            let reason = "it contains itself".into();
+            return Err(StoreError::Inconsistent { what: format!("tree {id}"), reason }.into());
         }
         let tree = self.reader.read_tree(id)?;
         let mut out = Tree { entries: Vec::with_capacity(tree.entries.len()) };
@@ -149,6 +169,7 @@ impl TreeCopier<'_> {
             out.entries.push(entry);
         }
         let new = self.writer.add_tree(out, &mut self.tree_blocks)?;
+        self.open.remove(&id);
         self.trees.insert(id, new);
         Ok(new)
     }

@@ -19,7 +19,7 @@ mod error;
 mod inode;
 mod links;
 mod readahead;
-mod snapshots;
+pub mod snapshots;
 mod stats;
 mod tree_cache;
 mod xattrs;
@@ -151,6 +151,9 @@ pub struct DirItem<'a> {
 
 pub struct FsOptions {
     pub cache_bytes: u64,
+    /// How often, at most, the snapshot list is read again while the
+    /// mount is used.
+    pub snapshot_refresh: std::time::Duration,
     /// Owner of the top-level directories.
     pub uid: u32,
     pub gid: u32,
@@ -203,7 +206,7 @@ impl SnapshotFs {
             index_loaded: Mutex::new(Loaded::Nothing),
             trees_ready: Default::default(),
             index_ready: Default::default(),
-            snapshots: RwLock::new(SnapshotList::default()),
+            snapshots: RwLock::new(SnapshotList::new(opts.snapshot_refresh)),
             inodes: Mutex::new(InodeTable::default()),
             trees: tree_cache::TreeCache::new(tree_bytes),
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),

@@ -8,11 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How old the list may get before a lookup re-reads it.
-pub const MAX_AGE: Duration = Duration::from_millis(500);
+/// How old the list may get before a lookup re-reads it, by default: a
+/// local listing is cheap; on an object store each is a request.
+pub const MAX_AGE_LOCAL: Duration = Duration::from_millis(500);
+pub const MAX_AGE_REMOTE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct SnapshotList {
+    /// How old the list may get before a lookup re-reads it; nothing is
+    /// read while nobody looks.
+    pub max_age: Duration,
     pub by_id: BTreeMap<SnapshotId, Arc<Snapshot>>,
     checked: Option<Instant>,
     /// When a refresh last found the list changed: the top directories'
@@ -25,8 +30,13 @@ pub struct SnapshotList {
 }
 
 impl SnapshotList {
+    /// An empty list, read again at most every `max_age` while used.
+    pub fn new(max_age: Duration) -> Self {
+        SnapshotList { max_age, ..Default::default() }
+    }
+
     pub fn is_stale(&self) -> bool {
-        self.checked.is_none_or(|t| t.elapsed() > MAX_AGE)
+        self.checked.is_none_or(|t| t.elapsed() > self.max_age)
     }
 
     /// Re-reads the list; returns true when snapshots were added.

@@ -73,6 +73,9 @@ pub struct Run<'a> {
     pub plan: &'a GcPlan,
     /// The snapshots the mark walked.
     pub marked: &'a HashSet<SnapshotId>,
+    /// The index files the index was loaded from: the only ones this run
+    /// replaces (a save may have written others since).
+    pub index_files: &'a [PackId],
 }
 
 /// Carries out the plan; `due` names the condemned lists whose time has
@@ -100,7 +103,7 @@ pub fn execute(run: Run, due: &[PackId], live: usize, started: Instant) -> Resul
 
     // 3. Index files for everything that stays, durable before anything
     //    goes (the new packs are durable already).
-    let old_index_files = repo.index_files()?;
+    let old_index_files = run.index_files;
     let mut all = new_packs;
     all.extend(plan.packs.iter().filter(|p| !gone.contains(&p.id)).map(|p| index.indexed_pack(p.slot)));
     session.ensure_alive()?;

@@ -79,6 +79,7 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
         }
     }
     let condemned = std::mem::take(&mut loaded.condemned);
+    let index_files = std::mem::take(&mut loaded.files);
     let condemnation = survey.condemnation(&condemned, opts.grace);
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
@@ -89,7 +90,15 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
     let report = match &session {
         None => GcReport::planned(&plan, live.len(), running, started),
         Some(session) => {
-            let run = execute::Run { repo, session, index: &index, reader: &reader, plan: &plan, marked: &marked };
+            let run = execute::Run {
+                repo,
+                session,
+                index: &index,
+                reader: &reader,
+                plan: &plan,
+                marked: &marked,
+                index_files: &index_files,
+            };
             let due: Vec<PackId> =
                 condemned.lists.iter().filter(|l| survey.is_due(l.written, opts.grace)).map(|l| l.name).collect();
             execute::execute(run, &due, live.len(), started)?

@@ -145,7 +145,7 @@ pub fn save(
         }
     })?;
     if let Some(e) = failures.failure() {
-        return Err(abandon(writer, e));
+        return Err(abandon(writer, &session, e));
     }
     let broken = broken_link_groups(&scan, &files);
     let mut separate = tree_saver::SeparateNames::new();
@@ -159,12 +159,12 @@ pub fn save(
             }
         })?;
         if let Some(e) = failures.failure() {
-            return Err(abandon(writer, e));
+            return Err(abandon(writer, &session, e));
         }
     }
     let mut errors = failures.errors;
     let (root_entry, tree_stats) = tree_saver::save_trees(&mut scan, &mut files, &broken, &separate, &writer)?;
-    let written = writer.finish()?;
+    let written = writer.finish_for(&session)?;
     progress.finished();
 
     let error_count = errors.len();
@@ -285,9 +285,9 @@ impl Failures {
 
 /// Ends a failed save. After an interruption what was written is kept:
 /// the next save finds it through the index.
-fn abandon(writer: BlobWriter, failure: SaveError) -> SaveError {
+fn abandon(writer: BlobWriter, session: &crate::store::WriterSession, failure: SaveError) -> SaveError {
     if matches!(failure, SaveError::Interrupted) {
-        if let Err(e) = writer.finish() {
+        if let Err(e) = writer.finish_for(session) {
             return e.into();
         }
     }

@@ -380,8 +380,9 @@ impl Walker<'_> {
         let unchanged =
             prev.size == stat.size && prev.mtime == stat.mtime && prev.ctime == stat.ctime && prev.inode == stat.ino;
         // A chunk found damaged must not be reused: reading the file again
-        // stores a fresh copy and heals the repository.
-        let healthy = !self.index.has_damage()
+        // stores a fresh copy and heals the repository. Nor one only in a
+        // condemned pack: a gc may delete it before this save ends.
+        let healthy = !self.index.has_unusable()
             || content.iter().all(|x| match x {
                 Extent::Data { id, .. } => self.index.has_healthy(BlobKind::Data, *id),
                 Extent::Hole { .. } => true,

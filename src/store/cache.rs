@@ -27,6 +27,10 @@ use xxhash_rust::xxh3::xxh3_128;
 /// the data a mount reads from.
 pub const DEFAULT_LIMIT: u64 = 4 << 30;
 
+/// The largest object fetched whole into the cache (packs are written up
+/// to 32 MiB, index files to 64 MiB); a larger one is read in ranges.
+const MAX_CACHED_OBJECT: u64 = 256 << 20;
+
 pub struct CachedBackend {
     inner: Arc<dyn Backend>,
     dir: PathBuf,
@@ -38,6 +42,9 @@ pub struct CachedBackend {
     /// record is cached under both, so a record deleted and written again
     /// under the same id is never served from the cache.
     snapshot_stamps: Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
+    /// Objects that could not be cached (too large, or not matching their
+    /// name): read from storage directly, never fetched whole again.
+    uncacheable: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The cache directory of repository `repo_id`.
@@ -59,7 +66,15 @@ impl CachedBackend {
         }
         let stripes = (0..32).map(|_| Mutex::new(())).collect();
         let snapshot_stamps = Mutex::new(Default::default());
-        Ok(CachedBackend { inner, dir, limit, stripes, evicting: Mutex::new(()), snapshot_stamps })
+        Ok(CachedBackend {
+            inner,
+            dir,
+            limit,
+            stripes,
+            evicting: Mutex::new(()),
+            snapshot_stamps,
+            uncacheable: Mutex::new(Default::default()),
+        })
     }
 
     /// Where `key` is kept, when it is something the cache keeps.
@@ -81,17 +96,28 @@ impl CachedBackend {
         if let Ok(f) = File::open(path) {
             return Ok(Some(f));
         }
+        if self.uncacheable.lock().contains(key) {
+            return Ok(None);
+        }
         let stripe = &self.stripes[(xxh3_128(key.as_bytes()) % self.stripes.len() as u128) as usize];
         let _one = stripe.lock();
         if let Ok(f) = File::open(path) {
             return Ok(Some(f));
         }
-        let bytes = self.inner.read(key, max_len)?;
+        let bytes = match self.inner.read(key, max_len.min(MAX_CACHED_OBJECT)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_damage() => {
+                self.uncacheable.lock().insert(key.to_string());
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         // Named by the hash of their bytes: a copy that does not match is
         // not kept (the reader reports the damage from storage's bytes).
         let matches =
             keys::parse_pack(key).or_else(|| keys::parse_index(key)).is_some_and(|id| id.0 == xxh3_128(&bytes));
         if !matches || write_local(path, &bytes).is_err() {
+            self.uncacheable.lock().insert(key.to_string());
             return Ok(None);
         }
         self.evict_beyond_limit();

@@ -271,6 +271,12 @@ impl Index {
         !self.damaged.is_empty()
     }
 
+    /// True when some copy may not be deduplicated against (damaged, or
+    /// in a condemned pack): reusing a chunk then needs a look-up.
+    pub fn has_unusable(&self) -> bool {
+        !self.damaged.is_empty() || !self.condemned.is_empty()
+    }
+
     /// True when a healthy copy exists: what a save may deduplicate against.
     pub fn has_healthy(&self, kind: BlobKind, id: BlobId) -> bool {
         self.primary.get(&(kind, id)).is_some_and(|&p| !self.is_damaged_at(p))

@@ -34,6 +34,10 @@ pub struct LoadedIndex {
     /// after this load began is known to the gc that reads this writer's
     /// marker.
     pub condemned: CondemnedLists,
+    /// The index files this load read (and those written since by
+    /// [`Repository::index_adopted`]): what a gc that re-indexes may
+    /// replace. A file that appeared later is another writer's.
+    pub files: Vec<PackId>,
 }
 
 impl LoadedIndex {
@@ -101,7 +105,8 @@ impl Repository {
         let damage = self.load_damage_lists()?;
         let mut index = Index::with_condemned(damage.entries, condemned.packs());
         let mut bad_files = Vec::new();
-        for name in self.index_files()? {
+        let files = self.index_files()?;
+        for &name in &files {
             let key = keys::index(name);
             let read = self.read_enveloped(&key, ObjectKind::Index, MAX_INDEX_FILE, Some(name));
             let decoded = read
@@ -131,7 +136,7 @@ impl Repository {
         for pack in &adopted {
             index.add_pack_holding(pack, holding);
         }
-        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad, condemned }))
+        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad, condemned, files }))
     }
 
     /// The names of the index files in storage.
@@ -179,7 +184,7 @@ impl Repository {
             return Ok(None);
         }
         let note = format!("indexing {} pack(s) left without an index", adopted.len());
-        self.write_index(adopted)?;
+        loaded.files.extend(self.write_index(adopted)?.into_iter().map(|(name, _)| name));
         Ok(Some(note))
     }
 

@@ -174,14 +174,22 @@ impl Backend for LocalBackend {
             return Ok(false);
         }
         let dir = full.parent().expect("keys have a directory").to_path_buf();
-        self.make_dir(&dir)?;
-        let tmp = dir.join(temp_name());
-        let written = write_temp(&tmp, data, FILE_MODE).and_then(|()| match fs::hard_link(&tmp, &full) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        });
-        let _ = fs::remove_file(&tmp);
+        let mut attempt = 0;
+        let written = loop {
+            self.make_dir(&dir)?;
+            let tmp = dir.join(temp_name());
+            let written = write_temp(&tmp, data, FILE_MODE).and_then(|()| match fs::hard_link(&tmp, &full) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            });
+            let _ = fs::remove_file(&tmp);
+            // A gc removed the emptied fan-out directory meanwhile.
+            match written {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                other => break other,
+            }
+        };
         let written = written.map_err(|e| io_err(&full, e))?;
         if written {
             self.mark_dirty(&dir);
@@ -294,11 +302,14 @@ fn temp_name() -> String {
     format!("{TEMP_PREFIX}{}-{}-{n}", boot_tag(), std::process::id())
 }
 
+/// This boot of this kernel, in this pid namespace (containers on one
+/// kernel share the boot id, not their pids).
 fn boot_tag() -> String {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
         let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(id.trim().as_bytes()) as u32)
+        let ns = fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
+        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(format!("{}-{ns}", id.trim()).as_bytes()) as u32)
     })
     .clone()
 }

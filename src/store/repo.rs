@@ -71,6 +71,12 @@ impl Repository {
         Ok(repo.with_cache(location))
     }
 
+    /// The repository at `location`, every read from storage itself (what
+    /// `check --read-data` verifies is what the store holds, not a copy).
+    pub fn open_at_uncached(location: &Location) -> Result<Repository, StoreError> {
+        Self::open(location.backend()?)
+    }
+
     /// Creates a repository at `location`.
     pub fn init_at(location: &Location, sizes: ChunkSizes) -> Result<Repository, StoreError> {
         let repo = Self::init(location.backend()?, sizes)?;

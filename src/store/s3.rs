@@ -23,9 +23,9 @@ pub struct S3Backend {
     runtime: tokio::runtime::Runtime,
 }
 
-/// How long one request may take before it is retried (a 32 MiB pack at
-/// a slow 2 MB/s fits).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request may take, body included, before it is retried:
+/// a 32 MiB pack sent beside five others over a 10 Mbit/s uplink fits.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl S3Backend {
     /// Connects to `bucket` (no request is sent yet).
@@ -38,7 +38,7 @@ impl S3Backend {
             .with_timeout(REQUEST_TIMEOUT)
             .with_connect_timeout(Duration::from_secs(10))
             .with_allow_http(allow_http);
-        let retry = RetryConfig { max_retries: 10, retry_timeout: Duration::from_secs(180), ..Default::default() };
+        let retry = RetryConfig { max_retries: 10, retry_timeout: Duration::from_secs(60), ..Default::default() };
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_client_options(client)
@@ -78,7 +78,7 @@ impl S3Backend {
 /// retries: it does not resend a conditional PUT whose connection broke
 /// (it cannot know whether the first one landed), and a body cut short
 /// mid-read is not retried there either.
-const ATTEMPTS: u32 = 6;
+const ATTEMPTS: u32 = 4;
 
 /// True for errors worth another attempt: anything but a refusal by the
 /// server that says the request itself is wrong.
@@ -187,13 +187,15 @@ impl Backend for S3Backend {
         match got {
             Ok(bytes) if bytes.len() == len => Ok(bytes.to_vec()),
             Ok(_) => Err(beyond_end(&what, offset, len)),
-            // A range past the end is refused by the server (416); the
-            // object is there, so it is damage, not a missing object.
             Err(object_store::Error::NotFound { .. }) => Err(StoreError::Missing { what }),
-            Err(e) if e.to_string().contains("416") || e.to_string().contains("Range") => {
-                Err(beyond_end(&what, offset, len))
-            }
-            Err(e) => Err(remote(&what, e)),
+            // A range past the end is refused by the server (416), which
+            // the error does not say in a form to rely on: the object's
+            // size does. Past its end is damage; otherwise the request
+            // failed.
+            Err(e) => match self.runtime.block_on(self.store.head(&path)) {
+                Ok(meta) if end > meta.size => Err(beyond_end(&what, offset, len)),
+                _ => Err(remote(&what, e)),
+            },
         }
     }
 
@@ -215,7 +217,13 @@ impl Backend for S3Backend {
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 match self.read(key, data.len() as u64) {
                     Ok(stored) => Ok(stored == data),
-                    Err(_) => Ok(false),
+                    // Larger than ours: not ours.
+                    Err(e) if e.is_damage() => Ok(false),
+                    // A conflict answered for a write that did not land
+                    // (409 while another PUT of the name was in flight):
+                    // the name is free again, or taken by now.
+                    Err(e) if e.is_missing() => self.write_if_absent(key, data),
+                    Err(e) => Err(e),
                 }
             }
             Err(e) => Err(remote(&self.what(key), e)),

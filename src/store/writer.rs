@@ -5,7 +5,7 @@
 
 use super::index::{IdSet, Index};
 use super::repo::random_bytes;
-use super::{Repository, StoreError};
+use super::{Repository, StoreError, WriterSession};
 use crate::format::pack::{
     salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
 };
@@ -192,6 +192,25 @@ impl BlobWriter {
         let repo = self.repo.clone();
         let (packs, mut summary) = self.finish_packs()?;
         summary.bytes_written += repo.write_index(packs)?.iter().map(|(_, n)| n).sum::<u64>();
+        Ok(summary)
+    }
+
+    /// `finish` for a writer that announced itself: index files are
+    /// written only while its lease holds, and taken back when it ran out
+    /// meanwhile (a gc may have deleted, as unused, packs they name).
+    pub fn finish_for(self, session: &WriterSession) -> Result<WriteSummary, StoreError> {
+        let repo = self.repo.clone();
+        let (packs, mut summary) = self.finish_packs()?;
+        session.ensure_alive()?;
+        let written = repo.write_index(packs)?;
+        if let Err(e) = session.ensure_alive() {
+            for (name, _) in &written {
+                let _ = repo.delete_index_file(*name);
+            }
+            let _ = repo.sync();
+            return Err(e);
+        }
+        summary.bytes_written += written.iter().map(|(_, n)| n).sum::<u64>();
         Ok(summary)
     }
 

@@ -100,6 +100,18 @@ struct Beat {
     /// suspended time too.
     at: Duration,
     failure: Option<String>,
+    /// Set for good once the lease may have run out: a refresh after a
+    /// long silence (the process was suspended) does not make up for it,
+    /// and neither does one after a gc removed the markers as a dead
+    /// writer's.
+    lapsed: Option<Duration>,
+}
+
+/// True when a silence this long may have outlasted `lease` as a gc sees
+/// it: a quarter of the lease to spare, for the clocks of this host and of
+/// the storage running at slightly different rates.
+fn at_risk(silent: Duration, lease: Duration) -> bool {
+    silent + lease / 4 > lease
 }
 
 /// A running writer's markers; dropping it removes them.
@@ -128,8 +140,11 @@ impl Repository {
             pid_namespace: pid_namespace(),
         };
         let bytes = encode_writer_marker(&marker).map_err(|e| StoreError::format("writer marker", e))?;
-        backend.write_if_absent(&keys::writer(id, 0), &bytes)?;
-        let beat = Arc::new(Mutex::new(Beat { seq: 0, at: boot_clock(), failure: None }));
+        if !backend.write_if_absent(&keys::writer(id, 0), &bytes)? {
+            let detail = "a writer marker of that random id exists already".into();
+            return Err(StoreError::Inconsistent { what: keys::writer(id, 0), reason: detail });
+        }
+        let beat = Arc::new(Mutex::new(Beat { seq: 0, at: boot_clock(), failure: None, lapsed: None }));
         let (stop, stopped) = bounded::<()>(0);
         let thread = {
             let (backend, beat) = (backend.clone(), beat.clone());
@@ -137,7 +152,7 @@ impl Repository {
                 .name("chkfs-marker".into())
                 .spawn(move || loop {
                     match stopped.recv_timeout(REFRESH) {
-                        Err(RecvTimeoutError::Timeout) => refresh(&*backend, id, &bytes, &beat),
+                        Err(RecvTimeoutError::Timeout) => refresh(&*backend, id, &bytes, &beat, lease),
                         _ => return,
                     }
                 })
@@ -163,15 +178,27 @@ impl Repository {
             let started = markers.iter().map(|m| m.1).min().unwrap_or(SystemTime::UNIX_EPOCH);
             let refreshed = markers.iter().map(|m| m.1).max().unwrap_or(SystemTime::UNIX_EPOCH);
             now = now.max(refreshed);
-            let marker = markers.iter().find_map(|(seq, _)| self.read_marker(id, *seq));
+            let mut marker = None;
+            for (seq, _) in &markers {
+                marker = self.read_marker(id, *seq)?;
+                if marker.is_some() {
+                    break;
+                }
+            }
             out.push(WriterInfo { id, started, refreshed, marker });
         }
         Ok((out, now))
     }
 
-    fn read_marker(&self, id: u128, seq: u64) -> Option<WriterMarker> {
-        let bytes = self.backend().read(&keys::writer(id, seq), MAX_MARKER).ok()?;
-        decode_writer_marker(&bytes).ok()
+    /// A marker; None when it is gone (the writer ended or refreshed) or
+    /// does not decode. A failure to read it is an error: a gc must not
+    /// take a running gc for something else because a request failed.
+    fn read_marker(&self, id: u128, seq: u64) -> Result<Option<WriterMarker>, StoreError> {
+        match self.backend().read(&keys::writer(id, seq), MAX_MARKER) {
+            Ok(bytes) => Ok(decode_writer_marker(&bytes).ok()),
+            Err(e) if e.is_missing() || e.is_damage() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes the markers of a writer whose lease ran out.
@@ -186,11 +213,26 @@ impl Repository {
 }
 
 /// Writes the next marker, then removes the one before (marker 0 stays:
-/// it tells when the writer started).
-fn refresh(backend: &dyn Backend, id: u128, bytes: &[u8], beat: &Mutex<Beat>) {
-    let seq = beat.lock().seq + 1;
+/// it tells when the writer started). A silence that put the lease at
+/// risk, or a marker 0 that is gone (a gc took the writer for dead),
+/// marks the session lapsed for good.
+fn refresh(backend: &dyn Backend, id: u128, bytes: &[u8], beat: &Mutex<Beat>, lease: Duration) {
+    let (seq, silent) = {
+        let mut b = beat.lock();
+        let silent = boot_clock().saturating_sub(b.at);
+        if at_risk(silent, lease) {
+            b.lapsed.get_or_insert(silent);
+        }
+        (b.seq + 1, silent)
+    };
+    match backend.read_range(&keys::writer(id, 0), 0, 1) {
+        Err(e) if e.is_missing() => {
+            beat.lock().lapsed.get_or_insert(silent);
+        }
+        _ => {}
+    }
     match backend.write_if_absent(&keys::writer(id, seq), bytes) {
-        Ok(_) => {
+        Ok(true) => {
             let mut b = beat.lock();
             let old = std::mem::replace(&mut b.seq, seq);
             b.at = boot_clock();
@@ -202,6 +244,7 @@ fn refresh(backend: &dyn Backend, id: u128, bytes: &[u8], beat: &Mutex<Beat>) {
         }
         // Retried at the next refresh; ensure_alive reports it once the
         // lease is at risk.
+        Ok(false) => beat.lock().failure = Some(format!("marker {seq} exists already")),
         Err(e) => beat.lock().failure = Some(e.to_string()),
     }
 }
@@ -243,6 +286,7 @@ impl Drop for WriterSession {
             let _ = self.backend.delete(&keys::writer(self.id, seq));
         }
         let _ = self.backend.delete(&keys::writer(self.id, 0));
+        let _ = self.backend.sync();
     }
 }
 
