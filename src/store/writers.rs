@@ -258,18 +258,19 @@ impl WriterSession {
     /// or could not refresh its marker): a gc may then have deleted what
     /// it relies on, so it must not write anything that refers to it.
     pub fn ensure_alive(&self) -> Result<(), StoreError> {
-        let b = self.beat.lock();
+        let mut b = self.beat.lock();
         let silent = boot_clock().saturating_sub(b.at);
-        // A quarter of the lease to spare, for the clocks of this host and
-        // of the storage running at slightly different rates.
-        if silent + self.lease / 4 > self.lease {
-            return Err(StoreError::Lapsed {
+        if at_risk(silent, self.lease) {
+            b.lapsed.get_or_insert(silent);
+        }
+        match b.lapsed {
+            Some(silent) => Err(StoreError::Lapsed {
                 silent_secs: silent.as_secs(),
                 lease_secs: self.lease.as_secs(),
                 why: b.failure.clone(),
-            });
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -310,4 +311,64 @@ fn boot_clock() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemBackend;
+
+    fn repo() -> Repository {
+        Repository::init(Arc::new(MemBackend::new()), crate::chunking::ChunkSizes::DEFAULT).unwrap()
+    }
+
+    #[test]
+    fn a_session_is_listed_while_it_runs_and_gone_after() {
+        let repo = repo();
+        let session = repo.begin_writing("save", SAVE_LEASE).unwrap();
+        let (writers, now) = repo.writers().unwrap();
+        assert_eq!(writers.len(), 1);
+        let w = &writers[0];
+        assert_eq!(w.id, session.id());
+        assert!(w.is_live(now) && !w.is_gc() && !w.is_dead_here());
+        assert_eq!(w.lease(), SAVE_LEASE);
+        session.ensure_alive().unwrap();
+        drop(session);
+        assert!(repo.writers().unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_lapse_is_latched_and_no_refresh_undoes_it() {
+        let repo = repo();
+        let session = repo.begin_writing("gc", GC_LEASE).unwrap();
+        let bytes = repo.backend().read(&keys::writer(session.id(), 0), MAX_MARKER).unwrap();
+        // Silent for most of the lease (suspended): the next refresh
+        // writes a marker, and the session stays lapsed.
+        session.beat.lock().at = boot_clock().saturating_sub(GC_LEASE);
+        refresh(repo.backend(), session.id(), &bytes, &session.beat, GC_LEASE);
+        assert!(matches!(session.ensure_alive(), Err(StoreError::Lapsed { .. })));
+        refresh(repo.backend(), session.id(), &bytes, &session.beat, GC_LEASE);
+        assert!(session.ensure_alive().is_err(), "a later refresh made a lapsed session alive again");
+    }
+
+    #[test]
+    fn a_writer_whose_first_marker_was_removed_has_lapsed() {
+        let repo = repo();
+        let session = repo.begin_writing("save", SAVE_LEASE).unwrap();
+        let bytes = repo.backend().read(&keys::writer(session.id(), 0), MAX_MARKER).unwrap();
+        let (writers, _) = repo.writers().unwrap();
+        repo.remove_dead_writer(&writers[0]).unwrap();
+        session.ensure_alive().unwrap();
+        refresh(repo.backend(), session.id(), &bytes, &session.beat, SAVE_LEASE);
+        assert!(session.ensure_alive().is_err(), "a gc took it for dead; it must not write on");
+    }
+
+    #[test]
+    fn an_unreadable_marker_claims_the_longest_lease() {
+        let info = WriterInfo { id: 1, started: UNIX_EPOCH_TIME, refreshed: SystemTime::now(), marker: None };
+        assert_eq!(info.lease(), SAVE_LEASE);
+        assert!(info.is_live(SystemTime::now()) && !info.is_gc() && !info.is_dead_here());
+    }
+
+    const UNIX_EPOCH_TIME: SystemTime = SystemTime::UNIX_EPOCH;
 }
