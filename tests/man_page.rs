@@ -11,7 +11,15 @@ fn man_page_is_in_sync_with_the_command_line() {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == generated, "man/chkfs.1 is out of date: run CHKFS_UPDATE_MAN=1 cargo test --test man_page");
-    for needle in ["EXIT STATUS", "save \\-\\-json", "\\-\\-read\\-data", "CHKFS_REPO", "s3://", "AWS_ENDPOINT_URL", "\\-\\-grace"] {
+    for needle in [
+        "EXIT STATUS",
+        "save \\-\\-json",
+        "\\-\\-read\\-data",
+        "CHKFS_REPO",
+        "s3://",
+        "AWS_ENDPOINT_URL",
+        "\\-\\-grace",
+    ] {
         assert!(generated.contains(needle), "man page lacks {needle}");
     }
 }

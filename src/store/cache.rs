@@ -14,7 +14,6 @@
 //! deleted at any time.
 
 use super::backend::{Backend, Listed};
-use super::temp_file::write_temp;
 use super::{keys, StoreError};
 use parking_lot::Mutex;
 use std::fs::{self, File};
@@ -173,11 +172,20 @@ impl CachedBackend {
     }
 }
 
+/// Writes a cache file whole under its name (renamed into place, so a
+/// reader never sees part of one). No fsync: a cache file lost or cut
+/// short by a crash fails its checks and is fetched again.
 fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
-    let done = write_temp(&tmp, bytes, 0o600).and_then(|()| fs::rename(&tmp, path));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)
+    };
+    let done = write().and_then(|()| fs::rename(&tmp, path));
     if done.is_err() {
         let _ = fs::remove_file(&tmp);
     }
