@@ -13,9 +13,11 @@
 #     backup of TREE to the same server
 #   no-change re-save: S3 and local (median of 3), and the requests the S3
 #     one sent (counted by a loopback proxy)
-#   cat of IMAGE through a mount of the S3 repository with a cold cache
-#     (local cache removed, page cache dropped); the ceiling: the image's
-#     packs GET by the plain client
+#   cat of IMAGE through a mount of the S3 repository with chkfs's local
+#     cache removed (the server's page cache is left as it is, as for the
+#     ceiling: with it dropped, this server reads its volumes from disk and
+#     both figures measure the disk); the ceiling: the image's packs GET by
+#     the plain client
 #   copy of 10 snapshots local -> S3, twice: chunks read and added the
 #     second time
 set -euo pipefail
@@ -47,7 +49,6 @@ secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 mb() { echo "scale=1; $1 / 1000000 / $2" | bc -l; }
 say() { printf '%-60s %s\n' "$1:" "$2"; }
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 ceiling() { cargo bench -q --locked --bench s3_ceiling -- "$@" 2>/dev/null | tail -1; }
 cargo bench -q --locked --bench s3_ceiling --no-run 2>/dev/null
 
@@ -86,7 +87,7 @@ if [ -n "$IMAGE" ]; then
   "$CHKFS" --repo "s3://$BUCKET/image" init >/dev/null 2>&1
   id=$("$CHKFS" --repo "s3://$BUCKET/image" save --json "$WORK/img" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   "$CHKFS" init "$WORK/imglocal" >/dev/null 2>&1 && "$CHKFS" --repo "$WORK/imglocal" save "$WORK/img" >/dev/null 2>&1
-  rm -rf "$XDG_CACHE_HOME"; drop_caches
+  rm -rf "$XDG_CACHE_HOME"
   "$CHKFS" mount "s3://$BUCKET/image" "$WORK/mnt" 2>"$WORK/mount.log" &
   mpid=$!
   for _ in $(seq 200); do [ -d "$WORK/mnt/snapshots" ] && break; sleep 0.05; done
