@@ -34,7 +34,7 @@ use crate::format::records::Timestamp;
 use crate::format::tree::{Entry, Extent, IndexedSplit, Node, SplitTree, Tree};
 use crate::format::{BlobId, SnapshotId};
 use crate::store::index::Holding;
-use crate::store::{BlobReader, Index, Repository, StoreError};
+use crate::store::{BlobReader, Index, PackRuns, Repository, StoreError};
 use attr::entry_attr;
 use inode::{dir_key, leaf_key, root_key, time_link_key, EntryAt, InSnapshot, InodeTable, NodeKind};
 use inode::{latest_key, BY_TIME, ROOT, SNAPSHOTS};
@@ -149,6 +149,9 @@ pub struct DirItem<'a> {
     pub ttl: Ttl,
 }
 
+/// Packs of a large file fetched ahead of its reader from a remote store.
+const PACKS_AHEAD: usize = 3;
+
 pub struct FsOptions {
     pub cache_bytes: u64,
     /// How often, at most, the snapshot list is read again while the
@@ -172,6 +175,9 @@ pub struct SnapshotFs {
     /// Start offsets of the extents of files with many (few are summed
     /// per read).
     starts: tree_cache::WeightedLru<(BlobId, u32), Arc<Vec<u64>>>,
+    /// Where large files change pack, for fetching ahead from a remote
+    /// store (empty on a local one).
+    pack_runs: tree_cache::WeightedLru<(BlobId, u32), Arc<PackRuns>>,
     links: links::LinkGroups,
     /// Readers going through directories in order, and where to send the
     /// files to push ahead of them (see `start_readahead`).
@@ -210,6 +216,7 @@ impl SnapshotFs {
             inodes: Mutex::new(InodeTable::default()),
             trees: tree_cache::TreeCache::new(tree_bytes),
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),
+            pack_runs: tree_cache::WeightedLru::new(STARTS_BYTES),
             links: Default::default(),
             streams: Default::default(),
             readahead: Default::default(),
@@ -819,6 +826,28 @@ impl SnapshotFs {
         s
     }
 
+    /// Asks a remote store to fetch the packs that the next reads of a large
+    /// file need, a few at once, in file order.
+    fn fetch_ahead(&self, at: (BlobId, u32), content: &[Extent], last: usize) {
+        if content.len() <= FEW_EXTENTS {
+            return;
+        }
+        let runs = match self.pack_runs.get(&at) {
+            Some(r) => r,
+            None => {
+                let ids = content.iter().map(|x| match x {
+                    Extent::Data { id, .. } => Some(*id),
+                    Extent::Hole { .. } => None,
+                });
+                let Some(runs) = self.reader.pack_runs(ids) else { return };
+                let runs = Arc::new(runs);
+                self.pack_runs.insert(at, runs.clone(), runs.memory_size());
+                runs
+            }
+        };
+        self.reader.prefetch_after(&runs, last, PACKS_AHEAD);
+    }
+
     /// Exactly the bytes of `[offset, offset + size)` that exist (fewer only
     /// at end of file); any damaged chunk fails the whole request.
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
@@ -934,7 +963,11 @@ impl SnapshotFs {
         let starts = self.extent_starts(at, content);
         let len = u64::from(size).min(entry.size.saturating_sub(offset));
         out.reserve(len as usize);
-        for (i, from, take) in content::pieces(content, &starts, offset, len) {
+        let pieces = content::pieces(content, &starts, offset, len);
+        if let Some(&(last, _, _)) = pieces.last() {
+            self.fetch_ahead(at, content, last);
+        }
+        for (i, from, take) in pieces {
             match content[i] {
                 Extent::Hole { .. } => out.resize(out.len() + take as usize, 0),
                 Extent::Data { id, len } => {

@@ -81,6 +81,10 @@ pub trait Backend: Send + Sync {
         true
     }
 
+    /// A hint that `key` will be read soon: a remote store's cache may
+    /// start fetching it. Nothing for a local one.
+    fn prefetch(&self, _key: &str) {}
+
     /// Free space where the repository lives, when that is known.
     fn free_space(&self) -> Option<u64> {
         None

@@ -31,6 +31,22 @@ pub const DEFAULT_LIMIT: u64 = 4 << 30;
 const MAX_CACHED_OBJECT: u64 = 256 << 20;
 
 pub struct CachedBackend {
+    shared: Arc<Shared>,
+    /// Packs to fetch ahead of their first read, by worker threads.
+    prefetch: crossbeam_channel::Sender<String>,
+}
+
+/// Packs fetched ahead at once.
+const PREFETCHERS: usize = 3;
+
+impl std::ops::Deref for CachedBackend {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+pub struct Shared {
     inner: Arc<dyn Backend>,
     dir: PathBuf,
     limit: u64,
@@ -44,6 +60,8 @@ pub struct CachedBackend {
     /// Objects that could not be cached (too large, or not matching their
     /// name): read from storage directly, never fetched whole again.
     uncacheable: Mutex<std::collections::HashSet<String>>,
+    /// Keys queued for fetching ahead, or being fetched.
+    queued: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The cache directory of repository `repo_id`.
@@ -55,6 +73,29 @@ pub fn cache_dir(repo_id: u128) -> Option<PathBuf> {
 
 impl CachedBackend {
     pub fn new(inner: Arc<dyn Backend>, dir: PathBuf, limit: u64) -> Result<CachedBackend, StoreError> {
+        let shared = Arc::new(Shared::new(inner, dir, limit)?);
+        let (prefetch, queue) = crossbeam_channel::bounded::<String>(PREFETCHERS * 2);
+        for _ in 0..PREFETCHERS {
+            let (shared, queue) = (shared.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name("chkfs-prefetch".into())
+                .spawn(move || {
+                    for key in queue {
+                        if let Some(path) = shared.local(&key) {
+                            // A failure is met again, and reported, by the read.
+                            let _ = shared.fetch(&key, &path, crate::format::MAX_OBJECT);
+                        }
+                        shared.queued.lock().remove(&key);
+                    }
+                })
+                .map_err(|e| StoreError::io("prefetch thread", e))?;
+        }
+        Ok(CachedBackend { shared, prefetch })
+    }
+}
+
+impl Shared {
+    fn new(inner: Arc<dyn Backend>, dir: PathBuf, limit: u64) -> Result<Shared, StoreError> {
         for sub in [keys::PACKS, keys::INDEX, keys::SNAPSHOTS] {
             let d = dir.join(sub);
             fs::DirBuilder::new()
@@ -65,7 +106,7 @@ impl CachedBackend {
         }
         let stripes = (0..32).map(|_| Mutex::new(())).collect();
         let snapshot_stamps = Mutex::new(Default::default());
-        Ok(CachedBackend {
+        Ok(Shared {
             inner,
             dir,
             limit,
@@ -73,6 +114,7 @@ impl CachedBackend {
             evicting: Mutex::new(()),
             snapshot_stamps,
             uncacheable: Mutex::new(Default::default()),
+            queued: Mutex::new(Default::default()),
         })
     }
 
@@ -276,5 +318,17 @@ impl Backend for CachedBackend {
 
     fn lists_cheaply(&self) -> bool {
         self.inner.lists_cheaply()
+    }
+
+    /// Queues a pack for fetching ahead, unless it is cached, queued, or
+    /// the queue is full (then its first read fetches it).
+    fn prefetch(&self, key: &str) {
+        let Some(path) = self.local(key) else { return };
+        if path.exists() || self.uncacheable.lock().contains(key) {
+            return;
+        }
+        if self.queued.lock().insert(key.to_string()) && self.prefetch.try_send(key.to_string()).is_err() {
+            self.queued.lock().remove(key);
+        }
     }
 }

@@ -33,7 +33,7 @@ pub use index::Index;
 pub use index_files::LoadedIndex;
 pub use local::LocalBackend;
 pub use location::Location;
-pub use reader::BlobReader;
+pub use reader::{BlobReader, PackRuns};
 pub use records::{DamageLists, SnapshotEntry, MAX_SNAPSHOT_RECORD};
 pub use repo::Repository;
 pub use writer::{BlobWriter, BlockBuilder, WriteSummary};

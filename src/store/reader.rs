@@ -48,6 +48,15 @@ impl quick_cache::Weighter<BlockKey, Arc<CheckedBlock>> for BlockWeighter {
 
 type BlockCache = quick_cache::sync::Cache<BlockKey, Arc<CheckedBlock>, BlockWeighter>;
 
+/// See [`BlobReader::pack_runs`].
+pub struct PackRuns(Vec<(u32, PackId)>);
+
+impl PackRuns {
+    pub fn memory_size(&self) -> u64 {
+        24 * self.0.len() as u64 + 32
+    }
+}
+
 pub struct BlobReader {
     repo: Arc<Repository>,
     index: RwLock<Arc<Index>>,
@@ -106,6 +115,36 @@ impl BlobReader {
                 self.read_in(&self.index(), kind, id)
             }
             other => other,
+        }
+    }
+
+    /// Where a file's content changes pack, for fetching ahead: (index of
+    /// the first chunk, pack) of each run of chunks in one pack, in file
+    /// order. None on a local disk, where nothing is fetched ahead.
+    pub fn pack_runs(&self, chunks: impl Iterator<Item = Option<BlobId>>) -> Option<PackRuns> {
+        if self.repo.lists_cheaply() {
+            return None;
+        }
+        let index = self.index();
+        let mut runs: Vec<(u32, PackId)> = Vec::new();
+        for (i, id) in chunks.enumerate() {
+            let Some(id) = id else { continue };
+            let Some(loc) = index.locations(BlobKind::Data, id).next() else { continue };
+            let pack = index.pack_of(&loc).id;
+            if runs.last().is_none_or(|r| r.1 != pack) {
+                runs.push((i as u32, pack));
+            }
+        }
+        Some(PackRuns(runs))
+    }
+
+    /// Fetches ahead the next `n` packs of a file after the one holding
+    /// chunk `i`, on a remote store (one stream per pack runs far below
+    /// what the store serves to several).
+    pub fn prefetch_after(&self, runs: &PackRuns, i: usize, n: usize) {
+        let at = runs.0.partition_point(|r| r.0 as usize <= i);
+        for (_, pack) in runs.0.iter().skip(at).take(n) {
+            self.repo.prefetch_pack(*pack);
         }
     }
 

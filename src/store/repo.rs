@@ -165,6 +165,11 @@ impl Repository {
         Ok(self.backend.list(keys::PACKS)?.iter().filter_map(|l| Some((keys::parse_pack(&l.key)?, l.size))).collect())
     }
 
+    /// A hint that pack `id` will be read soon (see [`Backend::prefetch`]).
+    pub fn prefetch_pack(&self, id: PackId) {
+        self.backend.prefetch(&keys::pack(id));
+    }
+
     pub fn read_pack_range(&self, id: PackId, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         self.backend.read_range(&keys::pack(id), offset, len)
     }
