@@ -25,7 +25,9 @@ impl Location {
         let scheme = String::from_utf8_lossy(&bytes[..at]).into_owned();
         let is_scheme = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+');
         if !is_scheme {
-            return Ok(Location::Local(PathBuf::from(spec)));
+            // restic's "s3:http://host/bucket", say: never a directory
+            // named "s3:http:".
+            return Err(bad(spec, "not a path nor a URL chkfs knows (s3://BUCKET/PREFIX)"));
         }
         let rest = std::str::from_utf8(&bytes[at + 3..]).map_err(|_| bad(spec, "it is not UTF-8"))?;
         match scheme.as_str() {
@@ -90,5 +92,6 @@ mod tests {
         assert!(p("s3://ab/x").is_err(), "too short");
         assert!(p("s3://bucket/../x").is_err());
         assert!(p("S3://bucket/x").is_err(), "schemes are lower case");
+        assert!(p("s3:http://127.0.0.1:8333/bucket").is_err(), "restic's spelling is no local directory");
     }
 }
