@@ -194,11 +194,8 @@ fn can_carry_out_at_once(
     marked: &HashSet<SnapshotId>,
 ) -> Result<(bool, Vec<String>), StoreError> {
     let (writers, now) = repo.writers()?;
-    let running: Vec<String> = writers
-        .iter()
-        .filter(|w| w.id != session.id() && w.is_live(now) && !w.is_dead_here())
-        .map(|w| w.describe())
-        .collect();
+    let running: Vec<String> =
+        writers.iter().filter(|w| w.id != session.id() && w.is_running(now)).map(|w| w.describe()).collect();
     if !running.is_empty() {
         return Ok((false, running));
     }

@@ -117,8 +117,7 @@ struct Survey {
 impl Survey {
     fn take(repo: &Repository, own: Option<u128>) -> Result<Survey, StoreError> {
         let (writers, now) = repo.writers()?;
-        let (live, dead) =
-            writers.into_iter().filter(|w| Some(w.id) != own).partition(|w| w.is_live(now) && !w.is_dead_here());
+        let (live, dead) = writers.into_iter().filter(|w| Some(w.id) != own).partition(|w| w.is_running(now));
         Ok(Survey { live, dead })
     }
 

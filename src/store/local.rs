@@ -307,9 +307,8 @@ fn temp_name() -> String {
 fn boot_tag() -> String {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
-        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-        let ns = fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
-        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(format!("{}-{ns}", id.trim()).as_bytes()) as u32)
+        let machine = format!("{}-{}", super::machine::boot_id(), super::machine::pid_namespace());
+        format!("{:08x}", xxhash_rust::xxh3::xxh3_64(machine.as_bytes()) as u32)
     })
     .clone()
 }
@@ -321,12 +320,8 @@ fn writer_is_gone(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else { return false };
     let mut parts = rest.split('-');
     let (Some(boot), Some(pid)) = (parts.next(), parts.next()) else { return false };
-    let Ok(pid) = pid.parse::<i32>() else { return false };
-    // SAFETY: signal 0 only checks that the process exists.
-    let gone = pid > 0
-        && unsafe { libc::kill(pid, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    boot == boot_tag() && gone
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    boot == boot_tag() && super::machine::process_is_gone(pid)
 }
 
 /// The entries of `dir`; a directory that vanished (an emptied fan-out

@@ -16,6 +16,7 @@ mod index_files;
 mod keys;
 pub mod local;
 mod location;
+mod machine;
 pub mod memory;
 pub mod reader;
 mod records;

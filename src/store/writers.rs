@@ -11,6 +11,7 @@
 //! and stops before it writes anything that others rely on.
 
 use super::backend::Backend;
+use super::machine::{boot_id, pid_namespace, process_is_gone};
 use super::repo::random_bytes;
 use super::{keys, Repository, StoreError};
 use crate::format::records::{decode_writer_marker, encode_writer_marker, Timestamp, WriterMarker};
@@ -74,11 +75,13 @@ impl WriterInfo {
             && m.boot_id == boot_id()
             && m.pid_namespace != 0
             && m.pid_namespace == pid_namespace();
-        let Ok(pid) = i32::try_from(m.pid) else { return false };
-        // SAFETY: signal 0 only checks that the process exists.
-        here && pid > 0
-            && unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        here && process_is_gone(m.pid)
+    }
+
+    /// True for a writer that may still be at work at `now` (storage
+    /// time): within its lease and not known dead.
+    pub fn is_running(&self, now: SystemTime) -> bool {
+        self.is_live(now) && !self.is_dead_here()
     }
 
     pub fn is_gc(&self) -> bool {
@@ -289,15 +292,6 @@ impl Drop for WriterSession {
         let _ = self.backend.delete(&keys::writer(self.id, 0));
         let _ = self.backend.sync();
     }
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-fn pid_namespace() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
 }
 
 /// Time since boot, suspended time included (CLOCK_BOOTTIME): a laptop
