@@ -176,8 +176,8 @@ pub struct SnapshotFs {
     /// per read).
     starts: tree_cache::WeightedLru<(BlobId, u32), Arc<Vec<u64>>>,
     /// Where large files change pack, for fetching ahead from a remote
-    /// store (empty on a local one).
-    pack_runs: tree_cache::WeightedLru<(BlobId, u32), Arc<PackRuns>>,
+    /// store; None on a local one, where reads never look.
+    pack_runs: Option<tree_cache::WeightedLru<(BlobId, u32), Arc<PackRuns>>>,
     links: links::LinkGroups,
     /// Readers going through directories in order, and where to send the
     /// files to push ahead of them (see `start_readahead`).
@@ -199,6 +199,7 @@ impl SnapshotFs {
     /// Lists the snapshots (names only are needed to start); the index is
     /// loaded on first need, or by `preload`.
     pub fn new(repo: Arc<Repository>, opts: FsOptions) -> Result<Self, StoreError> {
+        let fetches_ahead = !repo.lists_cheaply();
         // The budget is shared: an eighth for decoded trees, the rest for
         // decompressed blocks once the index and the inodes the kernel
         // holds are counted (see `rebalance`). Files are read through their directory's tree, so a floor keeps
@@ -216,7 +217,7 @@ impl SnapshotFs {
             inodes: Mutex::new(InodeTable::default()),
             trees: tree_cache::TreeCache::new(tree_bytes),
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),
-            pack_runs: tree_cache::WeightedLru::new(STARTS_BYTES),
+            pack_runs: fetches_ahead.then(|| tree_cache::WeightedLru::new(STARTS_BYTES)),
             links: Default::default(),
             streams: Default::default(),
             readahead: Default::default(),
@@ -829,10 +830,11 @@ impl SnapshotFs {
     /// Asks a remote store to fetch the packs that the next reads of a large
     /// file need, a few at once, in file order.
     fn fetch_ahead(&self, at: (BlobId, u32), content: &[Extent], last: usize) {
+        let Some(pack_runs) = &self.pack_runs else { return };
         if content.len() <= FEW_EXTENTS {
             return;
         }
-        let runs = match self.pack_runs.get(&at) {
+        let runs = match pack_runs.get(&at) {
             Some(r) => r,
             None => {
                 let ids = content.iter().map(|x| match x {
@@ -841,7 +843,7 @@ impl SnapshotFs {
                 });
                 let Some(runs) = self.reader.pack_runs(ids) else { return };
                 let runs = Arc::new(runs);
-                self.pack_runs.insert(at, runs.clone(), runs.memory_size());
+                pack_runs.insert(at, runs.clone(), runs.memory_size());
                 runs
             }
         };
