@@ -179,7 +179,8 @@ impl Backend for S3Backend {
         if bytes.len() as u64 > max_len {
             return Err(too_large(&what, bytes.len() as u64, max_len));
         }
-        Ok(bytes.to_vec())
+        // The body was gathered into one buffer: taken over, not copied.
+        Ok(Vec::from(bytes))
     }
 
     fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
@@ -191,7 +192,7 @@ impl Backend for S3Backend {
         let path = self.path(key);
         let got = retrying(|_| self.runtime.block_on(self.store.get_range(&path, offset..end)));
         match got {
-            Ok(bytes) if bytes.len() == len => Ok(bytes.to_vec()),
+            Ok(bytes) if bytes.len() == len => Ok(Vec::from(bytes)),
             Ok(_) => Err(beyond_end(&what, offset, len)),
             Err(object_store::Error::NotFound { .. }) => Err(StoreError::Missing { what }),
             // A range past the end is refused by the server (416), which
