@@ -328,7 +328,7 @@ pub fn config(data: &[u8]) {
 fn use_config(c: &Config, data: &[u8]) {
     assert!(SecretInput::try_new(c.hash_secret.clone()).is_some(), "a decoded config has an unusable secret");
     let p = &c.chunker;
-    let sizes = ChunkSizes { min: p.min_size as usize, avg: p.avg_size as usize, max: p.max_size as usize };
+    let sizes = ChunkSizes { min: p.min_size as usize, avg: p.avg_size as usize, max: p.max_size as usize, seed: 0 };
     assert_eq!(chunk_lengths(data, sizes).sum::<usize>(), data.len(), "chunks do not cover their data");
     let again = records::encode_config(c).ok().and_then(|b| records::decode_config(&b).ok());
     assert_eq!(again.as_ref(), Some(c), "a config does not re-encode to itself");

@@ -56,7 +56,7 @@ pub fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> Result<PackRe
     // A pack that cannot be read to its end is reported where reading
     // stopped; nothing unread is claimed damaged.
     let Some(header) = read(&mut out, &mut hasher, 0, HEADER_LEN as u64)? else { return Ok(out) };
-    if let Err(e) = check_header(&header) {
+    if let Err(e) = check_header(&header).and_then(|sealed| repo.check_pack_kind(sealed)) {
         out.structure.push(format!("header: {e}"));
     }
     pos += HEADER_LEN as u64;
@@ -86,7 +86,7 @@ pub fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> Result<PackRe
     let Some(rest) = read_through(&mut out, &mut hasher, &mut read, pos, pack.size)? else {
         return Ok(out);
     };
-    check_footer(index, slot, pos, &rest, &mut out);
+    check_footer(repo, index, slot, pos, &rest, &mut out);
     // Damaged blobs explain a wrong hash; otherwise the damage is in bytes
     // no blob covers.
     let unexplained = out.bad_copies.is_empty() && out.structure.is_empty();
@@ -121,8 +121,10 @@ fn read_through(
 
 fn verify_block(repo: &Repository, index: &Index, b: u32, stored: &[u8], out: &mut PackResult) {
     let loc = index.block(b);
-    let opened =
-        crate::store::reader::check_block_len(repo, index, b).and_then(|()| open_block(loc.codec, loc.raw_len, stored));
+    let kind = index.blobs_in_block(b).first().map_or(BlobKind::Data, |l| l.kind);
+    let opened = crate::store::reader::check_block_len(repo, index, b)
+        .and_then(|()| repo.open_block_bytes(kind, stored.to_vec()))
+        .and_then(|stored| open_block(loc.codec, loc.raw_len, &stored));
     let raw = match opened {
         Ok(raw) => raw,
         Err(e) => {
@@ -142,7 +144,7 @@ fn verify_block(repo: &Repository, index: &Index, b: u32, stored: &[u8], out: &m
 
 /// The footer at the end of the pack must decode and list exactly the
 /// blocks the index lists for it.
-fn check_footer(index: &Index, slot: u32, footer_start: u64, rest: &[u8], out: &mut PackResult) {
+fn check_footer(repo: &Repository, index: &Index, slot: u32, footer_start: u64, rest: &[u8], out: &mut PackResult) {
     let pack = index.pack(slot);
     if rest.len() < TRAILER_LEN {
         out.structure.push("its trailer is missing".into());
@@ -156,7 +158,11 @@ fn check_footer(index: &Index, slot: u32, footer_start: u64, rest: &[u8], out: &
                 detail: format!("it puts the footer at {start}, where the last block ends at {footer_start}"),
             });
         }
-        decode_footer(&rest[..len], start)
+        let footer = match repo.cipher() {
+            Some(c) => c.open_object(crate::format::ObjectKind::PackFooter, b"", &rest[..len])?,
+            None => rest[..len].to_vec(),
+        };
+        decode_footer(&footer, start)
     });
     match located {
         Ok(footer) => {

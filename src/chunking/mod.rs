@@ -13,18 +13,22 @@ pub struct ChunkSizes {
     pub min: usize,
     pub avg: usize,
     pub max: usize,
+    /// Seeds the gear table (0: FastCDC's own table). An encrypted
+    /// repository's seed comes from its keys, so that its cut points do not
+    /// follow from the content alone.
+    pub seed: u64,
 }
 
 impl ChunkSizes {
     /// Chosen by measurement: see FORMAT.md, "Chunk sizes".
-    pub const DEFAULT: ChunkSizes = ChunkSizes { min: 4 << 10, avg: 16 << 10, max: 128 << 10 };
+    pub const DEFAULT: ChunkSizes = ChunkSizes { min: 4 << 10, avg: 16 << 10, max: 128 << 10, seed: 0 };
 }
 
 const LEVEL: Normalization = Normalization::Level2;
 
 /// Cuts `data` (a whole region: its end is a boundary) into chunk lengths.
 pub fn chunk_lengths(data: &[u8], sizes: ChunkSizes) -> impl Iterator<Item = usize> + '_ {
-    FastCDC::with_level(data, sizes.min, sizes.avg, sizes.max, LEVEL).map(|c| c.length)
+    FastCDC::with_level_and_seed(data, sizes.min, sizes.avg, sizes.max, LEVEL, sizes.seed).map(|c| c.length)
 }
 
 /// Streams `reader` (up to `limit` bytes) through the chunker, calling

@@ -51,6 +51,9 @@ pub enum Command {
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
     #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
     Mount(MountArgs),
+    /// Manage the keys (passwords) of an encrypted repository
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Write the man page to standard output
     #[command(hide = true)]
     Man,
@@ -61,6 +64,56 @@ pub struct InitArgs {
     /// Where to create the repository (overrides --repo and CHKFS_REPO)
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
+    /// Encrypt everything stored (AES-256-GCM); the password is asked twice on the terminal,
+    /// or read from CHKFS_PASSWORD_FILE or CHKFS_PASSWORD_COMMAND
+    #[arg(long)]
+    pub encrypt: bool,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+/// argon2id's costs for a new key file (hidden: for tests, and for machines
+/// far slower or faster than usual).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct KdfArgs {
+    #[arg(long, hide = true, value_name = "KIB", default_value_t = crate::store::KdfCost::DEFAULT.memory_kib,
+          value_parser = clap::value_parser!(u32).range(64..=4 << 20))]
+    pub kdf_memory: u32,
+    #[arg(long, hide = true, value_name = "N", default_value_t = crate::store::KdfCost::DEFAULT.iterations,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub kdf_iterations: u32,
+}
+
+impl KdfArgs {
+    pub fn cost(&self) -> crate::store::KdfCost {
+        crate::store::KdfCost { memory_kib: self.kdf_memory, iterations: self.kdf_iterations }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key files; the one that opened the repository is marked
+    List {
+        /// Print the list as JSON on standard output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a key for another password (from CHKFS_NEW_PASSWORD_FILE, CHKFS_NEW_PASSWORD_COMMAND
+    /// or asked twice)
+    Add {
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove a key file (by a unique prefix of its id); the last one is refused
+    Remove {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change the password: a new key file replaces the one that opened the repository
+    Passwd {
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,8 +16,8 @@ pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
         Some(p) => Chosen { path: p.clone(), is_default: false },
         None => ctx.choose(None)?,
     };
-    let src = Arc::new(Repository::open_at(&from.location()?)?);
-    let dst = Arc::new(Repository::open_at(&Location::parse(args.to.as_os_str())?)?);
+    let src = Arc::new(Repository::open_at(&from.location()?, &super::password::FROM)?);
+    let dst = Arc::new(Repository::open_at(&Location::parse(args.to.as_os_str())?, &super::password::REPO)?);
     let mut ids = Vec::new();
     for spec in &args.snapshots {
         ids.push(src.resolve_snapshot_id(spec)?);

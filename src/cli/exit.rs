@@ -14,6 +14,8 @@ pub enum ExitCode {
     Damage = 4,
     /// The repository changed too often while being read (try again).
     Busy = 5,
+    /// No key file of the encrypted repository opens with the password.
+    WrongPassword = 6,
     Interrupted = 130,
 }
 
@@ -32,8 +34,10 @@ pub fn classify(e: &anyhow::Error) -> ExitCode {
             Some(SaveError::Usage(_)) => return ExitCode::Usage,
             _ => {}
         }
-        if let Some(StoreError::Busy(_)) = cause.downcast_ref::<StoreError>() {
-            return ExitCode::Busy;
+        match cause.downcast_ref::<StoreError>() {
+            Some(StoreError::Busy(_)) => return ExitCode::Busy,
+            Some(StoreError::WrongPassword(_)) => return ExitCode::WrongPassword,
+            _ => {}
         }
         if let Some(SaveError::Store(StoreError::Busy(_))) = cause.downcast_ref::<SaveError>() {
             return ExitCode::Busy;

@@ -8,9 +8,11 @@ mod exit;
 mod forget;
 mod format;
 mod gc;
+mod key;
 mod list;
 pub mod man;
 mod mount;
+mod password;
 mod progress;
 mod repo_path;
 mod restore;
@@ -71,6 +73,7 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Forget(a) => forget::run(ctx, &a),
         Command::Gc(a) => gc::run(ctx, &a),
         Command::Copy(a) => copy::run(ctx, &a),
+        Command::Key(k) => key::run(ctx, k),
         Command::Man => man::print(),
         Command::Mount(a) => mount::run(ctx, &a),
     }

@@ -25,7 +25,7 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     };
     let allow_other = parse_options(&args.options)?;
     let chosen = ctx.choose(repo_arg)?;
-    let repo = Arc::new(Repository::open_at(&chosen.location()?)?);
+    let repo = Arc::new(Repository::open_at(&chosen.location()?, &super::password::REPO)?);
     let mountpoint = check_mountpoint(&mountpoint, repo.local_root())?;
     let ready = if args.daemon { Some(daemonize()?) } else { None };
 

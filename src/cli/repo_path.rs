@@ -54,14 +54,14 @@ impl RepoArgs {
     /// Opens an existing repository.
     pub fn open(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        Ok(Repository::open_at(&chosen.location()?)?)
+        Ok(Repository::open_at(&chosen.location()?, &super::password::REPO)?)
     }
 
     /// Opens an existing repository, bypassing the local cache of a remote
     /// one.
     pub fn open_uncached(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        Ok(Repository::open_at_uncached(&chosen.location()?)?)
+        Ok(Repository::open_at_uncached(&chosen.location()?, &super::password::REPO)?)
     }
 
     /// Opens an existing repository to write into it, warning when other
@@ -76,7 +76,7 @@ impl RepoArgs {
     /// one and does not exist yet.
     pub fn open_or_create_default(&self) -> Result<Repository> {
         let chosen = self.choose(None)?;
-        match Repository::open_at(&chosen.location()?) {
+        match Repository::open_at(&chosen.location()?, &super::password::REPO) {
             Err(StoreError::NotARepository(_)) if chosen.is_default && !has_entries(&chosen.path) => {
                 let repo = Repository::init_local(&chosen.path, crate::chunking::ChunkSizes::DEFAULT)?;
                 eprintln!("chkfs: created repository at {}", repo.location());

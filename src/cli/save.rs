@@ -17,8 +17,15 @@ use std::time::{Duration, Instant};
 
 pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     let chosen = ctx.choose(args.path.as_deref())?;
-    let repo = Repository::init_at(&chosen.location()?, ChunkSizes::DEFAULT)?;
-    eprintln!("chkfs: created repository at {}", repo.location());
+    let location = chosen.location()?;
+    let repo = if args.encrypt {
+        let password = super::password::REPO.new_password("password for the new repository")?;
+        Repository::init_at(&location, ChunkSizes::DEFAULT, Some((&password, args.kdf.cost())))?
+    } else {
+        Repository::init_at(&location, ChunkSizes::DEFAULT, None)?
+    };
+    let encrypted = if repo.is_encrypted() { "encrypted " } else { "" };
+    eprintln!("chkfs: created {encrypted}repository at {}", repo.location());
     Ok(ExitCode::Ok)
 }
 

@@ -22,6 +22,8 @@ pub enum ObjectKind {
     SplitTree = 7,
     WriterMarker = 8,
     CondemnedList = 9,
+    EncryptedConfig = 10,
+    KeyFile = 11,
 }
 
 impl ObjectKind {
@@ -36,6 +38,8 @@ impl ObjectKind {
             7 => Self::SplitTree,
             8 => Self::WriterMarker,
             9 => Self::CondemnedList,
+            10 => Self::EncryptedConfig,
+            11 => Self::KeyFile,
             other => return Err(FormatError::UnknownKind(other)),
         })
     }
@@ -51,6 +55,8 @@ impl ObjectKind {
             Self::SplitTree => "split tree",
             Self::WriterMarker => "writer marker",
             Self::CondemnedList => "condemned list",
+            Self::EncryptedConfig => "encrypted repository's config",
+            Self::KeyFile => "key file",
         }
     }
 
@@ -61,6 +67,7 @@ impl ObjectKind {
         match self {
             Self::SplitTree => 2,
             Self::WriterMarker | Self::CondemnedList => 3,
+            Self::EncryptedConfig | Self::KeyFile => 4,
             _ => 1,
         }
     }

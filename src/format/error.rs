@@ -19,6 +19,8 @@ pub enum FormatError {
     Decode { what: &'static str, detail: String },
     #[error("invalid id {0:?}")]
     BadId(String),
+    #[error("{0} does not authenticate: damaged, forged, or sealed with another key")]
+    Unauthentic(&'static str),
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
 }

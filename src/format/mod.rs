@@ -7,8 +7,10 @@
 mod envelope;
 mod error;
 pub mod id;
+pub mod keyfile;
 pub mod pack;
 pub mod records;
+pub mod sealed;
 pub mod tree;
 
 pub use envelope::{
@@ -19,4 +21,4 @@ pub use id::{BlobId, PackId, SnapshotId};
 
 /// The newest on-disk format version this build reads and writes; it
 /// reads every older one.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;

@@ -12,8 +12,11 @@
 use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind, ENVELOPE_LEN};
 use super::{BlobId, FormatError, FORMAT_VERSION};
 
-/// Packs are unchanged since version 1 and still written as such.
+/// Packs of a plain repository are unchanged since version 1 and still
+/// written as such; an encrypted repository's packs (version 4) have sealed
+/// blocks and a sealed footer.
 const PACK_VERSION: u8 = 1;
+const SEALED_PACK_VERSION: u8 = super::sealed::SEALED_VERSION;
 
 const HEADER_MAGIC: &[u8; 8] = b"CHKFPACK";
 const TRAILER_MAGIC: &[u8; 8] = b"CHKFTAIL";
@@ -96,9 +99,10 @@ pub fn max_raw_len(codec: Codec, stored_len: u64) -> u64 {
 }
 
 /// The most a stored block of `raw_len` raw bytes may take: lz4 never
-/// expands by more than 1/255 plus a little.
+/// expands by more than 1/255 plus a little, and sealing adds its padding,
+/// nonce and tag.
 pub fn max_stored_len(raw_len: u64) -> u64 {
-    raw_len + raw_len / 255 + 64
+    super::sealed::sealed_len_bound(raw_len + raw_len / 255 + 64)
 }
 
 /// Decompresses a stored block into its raw bytes. The raw length is
@@ -170,6 +174,12 @@ impl PackBuilder {
         Self { bytes, footer: PackFooter::default(), footer_estimate: ENVELOPE_LEN }
     }
 
+    /// Marks the pack as an encrypted repository's: every block added must
+    /// be sealed, and [`PackBuilder::finish_sealed`] finishes it.
+    pub fn set_sealed(&mut self) {
+        self.bytes[8] = SEALED_PACK_VERSION;
+    }
+
     pub fn add(&mut self, block: SealedBlock) {
         self.footer_estimate += 32 + 40 * block.blobs.len();
         self.footer.blocks.push(BlockInfo {
@@ -196,12 +206,54 @@ impl PackBuilder {
     }
 
     /// Appends footer and trailer; returns the pack bytes and its footer.
-    pub fn finish(mut self) -> Result<(Vec<u8>, PackFooter), FormatError> {
+    pub fn finish(self) -> Result<(Vec<u8>, PackFooter), FormatError> {
         let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer))?;
-        self.bytes.extend_from_slice(&footer);
+        Ok(self.append_footer(&footer))
+    }
+
+    /// Finishes an encrypted repository's pack: its blocks in a random
+    /// order (so that their order does not follow the files they hold), and
+    /// its footer sealed.
+    pub fn finish_sealed(mut self, cipher: &super::sealed::Cipher) -> Result<(Vec<u8>, PackFooter), FormatError> {
+        self.shuffle_blocks()?;
+        let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer))?;
+        let footer = cipher.seal_object(ObjectKind::PackFooter, b"", &footer)?;
+        Ok(self.append_footer(&footer))
+    }
+
+    fn append_footer(mut self, footer: &[u8]) -> (Vec<u8>, PackFooter) {
+        self.bytes.extend_from_slice(footer);
         self.bytes.extend_from_slice(&(footer.len() as u64).to_le_bytes());
         self.bytes.extend_from_slice(TRAILER_MAGIC);
-        Ok((self.bytes, self.footer))
+        (self.bytes, self.footer)
+    }
+
+    fn shuffle_blocks(&mut self) -> Result<(), FormatError> {
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| invalid("pack", format!("no randomness: {e}")))?;
+        let mut state = u64::from_le_bytes(seed);
+        let mut next = move || {
+            // splitmix64: the order needs to be unpredictable to a reader of
+            // the pack, not to be a key.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let blocks = &mut self.footer.blocks;
+        for i in (1..blocks.len()).rev() {
+            blocks.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let mut bytes = Vec::with_capacity(self.bytes.len() + self.footer_estimate + TRAILER_LEN);
+        bytes.extend_from_slice(&self.bytes[..HEADER_LEN]);
+        for b in blocks.iter_mut() {
+            let from = b.offset as usize;
+            b.offset = bytes.len() as u64;
+            bytes.extend_from_slice(&self.bytes[from..from + b.stored_len as usize]);
+        }
+        self.bytes = bytes;
+        Ok(())
     }
 }
 
@@ -239,13 +291,14 @@ pub fn decode_footer(bytes: &[u8], footer_start: u64) -> Result<PackFooter, Form
     Ok(footer)
 }
 
-/// Checks a pack header.
-pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
+/// Checks a pack header; true for an encrypted repository's pack.
+pub fn check_header(header: &[u8]) -> Result<bool, FormatError> {
     if header.len() < HEADER_LEN || &header[0..8] != HEADER_MAGIC {
         return Err(FormatError::BadMagic);
     }
     match header[8] {
-        PACK_VERSION => Ok(()),
+        PACK_VERSION => Ok(false),
+        SEALED_PACK_VERSION => Ok(true),
         newer if newer > FORMAT_VERSION => {
             Err(FormatError::UnsupportedVersion { found: newer, supported: FORMAT_VERSION })
         }

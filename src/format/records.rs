@@ -167,21 +167,22 @@ record_codec!(CondemnedList, ObjectKind::CondemnedList, "condemned list", encode
 
 pub fn decode_config(bytes: &[u8]) -> Result<Config, FormatError> {
     let config = decode_config_payload(bytes)?;
-    let c = &config.chunker;
-    // The ranges fastcdc supports.
-    let sane = config.hash_secret.len() == HASH_SECRET_LEN
-        && (64..=1 << 20).contains(&c.min_size)
+    if config.hash_secret.len() != HASH_SECRET_LEN || !valid_chunker(&config.chunker) {
+        return Err(FormatError::Invalid { what: "config", detail: "bad secret or chunker sizes".into() });
+    }
+    Ok(config)
+}
+
+/// The ranges fastcdc supports.
+pub(crate) fn valid_chunker(c: &ChunkerParams) -> bool {
+    (64..=1 << 20).contains(&c.min_size)
         && (256..=4 << 20).contains(&c.avg_size)
         && (1024..=16 << 20).contains(&c.max_size)
         && c.min_size <= c.avg_size
         && c.avg_size <= c.max_size
         && c.min_size % 2 == 0
         && c.avg_size % 2 == 0
-        && c.max_size % 2 == 0;
-    if !sane {
-        return Err(FormatError::Invalid { what: "config", detail: "bad secret or chunker sizes".into() });
-    }
-    Ok(config)
+        && c.max_size % 2 == 0
 }
 
 /// Decodes an index file and checks that its blocks lie inside their packs.

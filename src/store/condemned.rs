@@ -58,6 +58,7 @@ impl Repository {
         packs.dedup();
         let list = CondemnedList { packs, written: Timestamp::now() };
         let bytes = encode_condemned(&list).map_err(|e| StoreError::format("condemned list", e))?;
+        let bytes = self.seal_object(ObjectKind::CondemnedList, "", bytes)?;
         let name = PackId(xxh3_128(&bytes));
         self.backend().write_if_absent(&keys::condemned(name), &bytes)?;
         self.sync()?;

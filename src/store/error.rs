@@ -44,6 +44,15 @@ pub enum StoreError {
     SnapshotNotFound(String),
     #[error("snapshot prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousSnapshot { prefix: String, candidates: Vec<String> },
+    #[error(
+        "{0} is encrypted: give its password on the terminal, in CHKFS_PASSWORD_FILE or through CHKFS_PASSWORD_COMMAND"
+    )]
+    PasswordNeeded(String),
+    #[error("wrong password: no key file of {0} opens with it")]
+    WrongPassword(String),
+    /// The password could not be had (its file, its command, the terminal).
+    #[error("{0}")]
+    Password(String),
     #[error("fault injected by the test backend ({0})")]
     Injected(String),
     /// What went wrong with a part of a split tree, naming the part.
@@ -134,6 +143,9 @@ impl StoreError {
                 AmbiguousSnapshot { prefix: prefix.clone(), candidates: candidates.clone() }
             }
             Injected(s) => Injected(s.clone()),
+            PasswordNeeded(s) => PasswordNeeded(s.clone()),
+            WrongPassword(s) => WrongPassword(s.clone()),
+            Password(s) => Password(s.clone()),
             InPart { split, part, err } => InPart { split: *split, part: *part, err: Box::new(err.duplicate()) },
         }
     }

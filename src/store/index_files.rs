@@ -160,6 +160,7 @@ impl Repository {
         let mut written = Vec::new();
         for group in split_for_index_files(packs) {
             let bytes = encode_index(&IndexFile { packs: group }).map_err(|e| StoreError::format("index file", e))?;
+            let bytes = self.seal_object(ObjectKind::Index, "", bytes)?;
             let name = PackId(xxh3_128(&bytes));
             self.backend().write_if_absent(&keys::index(name), &bytes)?;
             written.push((name, bytes.len() as u64));

@@ -11,6 +11,7 @@
 //! writers/<32 hex>-<n>.wrt     markers of running writers (n = 0 at the
 //!                              start, then one per refresh)
 //! condemned/<32 hex>.cdm       packs gc found unused, not yet deleted
+//! keys/<32 hex>.key            key files of an encrypted repository
 //! ```
 
 use crate::format::{PackId, SnapshotId};
@@ -22,9 +23,10 @@ pub const SNAPSHOTS: &str = "snapshots";
 pub const DAMAGED: &str = "damaged";
 pub const WRITERS: &str = "writers";
 pub const CONDEMNED: &str = "condemned";
+pub const KEYS: &str = "keys";
 
 /// Every directory a repository has.
-pub const DIRS: [&str; 6] = [PACKS, INDEX, SNAPSHOTS, DAMAGED, WRITERS, CONDEMNED];
+pub const DIRS: [&str; 7] = [PACKS, INDEX, SNAPSHOTS, DAMAGED, WRITERS, CONDEMNED, KEYS];
 
 pub fn pack(id: PackId) -> String {
     let hex = id.to_hex();
@@ -52,6 +54,19 @@ pub fn writer(id: u128, seq: u64) -> String {
 /// Condemned lists are named by the hash of their bytes.
 pub fn condemned(name: PackId) -> String {
     format!("{CONDEMNED}/{}.cdm", name.to_hex())
+}
+
+/// Key file `id` of an encrypted repository.
+pub fn key_file(id: u128) -> String {
+    format!("{KEYS}/{id:032x}.key")
+}
+
+pub fn parse_key_file(key: &str) -> Option<u128> {
+    let name = file_name(key, KEYS, ".key")?;
+    if name.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(name, 16).ok()
 }
 
 fn file_name<'a>(key: &'a str, dir: &str, ext: &str) -> Option<&'a str> {

@@ -270,6 +270,8 @@ fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlo
     let what = || format!("pack {} block at {}", pack.id, b.offset);
     check_block_len(repo, index, n).map_err(|e| StoreError::format(what(), e))?;
     let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
+    let kind = index.blobs_in_block(n).first().map_or(BlobKind::Data, |l| l.kind);
+    let stored = repo.open_block_bytes(kind, stored).map_err(|e| StoreError::format(what(), e))?;
     let raw = open_block_owned(b.codec, b.raw_len, stored).map_err(|e| StoreError::format(what(), e))?;
     let bad = index
         .blobs_in_block(n)

@@ -86,7 +86,11 @@ impl Repository {
     pub fn read_snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
         let key = keys::snapshot(id);
         match self.backend().read(&key, MAX_SNAPSHOT_RECORD) {
-            Ok(bytes) => decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(format!("snapshot {id}"), e)),
+            Ok(bytes) => {
+                let what = format!("snapshot {id}");
+                let bytes = self.open_object(&what, ObjectKind::Snapshot, &key, bytes)?;
+                decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(what, e))
+            }
             Err(e) if e.is_missing() => Ok(None),
             Err(e) => Err(e),
         }
@@ -147,7 +151,11 @@ impl Repository {
         }
         loop {
             let id = SnapshotId(u32::from_le_bytes(random_bytes::<4>()?));
-            if self.backend().write_if_absent(&keys::snapshot(id), &bytes)? {
+            let key = keys::snapshot(id);
+            // Sealed, the record is bound to its name: one moved under
+            // another id does not open.
+            let stored = self.seal_object(ObjectKind::Snapshot, &key, bytes.clone())?;
+            if self.backend().write_if_absent(&key, &stored)? {
                 self.sync()?;
                 return Ok((id, bytes.len() as u64));
             }
@@ -212,6 +220,7 @@ impl Repository {
         entries.sort();
         entries.dedup();
         let bytes = encode_damage_list(&DamageList { entries }).map_err(|e| StoreError::format("damage list", e))?;
+        let bytes = self.seal_object(ObjectKind::DamageList, "", bytes)?;
         self.backend().write_if_absent(&keys::damage_list(PackId(xxh3_128(&bytes))), &bytes)?;
         self.sync()
     }

@@ -5,14 +5,20 @@
 
 use super::backend::Backend;
 use super::cache::{self, cache_dir, CachedBackend};
+use super::keyring::{self, KdfCost, PasswordSource};
 use super::local::LocalBackend;
 use super::Location;
 use super::{keys, StoreError};
 use crate::chunking::ChunkSizes;
+use crate::format::keyfile::{
+    decode_encrypted_config, encode_encrypted_config, EncryptedConfig, MasterKeys, SCHEME_AES256GCM_ARGON2ID,
+};
+use crate::format::pack::BlobKind;
 use crate::format::pack::{check_header, decode_footer, footer_location, HEADER_LEN, TRAILER_LEN};
 use crate::format::records::Timestamp;
 use crate::format::records::{decode_config, encode_config, ChunkerParams, Config, IndexedPack, HASH_SECRET_LEN};
-use crate::format::{BlobId, FormatError, PackId};
+use crate::format::sealed::Cipher;
+use crate::format::{BlobId, FormatError, ObjectKind, PackId};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,60 +32,121 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     secret: SecretInput<Vec<u8>>,
+    /// An encrypted repository's keys, opened with a password.
+    sealing: Option<Arc<Sealing>>,
+}
+
+/// What an opened key gives: the cipher every object and block is sealed
+/// with, the keys themselves (to wrap them for another password) and the
+/// key file they came from.
+pub(crate) struct Sealing {
+    pub cipher: Cipher,
+    pub keys: MasterKeys,
+    pub key_id: u128,
 }
 
 impl Repository {
-    /// Creates a new, empty repository in `backend` (which must be empty).
+    /// Creates a new, empty, unencrypted repository in `backend` (which
+    /// must be empty).
     pub fn init(backend: Arc<dyn Backend>, sizes: ChunkSizes) -> Result<Repository, StoreError> {
         backend.create()?;
         let config = Config {
             repo_id: u128::from_le_bytes(random_bytes::<16>()?),
             hash_secret: random_vec(HASH_SECRET_LEN)?,
-            chunker: ChunkerParams {
-                min_size: sizes.min as u32,
-                avg_size: sizes.avg as u32,
-                max_size: sizes.max as u32,
-            },
+            chunker: chunker_params(sizes),
             created: Timestamp::now(),
         };
         let bytes = encode_config(&config).map_err(|e| StoreError::format(keys::CONFIG, e))?;
-        if !backend.write_if_absent(keys::CONFIG, &bytes)? {
-            return Err(StoreError::AlreadyExists(backend.location()));
-        }
-        backend.sync()?;
+        write_config(&*backend, &bytes)?;
         Self::open(backend)
     }
 
+    /// Creates a new, empty, encrypted repository in `backend`, with one
+    /// key file that opens with `password`.
+    pub fn init_encrypted(
+        backend: Arc<dyn Backend>,
+        sizes: ChunkSizes,
+        password: &[u8],
+        cost: KdfCost,
+    ) -> Result<Repository, StoreError> {
+        backend.create()?;
+        if backend.read_range(keys::CONFIG, 0, 1).is_ok() {
+            return Err(StoreError::AlreadyExists(backend.location()));
+        }
+        let config = EncryptedConfig {
+            repo_id: u128::from_le_bytes(random_bytes::<16>()?),
+            chunker: chunker_params(sizes),
+            created: Timestamp::now(),
+            scheme: SCHEME_AES256GCM_ARGON2ID,
+        };
+        let master = MasterKeys::generate(config.repo_id).map_err(|e| StoreError::format("keys", e))?;
+        // The key file first: a config is what makes a repository, and it
+        // must never exist without a key that opens it.
+        keyring::add_key_file(&*backend, &master, password, cost)?;
+        let bytes = encode_encrypted_config(&config).map_err(|e| StoreError::format(keys::CONFIG, e))?;
+        write_config(&*backend, &bytes)?;
+        Self::open_with(backend, &keyring::Given(password))
+    }
+
+    /// Opens an unencrypted repository (an encrypted one needs a password:
+    /// [`Repository::open_with`]).
     pub fn open(backend: Arc<dyn Backend>) -> Result<Repository, StoreError> {
+        Self::open_with(backend, &keyring::NoPassword)
+    }
+
+    /// Opens a repository; an encrypted one with the password `password`
+    /// gives, asked for only then.
+    pub fn open_with(backend: Arc<dyn Backend>, password: &dyn PasswordSource) -> Result<Repository, StoreError> {
         let bytes = match backend.read(keys::CONFIG, MAX_CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_missing() => return Err(StoreError::NotARepository(backend.location())),
             Err(e) => return Err(e),
         };
         let what = format!("{}/config", backend.location());
-        let config = decode_config(&bytes).map_err(|e| StoreError::format(&what, e))?;
+        let (config, sealing) = if bytes.get(4) == Some(&(ObjectKind::EncryptedConfig as u8)) {
+            let encrypted = decode_encrypted_config(&bytes).map_err(|e| StoreError::format(&what, e))?;
+            let (keys, key_id) = keyring::unlock(&*backend, encrypted.repo_id, password)?;
+            let cipher = keys.cipher().map_err(|e| StoreError::format("keys", e))?;
+            let config = Config {
+                repo_id: encrypted.repo_id,
+                hash_secret: keys.hash_secret.clone(),
+                chunker: encrypted.chunker,
+                created: encrypted.created,
+            };
+            (config, Some(Arc::new(Sealing { cipher, keys, key_id })))
+        } else {
+            (decode_config(&bytes).map_err(|e| StoreError::format(&what, e))?, None)
+        };
         let secret = SecretInput::try_new(config.hash_secret.clone()).ok_or_else(|| {
             StoreError::format(&what, FormatError::Invalid { what: "config", detail: "unusable secret".into() })
         })?;
-        Ok(Repository { backend, config, secret })
+        Ok(Repository { backend, config, secret, sealing })
     }
 
     /// The repository at `location`; a remote one reads through the local
     /// cache of its index files and packs ([`super::cache`]).
-    pub fn open_at(location: &Location) -> Result<Repository, StoreError> {
-        let repo = Self::open(location.backend()?)?;
+    pub fn open_at(location: &Location, password: &dyn PasswordSource) -> Result<Repository, StoreError> {
+        let repo = Self::open_with(location.backend()?, password)?;
         Ok(repo.with_cache(location))
     }
 
     /// The repository at `location`, every read from storage itself (what
     /// `check --read-data` verifies is what the store holds, not a copy).
-    pub fn open_at_uncached(location: &Location) -> Result<Repository, StoreError> {
-        Self::open(location.backend()?)
+    pub fn open_at_uncached(location: &Location, password: &dyn PasswordSource) -> Result<Repository, StoreError> {
+        Self::open_with(location.backend()?, password)
     }
 
-    /// Creates a repository at `location`.
-    pub fn init_at(location: &Location, sizes: ChunkSizes) -> Result<Repository, StoreError> {
-        let repo = Self::init(location.backend()?, sizes)?;
+    /// Creates a repository at `location`, encrypted with `password` when
+    /// one is given.
+    pub fn init_at(
+        location: &Location,
+        sizes: ChunkSizes,
+        encrypt: Option<(&[u8], KdfCost)>,
+    ) -> Result<Repository, StoreError> {
+        let repo = match encrypt {
+            Some((password, cost)) => Self::init_encrypted(location.backend()?, sizes, password, cost)?,
+            None => Self::init(location.backend()?, sizes)?,
+        };
         Ok(repo.with_cache(location))
     }
 
@@ -127,9 +194,51 @@ impl Repository {
         self.backend.free_space()
     }
 
+    /// Where the chunker cuts; in an encrypted repository its gear table
+    /// is seeded from the keys.
     pub fn chunk_sizes(&self) -> ChunkSizes {
         let c = &self.config.chunker;
-        ChunkSizes { min: c.min_size as usize, avg: c.avg_size as usize, max: c.max_size as usize }
+        let seed = self.sealing.as_ref().map_or(0, |s| s.keys.gear_seed);
+        ChunkSizes { min: c.min_size as usize, avg: c.avg_size as usize, max: c.max_size as usize, seed }
+    }
+
+    /// True for an encrypted repository.
+    pub fn is_encrypted(&self) -> bool {
+        self.sealing.is_some()
+    }
+
+    pub(crate) fn sealing(&self) -> Option<&Sealing> {
+        self.sealing.as_deref()
+    }
+
+    /// The cipher of an encrypted repository's objects and blocks.
+    pub fn cipher(&self) -> Option<&Cipher> {
+        self.sealing.as_deref().map(|s| &s.cipher)
+    }
+
+    /// The stored form of an object's envelope `inner`: sealed and bound
+    /// to `binding` (its storage key, for an object not named by the hash
+    /// of its bytes) in an encrypted repository, as it is otherwise.
+    pub(crate) fn seal_object(&self, kind: ObjectKind, binding: &str, inner: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match self.cipher() {
+            None => Ok(inner),
+            Some(c) => c.seal_object(kind, binding.as_bytes(), &inner).map_err(|e| StoreError::format(kind.name(), e)),
+        }
+    }
+
+    /// The envelope of a stored object (see [`Repository::seal_object`]);
+    /// `what` names it in errors.
+    pub(crate) fn open_object(
+        &self,
+        what: &str,
+        kind: ObjectKind,
+        binding: &str,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        match self.cipher() {
+            None => Ok(stored),
+            Some(c) => c.open_object(kind, binding.as_bytes(), &stored).map_err(|e| StoreError::format(what, e)),
+        }
     }
 
     /// True when `other` names blobs as this repository does (both were
@@ -194,20 +303,28 @@ impl Repository {
     pub(crate) fn read_enveloped(
         &self,
         key: &str,
-        kind: crate::format::ObjectKind,
+        kind: ObjectKind,
         max: u64,
         named_by_hash: Option<PackId>,
     ) -> Result<Vec<u8>, StoreError> {
+        use crate::format::sealed::{sealed_header, sealed_len_bound, SEALED_HEADER_LEN};
         use crate::format::{envelope_header, ENVELOPE_LEN};
-        let head = self.backend.read_range(key, 0, ENVELOPE_LEN)?;
+        let (head_len, max) = match self.cipher() {
+            Some(_) => (SEALED_HEADER_LEN, sealed_len_bound(max)),
+            None => (ENVELOPE_LEN, max),
+        };
+        let head = self.backend.read_range(key, 0, head_len)?;
         let matches_name = |bytes: &[u8]| named_by_hash.is_none_or(|n| PackId(xxh3_128(bytes)) == n);
         let not_its_name = || {
             let detail = "its bytes do not match its name (the hash of its content)".into();
             StoreError::format(key, FormatError::Invalid { what: "object", detail })
         };
-        match envelope_header(kind, &head) {
-            Ok(len) => {
-                let total = len + ENVELOPE_LEN as u64;
+        let total = match self.cipher() {
+            Some(_) => sealed_header(kind, &head),
+            None => envelope_header(kind, &head).map(|len| len + ENVELOPE_LEN as u64),
+        };
+        match total {
+            Ok(total) => {
                 if total > max {
                     let detail = format!("it claims {total} bytes, more than such an object can hold ({max})");
                     return Err(StoreError::format(key, FormatError::Invalid { what: "object", detail }));
@@ -216,7 +333,7 @@ impl Repository {
                 if !matches_name(&bytes) {
                     return Err(not_its_name());
                 }
-                Ok(bytes)
+                self.open_object(key, kind, "", bytes)
             }
             Err(e @ FormatError::UnsupportedVersion { .. }) if named_by_hash.is_some() => {
                 let bytes = self.backend.read(key, max)?;
@@ -245,13 +362,53 @@ impl Repository {
             return Err(StoreError::format(&what, FormatError::Truncated(size as usize)));
         }
         let header = self.read_pack_range(id, 0, HEADER_LEN)?;
-        check_header(&header).map_err(|e| StoreError::format(&what, e))?;
+        let sealed = check_header(&header).map_err(|e| StoreError::format(&what, e))?;
+        self.check_pack_kind(sealed).map_err(|e| StoreError::format(&what, e))?;
         let trailer = self.read_pack_range(id, size - TRAILER_LEN as u64, TRAILER_LEN)?;
         let (start, len) = footer_location(&trailer, size).map_err(|e| StoreError::format(&what, e))?;
         let bytes = self.read_pack_range(id, start, len)?;
+        let bytes = self.open_object(&what, ObjectKind::PackFooter, "", bytes)?;
         let footer = decode_footer(&bytes, start).map_err(|e| StoreError::format(&what, e))?;
         Ok(IndexedPack { id, size, blocks: footer.blocks })
     }
+}
+
+impl Repository {
+    /// An encrypted repository holds only sealed packs, a plain one only
+    /// plain packs: a pack of the other kind was put there by someone else.
+    pub fn check_pack_kind(&self, sealed: bool) -> Result<(), FormatError> {
+        match (sealed, self.is_encrypted()) {
+            (true, false) => {
+                Err(FormatError::Invalid { what: "pack", detail: "an encrypted pack in a plain repository".into() })
+            }
+            (false, true) => Err(FormatError::Invalid {
+                what: "pack",
+                detail: "an unencrypted pack in an encrypted repository".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The stored bytes of a block read from a pack: opened first in an
+    /// encrypted repository.
+    pub fn open_block_bytes(&self, kind: BlobKind, stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+        match self.cipher() {
+            None => Ok(stored),
+            Some(c) => c.open_block(kind, &stored),
+        }
+    }
+}
+
+fn chunker_params(sizes: ChunkSizes) -> ChunkerParams {
+    ChunkerParams { min_size: sizes.min as u32, avg_size: sizes.avg as u32, max_size: sizes.max as u32 }
+}
+
+/// Writes a new repository's config, the object that makes it one.
+fn write_config(backend: &dyn Backend, bytes: &[u8]) -> Result<(), StoreError> {
+    if !backend.write_if_absent(keys::CONFIG, bytes)? {
+        return Err(StoreError::AlreadyExists(backend.location()));
+    }
+    backend.sync()
 }
 
 fn absolute(root: &Path) -> Result<std::path::PathBuf, StoreError> {

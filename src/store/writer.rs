@@ -179,8 +179,12 @@ impl BlobWriter {
     }
 
     fn seal(&self, builder: &mut BlockBuilder) -> Result<(), StoreError> {
-        let block = seal_block(&builder.raw, std::mem::take(&mut builder.blobs));
+        let mut block = seal_block(&builder.raw, std::mem::take(&mut builder.blobs));
         builder.raw.clear();
+        if let Some(cipher) = self.repo.cipher() {
+            let kind = block.blobs.first().map_or(BlobKind::Data, |b| b.kind);
+            block.bytes = cipher.seal_block(kind, &block.bytes).map_err(|e| StoreError::format("new block", e))?;
+        }
         let tx = self.tx.as_ref().expect("sender lives until finish");
         tx.send(block).map_err(|_| self.first_error.get())
     }
@@ -339,7 +343,15 @@ fn new_data_pack(spare: Option<Vec<u8>>) -> PackBuilder {
 
 /// Stores a pack; returns it as indexed and its buffer for reuse.
 fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<u8>), StoreError> {
-    let (mut bytes, footer) = pack.finish().map_err(|e| StoreError::format("new pack", e))?;
+    let finished = match repo.cipher() {
+        Some(cipher) => {
+            let mut pack = pack;
+            pack.set_sealed();
+            pack.finish_sealed(cipher)
+        }
+        None => pack.finish(),
+    };
+    let (mut bytes, footer) = finished.map_err(|e| StoreError::format("new pack", e))?;
     // Every pack gets a random salt, so that a pack name is never used
     // twice: a name a gc deleted never comes back as a different object
     // (the multi-writer protocol relies on it, FORMAT.md), and a pack

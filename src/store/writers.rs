@@ -15,6 +15,7 @@ use super::machine::{boot_id, pid_namespace, process_is_gone};
 use super::repo::random_bytes;
 use super::{keys, Repository, StoreError};
 use crate::format::records::{decode_writer_marker, encode_writer_marker, Timestamp, WriterMarker};
+use crate::format::ObjectKind;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -143,6 +144,10 @@ impl Repository {
             pid_namespace: pid_namespace(),
         };
         let bytes = encode_writer_marker(&marker).map_err(|e| StoreError::format("writer marker", e))?;
+        // Every refresh stores the same bytes under a new name, so a sealed
+        // marker is bound to its kind only (what a forged or moved one
+        // could do is delay a gc's deletions, which is safe).
+        let bytes = self.seal_object(ObjectKind::WriterMarker, "", bytes)?;
         if !backend.write_if_absent(&keys::writer(id, 0), &bytes)? {
             let detail = "a writer marker of that random id exists already".into();
             return Err(StoreError::Inconsistent { what: keys::writer(id, 0), reason: detail });
@@ -198,7 +203,10 @@ impl Repository {
     /// take a running gc for something else because a request failed.
     fn read_marker(&self, id: u128, seq: u64) -> Result<Option<WriterMarker>, StoreError> {
         match self.backend().read(&keys::writer(id, seq), MAX_MARKER) {
-            Ok(bytes) => Ok(decode_writer_marker(&bytes).ok()),
+            Ok(bytes) => Ok(self
+                .open_object("writer marker", ObjectKind::WriterMarker, "", bytes)
+                .ok()
+                .and_then(|bytes| decode_writer_marker(&bytes).ok())),
             Err(e) if e.is_missing() || e.is_damage() => Ok(None),
             Err(e) => Err(e),
         }

@@ -1,0 +1,249 @@
+//! Authenticated encryption of stored bytes (AES-256-GCM), for encrypted
+//! repositories (format version 4).
+//!
+//! ```text
+//! sealed object  "CHKS" kind(1) version(1) reserved(2) len(u32) nonce(12)   24 bytes
+//!                ciphertext and tag (len bytes)
+//! sealed block   nonce(12) ciphertext and tag
+//! plaintext      inner length (u32) inner bytes, zero padding
+//! ```
+//! A sealed object's plaintext is the object's ordinary envelope; a sealed
+//! block's is its lz4 (or raw) bytes. The additional data of an object is
+//! its 24-byte header followed by its binding (the storage name of an
+//! object whose name is not the hash of its bytes), so an object moved
+//! under another name or kind fails to open; a block's is a domain tag and
+//! its blob kind. Plaintexts are padded (Padmé) so that sizes reveal little.
+
+use super::envelope::ObjectKind;
+use super::pack::BlobKind;
+use super::FormatError;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+
+const MAGIC: &[u8; 4] = b"CHKS";
+/// The version that introduced sealing.
+pub const SEALED_VERSION: u8 = 4;
+pub const SEALED_HEADER_LEN: usize = 24;
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+pub const KEY_LEN: usize = 32;
+const BLOCK_DOMAIN: &[u8] = b"chkfs block";
+
+/// The most a sealed object or block adds to a plaintext of `inner` bytes.
+pub fn sealed_len_bound(inner: u64) -> u64 {
+    padded_len(inner + 4) + (SEALED_HEADER_LEN + TAG_LEN) as u64
+}
+
+/// Padmé padding: at most about 12% larger, and a padded length reveals
+/// only O(log log n) bits of the length it hides.
+pub fn padded_len(len: u64) -> u64 {
+    if len < 2 {
+        return len;
+    }
+    let e = 63 - u64::from(len.leading_zeros());
+    let s = 64 - u64::from(e.leading_zeros());
+    let mask = (1u64 << (e - s)) - 1;
+    (len + mask) & !mask
+}
+
+/// The repository's data key.
+pub struct Cipher {
+    aead: Aes256Gcm,
+}
+
+impl Cipher {
+    pub fn new(key: &[u8]) -> Result<Cipher, FormatError> {
+        let aead = Aes256Gcm::new_from_slice(key).map_err(|_| invalid("key", "a data key is 32 bytes".into()))?;
+        Ok(Cipher { aead })
+    }
+
+    /// Seals an object's envelope `inner` as an object of `kind` bound to
+    /// `binding`.
+    pub fn seal_object(&self, kind: ObjectKind, binding: &[u8], inner: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let plain = pad(inner)?;
+        let len = u32::try_from(plain.len() + TAG_LEN)
+            .map_err(|_| invalid("sealed object", format!("{} bytes do not fit in one object", inner.len())))?;
+        let nonce = random_nonce()?;
+        let mut header = Vec::with_capacity(SEALED_HEADER_LEN + plain.len() + TAG_LEN);
+        header.extend_from_slice(MAGIC);
+        header.push(kind as u8);
+        header.push(SEALED_VERSION);
+        header.extend_from_slice(&[0, 0]);
+        header.extend_from_slice(&len.to_le_bytes());
+        header.extend_from_slice(&nonce);
+        let aad = [&header[..], binding].concat();
+        let ct = self.encrypt(&nonce, &plain, &aad)?;
+        header.extend_from_slice(&ct);
+        Ok(header)
+    }
+
+    /// Opens a sealed object of `kind` bound to `binding`: its envelope.
+    pub fn open_object(&self, kind: ObjectKind, binding: &[u8], bytes: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let total = sealed_header(kind, bytes)?;
+        if bytes.len() as u64 != total {
+            return Err(FormatError::Truncated(bytes.len()));
+        }
+        let (header, ct) = bytes.split_at(SEALED_HEADER_LEN);
+        let aad = [header, binding].concat();
+        let plain = self.decrypt(&header[12..24], ct, &aad, kind.name())?;
+        unpad(plain, kind.name())
+    }
+
+    /// Seals the stored bytes of a pack block holding blobs of `kind`.
+    pub fn seal_block(&self, kind: BlobKind, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let plain = pad(stored)?;
+        let nonce = random_nonce()?;
+        let ct = self.encrypt(&nonce, &plain, &block_aad(kind))?;
+        Ok([&nonce[..], &ct].concat())
+    }
+
+    /// Opens a sealed pack block: its stored (compressed or raw) bytes.
+    pub fn open_block(&self, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN + 4 {
+            return Err(FormatError::Truncated(sealed.len()));
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let plain = self.decrypt(nonce, ct, &block_aad(kind), "pack block")?;
+        unpad(plain, "pack block")
+    }
+
+    fn encrypt(&self, nonce: &[u8; NONCE_LEN], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, FormatError> {
+        self.aead
+            .encrypt(&Nonce::from(*nonce), Payload { msg: plain, aad })
+            .map_err(|_| invalid("sealed object", "too long to encrypt".into()))
+    }
+
+    fn decrypt(&self, nonce: &[u8], ct: &[u8], aad: &[u8], what: &'static str) -> Result<Vec<u8>, FormatError> {
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| FormatError::Truncated(nonce.len()))?;
+        self.aead.decrypt(&Nonce::from(nonce), Payload { msg: ct, aad }).map_err(|_| FormatError::Unauthentic(what))
+    }
+}
+
+/// Checks the first [`SEALED_HEADER_LEN`] bytes of a sealed object of
+/// `expected` kind and returns the object's whole length.
+pub fn sealed_header(expected: ObjectKind, head: &[u8]) -> Result<u64, FormatError> {
+    if head.len() < SEALED_HEADER_LEN {
+        return Err(FormatError::Truncated(head.len()));
+    }
+    if &head[0..4] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    if head[5] != SEALED_VERSION {
+        return match head[5] {
+            v if v > super::FORMAT_VERSION => {
+                Err(FormatError::UnsupportedVersion { found: v, supported: super::FORMAT_VERSION })
+            }
+            v => Err(invalid("sealed object", format!("a sealed object of version {v}"))),
+        };
+    }
+    if head[4] != expected as u8 {
+        return Err(invalid("sealed object", format!("kind {} where a {} was expected", head[4], expected.name())));
+    }
+    if head[6..8] != [0, 0] {
+        return Err(invalid("sealed object", "reserved bytes are not zero".into()));
+    }
+    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if (len as usize) < TAG_LEN + 4 {
+        return Err(invalid("sealed object", format!("length {len} is too short")));
+    }
+    Ok(SEALED_HEADER_LEN as u64 + u64::from(len))
+}
+
+fn block_aad(kind: BlobKind) -> Vec<u8> {
+    let kind_byte = match kind {
+        BlobKind::Data => 1,
+        BlobKind::Tree => 2,
+    };
+    [BLOCK_DOMAIN, &[kind_byte]].concat()
+}
+
+fn pad(inner: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let len = u32::try_from(inner.len()).map_err(|_| invalid("sealed object", "too long".into()))?;
+    let padded = padded_len(inner.len() as u64 + 4) as usize;
+    let mut plain = Vec::with_capacity(padded + TAG_LEN);
+    plain.extend_from_slice(&len.to_le_bytes());
+    plain.extend_from_slice(inner);
+    plain.resize(padded, 0);
+    Ok(plain)
+}
+
+/// The inner bytes of a padded plaintext; the padding must be zeros (a
+/// plaintext is authenticated, so anything else is a writer's bug).
+fn unpad(mut plain: Vec<u8>, what: &'static str) -> Result<Vec<u8>, FormatError> {
+    let bad = || invalid(what, "its padding is malformed".into());
+    let head: [u8; 4] = plain.get(..4).and_then(|h| h.try_into().ok()).ok_or_else(bad)?;
+    let len = u32::from_le_bytes(head) as usize;
+    if len > plain.len() - 4 || plain[4 + len..].iter().any(|&b| b != 0) {
+        return Err(bad());
+    }
+    plain.truncate(4 + len);
+    plain.drain(..4);
+    Ok(plain)
+}
+
+pub(crate) fn random_nonce() -> Result<[u8; NONCE_LEN], FormatError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| invalid("nonce", format!("no randomness: {e}")))?;
+    Ok(nonce)
+}
+
+fn invalid(what: &'static str, detail: String) -> FormatError {
+    FormatError::Invalid { what, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> Cipher {
+        Cipher::new(&[7u8; KEY_LEN]).unwrap()
+    }
+
+    #[test]
+    fn objects_round_trip_and_are_bound_to_kind_name_and_key() {
+        let c = cipher();
+        let sealed = c.seal_object(ObjectKind::Snapshot, b"snapshots/0000abcd.snap", b"hello").unwrap();
+        assert_eq!(c.open_object(ObjectKind::Snapshot, b"snapshots/0000abcd.snap", &sealed).unwrap(), b"hello");
+        assert!(c.open_object(ObjectKind::Snapshot, b"snapshots/0000abce.snap", &sealed).is_err());
+        assert!(c.open_object(ObjectKind::Index, b"snapshots/0000abcd.snap", &sealed).is_err());
+        let other = Cipher::new(&[8u8; KEY_LEN]).unwrap();
+        assert_eq!(
+            other.open_object(ObjectKind::Snapshot, b"snapshots/0000abcd.snap", &sealed),
+            Err(FormatError::Unauthentic("snapshot"))
+        );
+        for i in 0..sealed.len() {
+            let mut flipped = sealed.clone();
+            flipped[i] ^= 0x40;
+            assert!(c.open_object(ObjectKind::Snapshot, b"snapshots/0000abcd.snap", &flipped).is_err(), "byte {i}");
+        }
+        assert!(c.open_object(ObjectKind::Snapshot, b"snapshots/0000abcd.snap", &sealed[..sealed.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn blocks_round_trip_and_are_bound_to_their_kind() {
+        let c = cipher();
+        let sealed = c.seal_block(BlobKind::Data, b"chunk bytes").unwrap();
+        assert_eq!(c.open_block(BlobKind::Data, &sealed).unwrap(), b"chunk bytes");
+        assert!(c.open_block(BlobKind::Tree, &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[20] ^= 1;
+        assert!(c.open_block(BlobKind::Data, &flipped).is_err());
+        assert!(c.open_block(BlobKind::Data, &sealed[..3]).is_err());
+    }
+
+    #[test]
+    fn sealing_twice_gives_different_bytes() {
+        let c = cipher();
+        assert_ne!(c.seal_block(BlobKind::Data, b"same").unwrap(), c.seal_block(BlobKind::Data, b"same").unwrap());
+    }
+
+    #[test]
+    fn padding_is_bounded_and_hides_low_bits() {
+        for len in [0u64, 1, 2, 3, 100, 1000, 4097, 65_536, 131_071, 1 << 20, (1 << 30) + 12_345] {
+            let p = padded_len(len);
+            assert!(p >= len && p <= len + len / 8 + 1, "{len} -> {p}");
+        }
+        assert_eq!(padded_len(131_000), padded_len(131_071));
+        assert!(sealed_len_bound(1000) >= 1000 + 44);
+    }
+}
