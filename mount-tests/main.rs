@@ -15,6 +15,7 @@ mod tree;
 mod bigdir;
 mod concurrent;
 mod damage;
+mod encrypted;
 mod gc;
 mod inodes;
 mod largedir;

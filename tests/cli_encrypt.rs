@@ -1,0 +1,294 @@
+//! Encrypted repositories (`init --encrypt`): what a reader of the
+//! repository learns (nothing of names or contents), what a writer to it
+//! can do (nothing that decrypts into wrong bytes), and the keys.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const PASSWORD: &str = "correct horse battery staple";
+/// Cheap key derivation: the tests open repositories hundreds of times.
+const CHEAP_KDF: [&str; 4] = ["--kdf-memory", "64", "--kdf-iterations", "1"];
+const SECRET_NAME: &str = "quarterly-salaries-zq7x.txt";
+const SECRET_TEXT: &str = "the password of the vault is swordfish-91827";
+
+fn encrypted_world() -> World {
+    let mut w = World::new();
+    let pw = w.path("pw");
+    fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    w.env.push(("CHKFS_PASSWORD_FILE".into(), pw.to_string_lossy().into()));
+    let out = w.chkfs(["init", "--encrypt"].into_iter().chain(CHEAP_KDF));
+    out.ok();
+    assert!(out.stderr.contains("encrypted"), "{}", out.stderr);
+    w
+}
+
+fn secret_tree(w: &World) -> PathBuf {
+    let src = w.path("src");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("docs").join(SECRET_NAME), SECRET_TEXT.repeat(50)).unwrap();
+    fs::write(src.join("big.bin"), random_bytes(3 << 20, 7)).unwrap();
+    fs::write(src.join("text"), "line of text\n".repeat(20_000)).unwrap();
+    src
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    find_files(dir, &|_| true)
+}
+
+fn with_password(w: &World, password_file: &Path) -> std::process::Command {
+    let mut c = w.cmd();
+    c.env("CHKFS_PASSWORD_FILE", password_file);
+    c
+}
+
+#[test]
+fn an_encrypted_repository_round_trips_and_shows_no_name_or_content() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    let saved = w.save(&src, &[]);
+    let target = w.path("out");
+    w.restore(saved["id"].as_str().unwrap(), &target);
+    assert_same_tree(&src, &target, false);
+    let (code, report, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+    assert!(report["blobs_verified"].as_u64().unwrap_or(0) > 0 || out.stdout_str().contains("verified"), "{}", out.stdout_str());
+
+    // Nothing in storage carries a name, a path or content in the clear.
+    let needles: [&[u8]; 4] = [SECRET_NAME.as_bytes(), b"swordfish", b"line of text", src.to_str().unwrap().as_bytes()];
+    for file in files_under(&w.repo) {
+        let bytes = fs::read(&file).unwrap();
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|win| win == needle),
+                "{} holds {:?} in the clear",
+                file.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    // The same save into a plain repository does show them: the search
+    // above can fail.
+    let plain = World::with_repo();
+    plain.save(&src, &[]);
+    let shows = files_under(&plain.repo).iter().any(|f| {
+        let b = fs::read(f).unwrap();
+        b.windows(SECRET_NAME.len()).any(|win| win == SECRET_NAME.as_bytes())
+    });
+    assert!(shows, "a plain repository keeps names in the clear (lz4 leaves short literals)");
+}
+
+#[test]
+fn a_wrong_or_missing_password_is_its_own_error() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    w.save(&src, &[]);
+    let wrong = w.path("wrong");
+    fs::write(&wrong, "not it\n").unwrap();
+    let out = run_with_timeout(with_password(&w, &wrong).arg("list"), TIMEOUT);
+    out.expect_code(6);
+    assert!(out.stderr.contains("wrong password"), "{}", out.stderr);
+    assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
+
+    let mut none = w.cmd();
+    none.env_remove("CHKFS_PASSWORD_FILE").stdin(std::process::Stdio::null());
+    let out = run_with_timeout(none.arg("list"), TIMEOUT);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("CHKFS_PASSWORD_FILE"), "{}", out.stderr);
+
+    // A command gives it too; its trailing newline is not part of it.
+    let mut cmd = w.cmd();
+    cmd.env_remove("CHKFS_PASSWORD_FILE").env("CHKFS_PASSWORD_COMMAND", format!("printf '%s\\r\\n' '{PASSWORD}'"));
+    run_with_timeout(cmd.arg("list"), TIMEOUT).ok();
+    let mut failing = w.cmd();
+    failing.env_remove("CHKFS_PASSWORD_FILE").env("CHKFS_PASSWORD_COMMAND", "exit 3");
+    let out = run_with_timeout(failing.arg("list"), TIMEOUT);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("CHKFS_PASSWORD_COMMAND"), "{}", out.stderr);
+}
+
+#[test]
+fn keys_can_be_added_changed_and_removed_but_never_the_last() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    w.save(&src, &[]);
+    let keys = |w: &World| w.chkfs(["key", "list", "--json"]).json().as_array().unwrap().clone();
+    let first = keys(&w);
+    assert_eq!(first.len(), 1);
+    let first_id = first[0]["id"].as_str().unwrap().to_string();
+
+    let out = w.chkfs(["key", "remove", &first_id[..8]]);
+    assert_ne!(out.code, 0, "the only key must not go");
+    assert!(out.stderr.contains("only key"), "{}", out.stderr);
+
+    let second_pw = w.path("second");
+    fs::write(&second_pw, "second password\n").unwrap();
+    let mut add = w.cmd();
+    add.env("CHKFS_NEW_PASSWORD_FILE", &second_pw).args(["key", "add"]).args(CHEAP_KDF);
+    run_with_timeout(&mut add, TIMEOUT).ok();
+    assert_eq!(keys(&w).len(), 2);
+    run_with_timeout(with_password(&w, &second_pw).arg("list"), TIMEOUT).ok();
+
+    // passwd replaces the key that opened the repository.
+    let third_pw = w.path("third");
+    fs::write(&third_pw, "third password\n").unwrap();
+    let mut passwd = with_password(&w, &second_pw);
+    passwd.env("CHKFS_NEW_PASSWORD_FILE", &third_pw).args(["key", "passwd"]).args(CHEAP_KDF);
+    run_with_timeout(&mut passwd, TIMEOUT).ok();
+    run_with_timeout(with_password(&w, &second_pw).arg("list"), TIMEOUT).expect_code(6);
+    run_with_timeout(with_password(&w, &third_pw).arg("list"), TIMEOUT).ok();
+    w.chkfs(["list"]).ok();
+
+    // Removing the first key leaves the repository to the third.
+    w.chkfs(["key", "remove", &first_id]).ok();
+    w.chkfs(["list"]).expect_code(6);
+    let target = w.path("out");
+    let out = run_with_timeout(with_password(&w, &third_pw).args(["restore", "latest"]).arg(&target), TIMEOUT);
+    out.ok();
+    assert_same_tree(&src, &target, false);
+}
+
+#[test]
+fn flipped_bytes_anywhere_are_damage_never_wrong_bytes() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    w.save(&src, &[]);
+    let pristine = w.path("pristine");
+    copy_tree(&w.repo, &pristine);
+    let packs = pack_files(&w.repo);
+    assert!(!packs.is_empty());
+    let mut tried = 0;
+    for pack in &packs {
+        let len = fs::metadata(pack).unwrap().len();
+        // The first block, the middle, the footer's end.
+        for at in [40, len / 2, len - 20] {
+            remove_tree(&w.repo);
+            copy_tree(&pristine, &w.repo);
+            let bytes = fs::read(pack).unwrap();
+            let mut flipped = bytes.clone();
+            flipped[at as usize] ^= 0x10;
+            fs::write(pack, &flipped).unwrap();
+            let (code, _, out) = w.check();
+            assert_eq!(code, 4, "a flip at {at} of {} went unseen: {}", pack.display(), out.stderr);
+            let target = w.path(&format!("out-{tried}"));
+            let out = w.chkfs([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str()]);
+            if out.code == 0 {
+                assert_same_tree(&src, &target, false);
+            }
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+            tried += 1;
+        }
+    }
+    assert!(tried >= 3);
+}
+
+#[test]
+fn a_snapshot_record_moved_under_another_name_does_not_open() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    w.save(&src, &[]);
+    fs::write(src.join("later"), "a later file").unwrap();
+    w.save(&src, &[]);
+    let snaps = find_files(&w.repo.join("snapshots"), &|p| p.extension().is_some_and(|e| e == "snap"));
+    assert_eq!(snaps.len(), 2);
+    // The first record's bytes replace the second's.
+    fs::copy(&snaps[0], &snaps[1]).unwrap();
+    let out = w.chkfs(["check"]);
+    assert_eq!(out.code, 4, "a replayed record is damage: {}{}", out.stdout_str(), out.stderr);
+    assert!(out.stdout_str().contains("authenticate") || out.stderr.contains("authenticate"), "{}{}", out.stdout_str(), out.stderr);
+}
+
+#[test]
+fn objects_from_another_repository_or_a_plain_pack_are_refused() {
+    let a = encrypted_world();
+    let src = secret_tree(&a);
+    a.save(&src, &[]);
+    let b = encrypted_world();
+    b.save(&src, &[]);
+    // b's index files replace a's: sealed with another key.
+    let a_index = find_files(&a.repo.join("index"), &|_| true);
+    for f in &a_index {
+        fs::remove_file(f).unwrap();
+    }
+    for f in find_files(&b.repo.join("index"), &|_| true) {
+        fs::copy(&f, a.repo.join("index").join(f.file_name().unwrap())).unwrap();
+    }
+    let out = a.chkfs(["check"]);
+    assert_ne!(out.code, 0, "{}", out.stdout_str());
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+
+    // A plain repository's pack put into an encrypted one.
+    let c = encrypted_world();
+    c.save(&src, &[]);
+    let plain = World::with_repo();
+    plain.save(&src, &[]);
+    let victim = pack_files(&c.repo).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let intruder = pack_files(&plain.repo).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    fs::copy(&intruder, &victim).unwrap();
+    let (code, _, out) = c.check();
+    assert_eq!(code, 4, "{}", out.stderr);
+    let target = c.path("out");
+    let out = c.chkfs([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str()]);
+    assert_ne!(out.code, 0, "restore from a foreign pack must fail");
+}
+
+#[test]
+fn copy_goes_both_ways_between_plain_and_encrypted() {
+    let enc = encrypted_world();
+    let src = secret_tree(&enc);
+    enc.save(&src, &[]);
+    let plain = World::with_repo();
+    // Encrypted -> plain: the source's password is CHKFS_FROM_PASSWORD_FILE.
+    let mut copy = plain.cmd();
+    copy.env("CHKFS_FROM_PASSWORD_FILE", enc.path("pw")).args(["copy", "--from"]).arg(&enc.repo).arg("--to").arg(&plain.repo);
+    run_with_timeout(&mut copy, TIMEOUT).ok();
+    let target = plain.path("out");
+    plain.restore("latest", &target);
+    assert_same_tree(&src, &target, false);
+
+    // Plain -> another encrypted repository.
+    let enc2 = encrypted_world();
+    let mut copy = enc2.cmd();
+    copy.args(["copy", "--from"]).arg(&plain.repo).arg("--to").arg(&enc2.repo);
+    run_with_timeout(&mut copy, TIMEOUT).ok();
+    let target = enc2.path("out2");
+    enc2.restore("latest", &target);
+    assert_same_tree(&src, &target, false);
+    let (code, _, out) = enc2.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn gc_and_incremental_saves_work_encrypted() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    let first = w.save(&src, &[]);
+    fs::write(src.join("big.bin"), random_bytes(3 << 20, 8)).unwrap();
+    let second = w.save(&src, &[]);
+    let again = w.save(&src, &[]);
+    assert_eq!(again["added_blobs"], 0, "an unchanged re-save adds nothing");
+    w.chkfs(["forget", first["id"].as_str().unwrap()]).ok();
+    w.chkfs(["gc", "--max-waste", "0"]).ok();
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+    let target = w.path("out");
+    w.restore(second["id"].as_str().unwrap(), &target);
+    assert_same_tree(&src, &target, false);
+}
+
+#[test]
+fn the_committed_format_4_repository_still_opens_and_restores() {
+    let w = World::new();
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo-v4-encrypted"), &w.repo);
+    let pw = w.path("pw");
+    fs::write(&pw, "fixture password\n").unwrap();
+    let out = run_with_timeout(with_password(&w, &pw).args(["check", "--read-data"]), TIMEOUT);
+    out.ok();
+    let target = w.path("out");
+    run_with_timeout(with_password(&w, &pw).args(["restore", "latest"]).arg(&target), TIMEOUT).ok();
+    assert_eq!(fs::read_to_string(target.join("hello.txt")).unwrap(), "hello, encrypted format four\n");
+    let numbers: String = (1..=50_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(fs::read_to_string(target.join("dir/numbers.txt")).unwrap(), numbers);
+}
