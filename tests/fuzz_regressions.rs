@@ -13,7 +13,7 @@ use chkfs::fuzzing;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: [&str; 12] = [
+const TARGETS: [&str; 14] = [
     "envelope",
     "pack_block",
     "pack_footer",
@@ -25,6 +25,8 @@ const TARGETS: [&str; 12] = [
     "damage_list",
     "writer_marker",
     "condemned_list",
+    "key_file",
+    "sealed",
     "repository",
 ];
 
@@ -84,6 +86,8 @@ replay_targets!(
     damage_list,
     writer_marker,
     condemned_list,
+    key_file,
+    sealed,
     repository
 );
 
@@ -106,6 +110,17 @@ fn fixture_seeds() -> Vec<Seed> {
         out.push(seed("envelope", format!("fixture-{target}"), &bytes));
     }
     out.extend(seeds_from_repo("fixture", &fixture_objects()));
+    let keys = root().join("tests/fixtures/repo-v4-encrypted/keys");
+    for entry in std::fs::read_dir(&keys).unwrap() {
+        out.push(seed("key_file", "fixture-key-file".into(), &read(&entry.unwrap().path())));
+    }
+    let cipher = chkfs::format::sealed::Cipher::new(&fuzzing::FUZZ_KEY).unwrap();
+    let snapshot = read(&root().join("tests/fixtures/v1/snapshot.bin"));
+    let sealed =
+        cipher.seal_object(chkfs::format::ObjectKind::Snapshot, b"snapshots/00000000.snap", &snapshot).unwrap();
+    out.push(seed("sealed", "fixture-sealed-snapshot".into(), &sealed));
+    let block = cipher.seal_block(chkfs::format::pack::BlobKind::Data, b"a stored block").unwrap();
+    out.push(seed("sealed", "fixture-sealed-block".into(), &block));
     out
 }
 

@@ -40,7 +40,7 @@ pub fn run(ctx: &RepoArgs, command: KeyCommand) -> Result<ExitCode> {
             let id = repo.add_key(&password, kdf.cost())?;
             // The new key is stored (and synced) before the old one goes.
             if let Some(old) = old {
-                repo.remove_key(old)?;
+                repo.replace_key_file(old)?;
             }
             eprintln!("chkfs: password changed (key {id:032x})");
         }

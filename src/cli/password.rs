@@ -38,13 +38,18 @@ impl Passwords {
     pub fn given(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let (file_var, command_var) =
             (format!("{}_PASSWORD_FILE", self.prefix), format!("{}_PASSWORD_COMMAND", self.prefix));
-        let password = if let Some(path) = std::env::var_os(&file_var).filter(|v| !v.is_empty()) {
+        let file = std::env::var_os(&file_var).filter(|v| !v.is_empty());
+        let command = std::env::var_os(&command_var).filter(|v| !v.is_empty());
+        if file.is_some() && command.is_some() {
+            return Err(StoreError::Password(format!("both {file_var} and {command_var} are set: set one")));
+        }
+        let password = if let Some(path) = file {
             let mut buf = Zeroizing::new(Vec::new());
             std::fs::File::open(&path).and_then(|f| f.take(MAX_PASSWORD + 1).read_to_end(&mut buf)).map_err(|e| {
                 StoreError::Password(format!("{file_var}: cannot read {}: {e}", path.to_string_lossy()))
             })?;
             buf
-        } else if let Some(cmd) = std::env::var_os(&command_var).filter(|v| !v.is_empty()) {
+        } else if let Some(cmd) = command {
             run_command(&command_var, &cmd)?
         } else {
             return Ok(None);
@@ -81,12 +86,23 @@ fn run_command(var: &str, cmd: &std::ffi::OsStr) -> Result<Zeroizing<Vec<u8>>, S
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| fail(format!("cannot run it: {e}")))?;
-    let out = child.wait_with_output().map_err(|e| fail(format!("cannot read its output: {e}")))?;
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
-        return Err(fail(format!("the command failed ({})", out.status)));
+    let mut child = child;
+    let mut stdout = Zeroizing::new(Vec::new());
+    let read = child.stdout.take().map(|out| out.take(MAX_PASSWORD + 1).read_to_end(&mut stdout));
+    if stdout.len() as u64 > MAX_PASSWORD {
+        // It would go on writing (`yes`): stopped, not read to its end.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(fail("its output is too long for a password".into()));
     }
-    Ok(Zeroizing::new(stdout.to_vec()))
+    let status = child.wait().map_err(|e| fail(format!("cannot wait for it: {e}")))?;
+    if let Some(Err(e)) = read {
+        return Err(fail(format!("cannot read its output: {e}")));
+    }
+    if !status.success() {
+        return Err(fail(format!("the command failed ({status})")));
+    }
+    Ok(stdout)
 }
 
 /// The first line, without its line ending (a file written by an editor

@@ -35,6 +35,10 @@ pub struct MasterKeys {
     pub hash_secret: Vec<u8>,
     /// Seeds FastCDC's gear table.
     pub gear_seed: u64,
+    /// The config's chunk sizes, which the (plain) config must repeat: an
+    /// altered config is refused, not used.
+    #[zeroize(skip)]
+    pub chunker: ChunkerParams,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -114,14 +118,14 @@ pub fn decode_key_file(bytes: &[u8]) -> Result<KeyFile, FormatError> {
 
 impl MasterKeys {
     /// Fresh random keys for repository `repo_id`.
-    pub fn generate(repo_id: u128) -> Result<MasterKeys, FormatError> {
+    pub fn generate(repo_id: u128, chunker: ChunkerParams) -> Result<MasterKeys, FormatError> {
         let mut data_key = vec![0u8; KEY_LEN];
         let mut hash_secret = vec![0u8; HASH_SECRET_LEN];
         let mut seed = [0u8; 8];
         for buf in [&mut data_key[..], &mut hash_secret[..], &mut seed[..]] {
             getrandom::fill(buf).map_err(|e| invalid("keys", format!("no randomness: {e}")))?;
         }
-        Ok(MasterKeys { repo_id, data_key, hash_secret, gear_seed: u64::from_le_bytes(seed) | 1 })
+        Ok(MasterKeys { repo_id, data_key, hash_secret, gear_seed: u64::from_le_bytes(seed) | 1, chunker })
     }
 
     pub fn cipher(&self) -> Result<Cipher, FormatError> {
@@ -192,6 +196,10 @@ fn invalid(what: &'static str, detail: String) -> FormatError {
 mod tests {
     use super::*;
 
+    fn chunker() -> ChunkerParams {
+        ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131072 }
+    }
+
     fn meta() -> KeyMeta {
         KeyMeta {
             created: Timestamp { secs: 1, nanos: 0 },
@@ -203,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_key_file_opens_with_its_password_only() {
-        let keys = MasterKeys::generate(42).unwrap();
+        let keys = MasterKeys::generate(42, chunker()).unwrap();
         let file = keys.wrap("keys/a.key", b"secret", meta()).unwrap();
         let bytes = encode_key_file(&file).unwrap();
         let back = decode_key_file(&bytes).unwrap();
@@ -217,7 +225,7 @@ mod tests {
 
     #[test]
     fn absurd_kdf_costs_are_refused_before_deriving() {
-        let keys = MasterKeys::generate(1).unwrap();
+        let keys = MasterKeys::generate(1, chunker()).unwrap();
         let mut file = keys.wrap("k", b"p", meta()).unwrap();
         file.meta.kdf.memory_kib = u32::MAX;
         assert!(decode_key_file(&encode_key_file(&file).unwrap()).is_err());

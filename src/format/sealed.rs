@@ -20,7 +20,7 @@ use super::FormatError;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-const MAGIC: &[u8; 4] = b"CHKS";
+pub const MAGIC: &[u8; 4] = b"CHKS";
 /// The version that introduced sealing.
 pub const SEALED_VERSION: u8 = 4;
 pub const SEALED_HEADER_LEN: usize = 24;

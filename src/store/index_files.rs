@@ -114,7 +114,9 @@ impl Repository {
             match decoded {
                 Ok(file) => index.add_packs_holding(&file.packs, holding),
                 Err(e) if e.is_missing() => return Ok(None),
-                Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. })) => return Err(e),
+                Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. } | StoreError::Unsupported(_))) => {
+                    return Err(e)
+                }
                 Err(e) => bad_files.push((key, e)),
             }
         }

@@ -4,15 +4,14 @@
 use super::backend::Backend;
 use super::repo::random_bytes;
 use super::{keys, Repository, StoreError};
-use crate::format::keyfile::{decode_key_file, encode_key_file, new_kdf_params, KeyFile, KeyMeta, MasterKeys};
+use crate::format::keyfile::{
+    decode_key_file, encode_key_file, new_kdf_params, EncryptedConfig, KeyFile, KeyMeta, MasterKeys,
+};
 use crate::format::records::Timestamp;
 use zeroize::Zeroizing;
 
 /// A key file is at most this long.
 const MAX_KEY_FILE: u64 = 64 << 10;
-/// At most this many key files are tried with one password (each costs a
-/// key derivation).
-const MAX_KEY_FILES: usize = 64;
 
 /// Where a password comes from; asked only when a repository needs one.
 pub trait PasswordSource {
@@ -62,24 +61,50 @@ pub struct KeyInfo {
 /// them: every key file is tried with the one password.
 pub(crate) fn unlock(
     backend: &dyn Backend,
-    repo_id: u128,
+    config: &EncryptedConfig,
     source: &dyn PasswordSource,
 ) -> Result<(MasterKeys, u128), StoreError> {
     let files = read_key_files(backend)?;
     if files.is_empty() {
-        let what = format!("{}: no key files", backend.location());
-        return Err(StoreError::Missing { what });
+        let reason = "it is encrypted, and has no readable key file: nothing in it can be read".into();
+        return Err(StoreError::Inconsistent { what: backend.location(), reason });
     }
     let password = source.password(&backend.location())?;
-    for (id, file) in files.iter().take(MAX_KEY_FILES) {
+    let mut mismatch = None;
+    for (id, file) in &files {
         let name = keys::key_file(*id);
-        let opened = file.unwrap_with(&name, &password).map_err(|e| StoreError::format(&name, e))?;
-        // A key file copied from another repository opens other keys.
-        if let Some(master) = opened.filter(|m| m.repo_id == repo_id) {
+        let Some(master) = file.unwrap_with(&name, &password).map_err(|e| StoreError::format(&name, e))? else {
+            continue;
+        };
+        if master.repo_id == config.repo_id && master.chunker == config.chunker {
             return Ok((master, *id));
         }
+        // A key file copied from another repository, or a config altered
+        // or replaced: the password was right.
+        mismatch = Some(name);
     }
-    Err(StoreError::WrongPassword(backend.location()))
+    match mismatch {
+        Some(name) => Err(StoreError::format(
+            format!("{}/config", backend.location()),
+            crate::format::FormatError::Invalid {
+                what: "config",
+                detail: format!("it does not match the keys that {name} opens: it was altered or replaced"),
+            },
+        )),
+        None => Err(StoreError::WrongPassword(backend.location())),
+    }
+}
+
+/// A plain config in a repository that has key files is one an attacker
+/// put there to make writers store plaintext: refused.
+pub(crate) fn refuse_plain_config_beside_keys(backend: &dyn Backend) -> Result<(), StoreError> {
+    if backend.list(keys::KEYS)?.iter().any(|l| keys::parse_key_file(&l.key).is_some()) {
+        let reason = "its config says it is not encrypted, yet it has key files: the config was replaced; \
+                      refusing to read or write it"
+            .into();
+        return Err(StoreError::Inconsistent { what: backend.location(), reason });
+    }
+    Ok(())
 }
 
 /// Every readable key file, by id; a damaged one is skipped with a warning
@@ -146,9 +171,23 @@ impl Repository {
         add_key_file(self.backend(), &sealing.keys, password, cost)
     }
 
-    /// Removes key file `id`; the last one, which would lose the
-    /// repository, is refused.
+    /// Removes key file `id`. The key that opened the repository is
+    /// refused (it is the one known to open it; `passwd` replaces it), and
+    /// so is the last one.
     pub fn remove_key(&self, id: u128) -> Result<(), StoreError> {
+        if self.opened()?.key_id == id {
+            return Err(StoreError::Unsupported(
+                "that is the key this command opened the repository with: open it with another key to remove it \
+                 (or use `key passwd` to replace it)"
+                    .into(),
+            ));
+        }
+        self.replace_key_file(id)
+    }
+
+    /// Removes key file `id` after a new one for the same keys was stored:
+    /// what `key passwd` does with the key it opened the repository with.
+    pub fn replace_key_file(&self, id: u128) -> Result<(), StoreError> {
         self.opened()?;
         let keys = self.list_keys()?;
         if !keys.iter().any(|k| k.id == id) {

@@ -79,13 +79,14 @@ impl Repository {
             created: Timestamp::now(),
             scheme: SCHEME_AES256GCM_ARGON2ID,
         };
-        let master = MasterKeys::generate(config.repo_id).map_err(|e| StoreError::format("keys", e))?;
+        let master =
+            MasterKeys::generate(config.repo_id, config.chunker.clone()).map_err(|e| StoreError::format("keys", e))?;
         // The key file first: a config is what makes a repository, and it
         // must never exist without a key that opens it.
-        keyring::add_key_file(&*backend, &master, password, cost)?;
+        let key_id = keyring::add_key_file(&*backend, &master, password, cost)?;
         let bytes = encode_encrypted_config(&config).map_err(|e| StoreError::format(keys::CONFIG, e))?;
         write_config(&*backend, &bytes)?;
-        Self::open_with(backend, &keyring::Given(password))
+        Self::with_keys(backend, config, master, key_id)
     }
 
     /// Opens an unencrypted repository (an encrypted one needs a password:
@@ -103,24 +104,33 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let what = format!("{}/config", backend.location());
-        let (config, sealing) = if bytes.get(4) == Some(&(ObjectKind::EncryptedConfig as u8)) {
+        if bytes.get(4) == Some(&(ObjectKind::EncryptedConfig as u8)) {
             let encrypted = decode_encrypted_config(&bytes).map_err(|e| StoreError::format(&what, e))?;
-            let (keys, key_id) = keyring::unlock(&*backend, encrypted.repo_id, password)?;
-            let cipher = keys.cipher().map_err(|e| StoreError::format("keys", e))?;
-            let config = Config {
-                repo_id: encrypted.repo_id,
-                hash_secret: keys.hash_secret.clone(),
-                chunker: encrypted.chunker,
-                created: encrypted.created,
-            };
-            (config, Some(Arc::new(Sealing { cipher, keys, key_id })))
-        } else {
-            (decode_config(&bytes).map_err(|e| StoreError::format(&what, e))?, None)
+            let (keys, key_id) = keyring::unlock(&*backend, &encrypted, password)?;
+            return Self::with_keys(backend, encrypted, keys, key_id);
+        }
+        let config = decode_config(&bytes).map_err(|e| StoreError::format(&what, e))?;
+        keyring::refuse_plain_config_beside_keys(&*backend)?;
+        let secret = secret_input(&config.hash_secret)?;
+        Ok(Repository { backend, config, secret, sealing: None })
+    }
+
+    /// An encrypted repository, its keys opened.
+    fn with_keys(
+        backend: Arc<dyn Backend>,
+        encrypted: EncryptedConfig,
+        keys: MasterKeys,
+        key_id: u128,
+    ) -> Result<Repository, StoreError> {
+        let cipher = keys.cipher().map_err(|e| StoreError::format("keys", e))?;
+        let config = Config {
+            repo_id: encrypted.repo_id,
+            hash_secret: keys.hash_secret.clone(),
+            chunker: encrypted.chunker,
+            created: encrypted.created,
         };
-        let secret = SecretInput::try_new(config.hash_secret.clone()).ok_or_else(|| {
-            StoreError::format(&what, FormatError::Invalid { what: "config", detail: "unusable secret".into() })
-        })?;
-        Ok(Repository { backend, config, secret, sealing })
+        let secret = secret_input(&config.hash_secret)?;
+        Ok(Repository { backend, config, secret, sealing: Some(Arc::new(Sealing { cipher, keys, key_id })) })
     }
 
     /// The repository at `location`; a remote one reads through the local
@@ -314,6 +324,14 @@ impl Repository {
             None => (ENVELOPE_LEN, max),
         };
         let head = self.backend.read_range(key, 0, head_len)?;
+        if self.cipher().is_none() && head.starts_with(crate::format::sealed::MAGIC) {
+            // Never taken for damage (and removed): only a replaced config
+            // makes an encrypted repository's objects look like this.
+            return Err(StoreError::Unsupported(format!(
+                "{key} is encrypted, but the repository's config says it is not: the config was replaced; \
+                 refusing to go on"
+            )));
+        }
         let matches_name = |bytes: &[u8]| named_by_hash.is_none_or(|n| PackId(xxh3_128(bytes)) == n);
         let not_its_name = || {
             let detail = "its bytes do not match its name (the hash of its content)".into();
@@ -397,6 +415,12 @@ impl Repository {
             Some(c) => c.open_block(kind, &stored),
         }
     }
+}
+
+fn secret_input(secret: &[u8]) -> Result<SecretInput<Vec<u8>>, StoreError> {
+    SecretInput::try_new(secret.to_vec()).ok_or_else(|| {
+        StoreError::format("config", FormatError::Invalid { what: "config", detail: "unusable secret".into() })
+    })
 }
 
 fn chunker_params(sizes: ChunkSizes) -> ChunkerParams {
