@@ -6,6 +6,8 @@
 # for the cat.
 #
 #   benches/encrypt_bench.sh [TREE] [IMAGE]
+# The encrypted side opens with a cheap key file; the default key
+# derivation's time is reported on its own line.
 #   WORK=/var/tmp/chkfs-encbench benches/encrypt_bench.sh /var/tmp/linux/linux-source-6.1 disk.img
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,10 @@ secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 ratio() { echo "scale=3; $1 / $2" | bc -l; }
 say() { printf '%-58s %s\n' "$1:" "$2"; }
-init() { rm -rf "$WORK/$1"; if [ "$1" = enc ]; then "$CHKFS" init --encrypt "$WORK/enc"; else "$CHKFS" init "$WORK/plain"; fi >/dev/null 2>&1; }
+# The encrypted repository's key file is made cheap to open, so that the
+# ratios measure the work on data; the key derivation every command of a
+# real repository adds once (about a second, by design) is reported apart.
+init() { rm -rf "$WORK/$1"; if [ "$1" = enc ]; then "$CHKFS" init --encrypt --kdf-memory 64 --kdf-iterations 1 "$WORK/enc"; else "$CHKFS" init "$WORK/plain"; fi >/dev/null 2>&1; }
 
 say "tree" "$TREE ($(du -sh "$TREE" 2>/dev/null | cut -f1))"
 # ------------------------------------------------------------ first save
@@ -46,7 +51,8 @@ for _ in $(seq "$ROUNDS"); do
 done
 p=$(median "${pl[@]}"); e=$(median "${en[@]}")
 say "no-change re-save, plain / encrypted (median of $ROUNDS)" "$p s / $e s = $(ratio "$e" "$p")x"
-say "of which the key derivation (key list, encrypted)" "$(secs "$CHKFS" --repo "$WORK/enc" key list) s"
+"$CHKFS" init --encrypt "$WORK/default-kdf" >/dev/null 2>&1
+say "opening with the default key derivation (key list)" "$(secs "$CHKFS" --repo "$WORK/default-kdf" key list) s"
 
 # ------------------------------------------------------------ image cat
 if [ -n "$IMAGE" ]; then
