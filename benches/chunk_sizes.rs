@@ -71,7 +71,7 @@ fn main() {
         }
     }
     for (min, avg, max) in candidates {
-        let sizes = ChunkSizes { min: min << 10, avg: avg << 10, max: max << 10 };
+        let sizes = ChunkSizes { min: min << 10, avg: avg << 10, max: max << 10, seed: 0 };
         let mut known = HashSet::new();
         let mut n = 0usize;
         for c in &contents {

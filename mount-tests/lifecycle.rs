@@ -248,3 +248,31 @@ fn bad_mount_points_and_missing_repositories_are_refused() {
     assert!(!nowhere.exists(), "mount created the missing repository");
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
 }
+
+#[test]
+fn an_encrypted_repository_asks_on_the_terminal_once_before_the_daemon_detaches() {
+    require_fuse!();
+    let mut w = World::new();
+    let pw = w.path("pw");
+    fs::write(&pw, "daemon password\n").unwrap();
+    w.env.push(("CHKFS_PASSWORD_FILE".into(), pw.to_string_lossy().into()));
+    w.chkfs(["init", "--encrypt", "--kdf-memory", "64", "--kdf-iterations", "1"]).ok();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "through the daemon\n").unwrap();
+    let id = id_of(&w.save(&src, &[]));
+    let mnt = w.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let mnt = fs::canonicalize(&mnt).unwrap();
+    let guard = DaemonGuard { mnt: mnt.clone(), watchdog: Watchdog::start(&mnt, LIFETIME) };
+    let mut cmd = w.cmd();
+    cmd.env_remove("CHKFS_PASSWORD_FILE").args([OsStr::new("mount"), OsStr::new("--daemon"), mnt.as_os_str()]);
+    let run = crate::common::pty::run_on_pty(cmd, "password for", &["daemon password"], Duration::from_secs(30));
+    for pid in guard.daemons() {
+        guard.watchdog.watch(pid);
+    }
+    assert_eq!(run.code, 0, "{}", run.screen);
+    assert_eq!(run.screen.matches("password for").count(), 1, "asked more than once:\n{}", run.screen);
+    assert!(!run.screen.contains("daemon password"), "the password was echoed:\n{}", run.screen);
+    assert_eq!(fs::read_to_string(mnt.join("snapshots").join(&id).join("f")).unwrap(), "through the daemon\n");
+}

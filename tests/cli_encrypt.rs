@@ -333,3 +333,29 @@ fn the_committed_format_4_repository_still_opens_and_restores() {
     let numbers: String = (1..=50_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(fs::read_to_string(target.join("dir/numbers.txt")).unwrap(), numbers);
 }
+
+#[test]
+fn the_terminal_is_asked_twice_at_init_and_once_to_open() {
+    let w = World::new();
+    let run = |args: &[&str], answers: &[&str], prompt: &str| {
+        let mut cmd = w.cmd();
+        cmd.args(args);
+        pty::run_on_pty(cmd, prompt, answers, TIMEOUT)
+    };
+    let init = ["init", "--encrypt", "--kdf-memory", "64", "--kdf-iterations", "1"];
+    let typo = run(&init, &["first try", "first tyr"], "password for the new repository");
+    assert_ne!(typo.code, 0, "{}", typo.screen);
+    assert!(typo.screen.contains("differ"), "{}", typo.screen);
+    assert!(!w.repo.join("config").exists(), "a repository was made with mismatched passwords");
+
+    let made = run(&init, &["typed at the terminal", "typed at the terminal"], "password for the new repository");
+    assert_eq!(made.code, 0, "{}", made.screen);
+    assert_eq!(made.screen.matches("password for the new repository").count(), 2, "{}", made.screen);
+    assert!(!made.screen.contains("typed at the terminal"), "the password was echoed:\n{}", made.screen);
+
+    let listed = run(&["list"], &["typed at the terminal"], "password for");
+    assert_eq!(listed.code, 0, "{}", listed.screen);
+    let wrong = run(&["list"], &["typed at the terminl"], "password for");
+    assert_eq!(wrong.code, 6, "{}", wrong.screen);
+    assert!(wrong.screen.contains("wrong password"), "{}", wrong.screen);
+}

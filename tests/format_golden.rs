@@ -236,3 +236,89 @@ fn damaged_fixtures_never_panic() {
         }
     }
 }
+
+/// Bytes made with randomness (nonces, salts): committed once, and what
+/// must hold is that they still open, not that an encoder repeats them.
+fn committed_once(name: &str, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4").join(name);
+    if std::env::var_os("CHKFS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, make()).unwrap();
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn encrypted_config_key_file_and_sealed_objects_v4() {
+    use chkfs::format::keyfile::*;
+    use chkfs::format::sealed::Cipher;
+    use chkfs::format::ObjectKind;
+    let chunker = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131072 };
+    let config =
+        EncryptedConfig { repo_id: 0x1234, chunker: chunker.clone(), created: ts(1_790_000_000, 0), scheme: 1 };
+    let bytes = versioned_fixture("v4", "encrypted_config.bin", &encode_encrypted_config(&config).unwrap());
+    assert_eq!(bytes[5], 4, "an encrypted repository's config is a version-4 object");
+    assert_eq!(decode_encrypted_config(&bytes).unwrap(), config);
+
+    // A key file opens with its password into the same keys.
+    let keys = MasterKeys {
+        repo_id: 0x1234,
+        data_key: vec![0x11; 32],
+        hash_secret: vec![0x22; HASH_SECRET_LEN],
+        gear_seed: 0x3333,
+        chunker,
+    };
+    let name = "keys/000000000000000000000000000000aa.key";
+    let file = committed_once("key_file.bin", || {
+        let meta = KeyMeta {
+            created: ts(1_790_000_000, 0),
+            host: "golden".into(),
+            user: "tester".into(),
+            kdf: new_kdf_params(64, 1).unwrap(),
+        };
+        encode_key_file(&keys.wrap(name, b"golden password", meta).unwrap()).unwrap()
+    });
+    assert_eq!(file[5], 4, "a key file is a version-4 object");
+    let decoded = decode_key_file(&file).unwrap();
+    assert_eq!(decoded.meta.host, "golden");
+    assert_eq!(decoded.unwrap_with(name, b"golden password").unwrap(), Some(keys.clone()));
+    assert_eq!(decoded.unwrap_with(name, b"golden passwore").unwrap(), None);
+
+    // A sealed object and a sealed pack open with the data key.
+    let cipher = Cipher::new(&keys.data_key).unwrap();
+    let snapshot =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/snapshot.bin")).unwrap();
+    let binding = b"snapshots/03f9a1c2.snap";
+    let sealed =
+        committed_once("sealed_snapshot.bin", || cipher.seal_object(ObjectKind::Snapshot, binding, &snapshot).unwrap());
+    assert_eq!(cipher.open_object(ObjectKind::Snapshot, binding, &sealed).unwrap(), snapshot);
+    let pack = committed_once("sealed_pack.bin", || {
+        let mut b = PackBuilder::new();
+        b.set_sealed();
+        for (i, text) in [&b"first block"[..], b"second block", b"third block"].into_iter().enumerate() {
+            let mut block = seal_block(
+                text,
+                vec![BlobEntry { id: BlobId(i as u128), kind: BlobKind::Data, offset: 0, len: text.len() as u32 }],
+            );
+            block.bytes = cipher.seal_block(BlobKind::Data, block.bytes).unwrap();
+            b.add(block);
+        }
+        b.finish_sealed(&cipher).unwrap().0
+    });
+    assert_eq!(chkfs::format::pack::check_header(&pack), Ok(true));
+    let (start, len) = footer_location(&pack[pack.len() - TRAILER_LEN..], pack.len() as u64).unwrap();
+    let footer = cipher.open_object(ObjectKind::PackFooter, b"", &pack[start as usize..start as usize + len]).unwrap();
+    let footer = decode_footer(&footer, start).unwrap();
+    let mut texts: Vec<(u128, Vec<u8>)> = footer
+        .blocks
+        .iter()
+        .map(|b| {
+            let stored = pack[b.offset as usize..(b.offset + u64::from(b.stored_len)) as usize].to_vec();
+            let stored = cipher.open_block(BlobKind::Data, stored).unwrap();
+            (b.blobs[0].id.0, chkfs::format::pack::open_block(b.codec, b.raw_len, &stored).unwrap())
+        })
+        .collect();
+    texts.sort();
+    let want: Vec<(u128, Vec<u8>)> =
+        vec![(0, b"first block".to_vec()), (1, b"second block".to_vec()), (2, b"third block".to_vec())];
+    assert_eq!(texts, want);
+}

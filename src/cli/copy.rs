@@ -18,6 +18,12 @@ pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
     };
     let src = Arc::new(Repository::open_at(&from.location()?, &super::password::FROM)?);
     let dst = Arc::new(Repository::open_at(&Location::parse(args.to.as_os_str())?, &super::password::REPO)?);
+    if src.is_encrypted() && !dst.is_encrypted() {
+        eprintln!(
+            "chkfs: warning: copying from an encrypted repository into an unencrypted one: {} will hold what it copies in the clear",
+            dst.location()
+        );
+    }
     let mut ids = Vec::new();
     for spec in &args.snapshots {
         ids.push(src.resolve_snapshot_id(spec)?);

@@ -3,22 +3,24 @@
 //!
 //! ```text
 //! sealed object  "CHKS" kind(1) version(1) reserved(2) len(u32) nonce(12)   24 bytes
-//!                ciphertext and tag (len bytes)
-//! sealed block   nonce(12) ciphertext and tag
-//! plaintext      inner length (u32) inner bytes, zero padding
+//!                ciphertext (len - 16 bytes)  tag(16)
+//! sealed block   ciphertext  tag(16)  nonce(12)
+//! plaintext      inner bytes, zero padding, inner length (u32)
 //! ```
 //! A sealed object's plaintext is the object's ordinary envelope; a sealed
-//! block's is its lz4 (or raw) bytes. The additional data of an object is
-//! its 24-byte header followed by its binding (the storage name of an
-//! object whose name is not the hash of its bytes), so an object moved
-//! under another name or kind fails to open; a block's is a domain tag and
-//! its blob kind. Plaintexts are padded (Padmé) so that sizes reveal little.
+//! block's is its lz4 (or raw) bytes. A block is sealed and opened in
+//! place (tag, nonce and length at its end, so that nothing moves). The
+//! additional data of an object is its 24-byte header followed by its
+//! binding (the storage name of an object whose name is not the hash of
+//! its bytes), so an object moved under another name or kind fails to
+//! open; a block's is a domain tag and its blob kind. Plaintexts are
+//! padded (Padmé) so that sizes reveal little.
 
 use super::envelope::ObjectKind;
 use super::pack::BlobKind;
 use super::FormatError;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
 pub const MAGIC: &[u8; 4] = b"CHKS";
 /// The version that introduced sealing.
@@ -27,11 +29,12 @@ pub const SEALED_HEADER_LEN: usize = 24;
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 pub const KEY_LEN: usize = 32;
+const LEN_LEN: usize = 4;
 const BLOCK_DOMAIN: &[u8] = b"chkfs block";
 
 /// The most a sealed object or block adds to a plaintext of `inner` bytes.
 pub fn sealed_len_bound(inner: u64) -> u64 {
-    padded_len(inner + 4) + (SEALED_HEADER_LEN + TAG_LEN) as u64
+    padded_len(inner + LEN_LEN as u64) + (SEALED_HEADER_LEN + TAG_LEN) as u64
 }
 
 /// Padmé padding: at most about 12% larger, and a padded length reveals
@@ -60,21 +63,23 @@ impl Cipher {
     /// Seals an object's envelope `inner` as an object of `kind` bound to
     /// `binding`.
     pub fn seal_object(&self, kind: ObjectKind, binding: &[u8], inner: &[u8]) -> Result<Vec<u8>, FormatError> {
-        let plain = pad(inner)?;
-        let len = u32::try_from(plain.len() + TAG_LEN)
+        let mut body = inner.to_vec();
+        pad(&mut body, 0)?;
+        let len = u32::try_from(body.len() + TAG_LEN)
             .map_err(|_| invalid("sealed object", format!("{} bytes do not fit in one object", inner.len())))?;
         let nonce = random_nonce()?;
-        let mut header = Vec::with_capacity(SEALED_HEADER_LEN + plain.len() + TAG_LEN);
-        header.extend_from_slice(MAGIC);
-        header.push(kind as u8);
-        header.push(SEALED_VERSION);
-        header.extend_from_slice(&[0, 0]);
-        header.extend_from_slice(&len.to_le_bytes());
-        header.extend_from_slice(&nonce);
-        let aad = [&header[..], binding].concat();
-        let ct = self.encrypt(&nonce, &plain, &aad)?;
-        header.extend_from_slice(&ct);
-        Ok(header)
+        let mut out = Vec::with_capacity(SEALED_HEADER_LEN + body.len() + TAG_LEN);
+        out.extend_from_slice(MAGIC);
+        out.push(kind as u8);
+        out.push(SEALED_VERSION);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        let aad = [&out[..], binding].concat();
+        let tag = self.encrypt(&nonce, &mut body, &aad)?;
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&tag);
+        Ok(out)
     }
 
     /// Opens a sealed object of `kind` bound to `binding`: its envelope.
@@ -83,39 +88,58 @@ impl Cipher {
         if bytes.len() as u64 != total {
             return Err(FormatError::Truncated(bytes.len()));
         }
-        let (header, ct) = bytes.split_at(SEALED_HEADER_LEN);
+        let (header, rest) = bytes.split_at(SEALED_HEADER_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
         let aad = [header, binding].concat();
-        let plain = self.decrypt(&header[12..24], ct, &aad, kind.name())?;
-        unpad(plain, kind.name())
+        let mut body = ct.to_vec();
+        self.decrypt(&header[12..24], tag, &mut body, &aad, kind.name())?;
+        unpad(body, kind.name())
     }
 
-    /// Seals the stored bytes of a pack block holding blobs of `kind`.
-    pub fn seal_block(&self, kind: BlobKind, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
-        let plain = pad(stored)?;
+    /// Seals, in place, the stored bytes of a pack block holding blobs of
+    /// `kind`.
+    pub fn seal_block(&self, kind: BlobKind, mut stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+        pad(&mut stored, TAG_LEN + NONCE_LEN)?;
         let nonce = random_nonce()?;
-        let ct = self.encrypt(&nonce, &plain, &block_aad(kind))?;
-        Ok([&nonce[..], &ct].concat())
+        let tag = self.encrypt(&nonce, &mut stored, &block_aad(kind))?;
+        stored.extend_from_slice(&tag);
+        stored.extend_from_slice(&nonce);
+        Ok(stored)
     }
 
-    /// Opens a sealed pack block: its stored (compressed or raw) bytes.
-    pub fn open_block(&self, kind: BlobKind, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
-        if sealed.len() < NONCE_LEN + TAG_LEN + 4 {
-            return Err(FormatError::Truncated(sealed.len()));
+    /// Opens, in place, a sealed pack block: its stored (compressed or
+    /// raw) bytes.
+    pub fn open_block(&self, kind: BlobKind, mut sealed: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+        let n = sealed.len();
+        if n < NONCE_LEN + TAG_LEN + LEN_LEN {
+            return Err(FormatError::Truncated(n));
         }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let plain = self.decrypt(nonce, ct, &block_aad(kind), "pack block")?;
-        unpad(plain, "pack block")
+        let (body, trailer) = sealed.split_at_mut(n - TAG_LEN - NONCE_LEN);
+        let (tag, nonce) = trailer.split_at(TAG_LEN);
+        self.decrypt(nonce, tag, body, &block_aad(kind), "pack block")?;
+        sealed.truncate(n - TAG_LEN - NONCE_LEN);
+        unpad(sealed, "pack block")
     }
 
-    fn encrypt(&self, nonce: &[u8; NONCE_LEN], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, FormatError> {
+    fn encrypt(&self, nonce: &[u8; NONCE_LEN], buf: &mut [u8], aad: &[u8]) -> Result<Tag, FormatError> {
         self.aead
-            .encrypt(&Nonce::from(*nonce), Payload { msg: plain, aad })
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
             .map_err(|_| invalid("sealed object", "too long to encrypt".into()))
     }
 
-    fn decrypt(&self, nonce: &[u8], ct: &[u8], aad: &[u8], what: &'static str) -> Result<Vec<u8>, FormatError> {
+    fn decrypt(
+        &self,
+        nonce: &[u8],
+        tag: &[u8],
+        buf: &mut [u8],
+        aad: &[u8],
+        what: &'static str,
+    ) -> Result<(), FormatError> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| FormatError::Truncated(nonce.len()))?;
-        self.aead.decrypt(&Nonce::from(nonce), Payload { msg: ct, aad }).map_err(|_| FormatError::Unauthentic(what))
+        let tag = Tag::try_from(tag).map_err(|_| FormatError::Truncated(tag.len()))?;
+        self.aead
+            .decrypt_inout_detached(&Nonce::from(nonce), aad, buf.into(), &tag)
+            .map_err(|_| FormatError::Unauthentic(what))
     }
 }
 
@@ -143,7 +167,7 @@ pub fn sealed_header(expected: ObjectKind, head: &[u8]) -> Result<u64, FormatErr
         return Err(invalid("sealed object", "reserved bytes are not zero".into()));
     }
     let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if (len as usize) < TAG_LEN + 4 {
+    if (len as usize) < TAG_LEN + LEN_LEN {
         return Err(invalid("sealed object", format!("length {len} is too short")));
     }
     Ok(SEALED_HEADER_LEN as u64 + u64::from(len))
@@ -157,27 +181,27 @@ fn block_aad(kind: BlobKind) -> Vec<u8> {
     [BLOCK_DOMAIN, &[kind_byte]].concat()
 }
 
-fn pad(inner: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let len = u32::try_from(inner.len()).map_err(|_| invalid("sealed object", "too long".into()))?;
-    let padded = padded_len(inner.len() as u64 + 4) as usize;
-    let mut plain = Vec::with_capacity(padded + TAG_LEN);
-    plain.extend_from_slice(&len.to_le_bytes());
-    plain.extend_from_slice(inner);
-    plain.resize(padded, 0);
-    Ok(plain)
+/// Pads `buf` in place to its Padmé length, its own length last; `room`
+/// more bytes are reserved for what the caller appends.
+fn pad(buf: &mut Vec<u8>, room: usize) -> Result<(), FormatError> {
+    let len = u32::try_from(buf.len()).map_err(|_| invalid("sealed object", "too long".into()))?;
+    let padded = padded_len(buf.len() as u64 + LEN_LEN as u64) as usize;
+    buf.reserve_exact(padded + room - buf.len());
+    buf.resize(padded - LEN_LEN, 0);
+    buf.extend_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 /// The inner bytes of a padded plaintext; the padding must be zeros (a
 /// plaintext is authenticated, so anything else is a writer's bug).
 fn unpad(mut plain: Vec<u8>, what: &'static str) -> Result<Vec<u8>, FormatError> {
     let bad = || invalid(what, "its padding is malformed".into());
-    let head: [u8; 4] = plain.get(..4).and_then(|h| h.try_into().ok()).ok_or_else(bad)?;
-    let len = u32::from_le_bytes(head) as usize;
-    if len > plain.len() - 4 || plain[4 + len..].iter().any(|&b| b != 0) {
+    let end = plain.len().checked_sub(LEN_LEN).ok_or_else(bad)?;
+    let len = u32::from_le_bytes([plain[end], plain[end + 1], plain[end + 2], plain[end + 3]]) as usize;
+    if len > end || plain[len..end].iter().any(|&b| b != 0) {
         return Err(bad());
     }
-    plain.truncate(4 + len);
-    plain.drain(..4);
+    plain.truncate(len);
     Ok(plain)
 }
 
@@ -222,19 +246,25 @@ mod tests {
     #[test]
     fn blocks_round_trip_and_are_bound_to_their_kind() {
         let c = cipher();
-        let sealed = c.seal_block(BlobKind::Data, b"chunk bytes").unwrap();
-        assert_eq!(c.open_block(BlobKind::Data, &sealed).unwrap(), b"chunk bytes");
-        assert!(c.open_block(BlobKind::Tree, &sealed).is_err());
-        let mut flipped = sealed.clone();
-        flipped[20] ^= 1;
-        assert!(c.open_block(BlobKind::Data, &flipped).is_err());
-        assert!(c.open_block(BlobKind::Data, &sealed[..3]).is_err());
+        let sealed = c.seal_block(BlobKind::Data, b"chunk bytes".to_vec()).unwrap();
+        assert_eq!(c.open_block(BlobKind::Data, sealed.clone()).unwrap(), b"chunk bytes");
+        assert!(c.open_block(BlobKind::Tree, sealed.clone()).is_err());
+        for i in 0..sealed.len() {
+            let mut flipped = sealed.clone();
+            flipped[i] ^= 1;
+            assert!(c.open_block(BlobKind::Data, flipped).is_err(), "byte {i}");
+        }
+        assert!(c.open_block(BlobKind::Data, sealed[..3].to_vec()).is_err());
+        assert!(c.open_block(BlobKind::Data, sealed[..sealed.len() - 1].to_vec()).is_err());
+        let empty = c.seal_block(BlobKind::Tree, Vec::new()).unwrap();
+        assert_eq!(c.open_block(BlobKind::Tree, empty).unwrap(), b"");
     }
 
     #[test]
     fn sealing_twice_gives_different_bytes() {
         let c = cipher();
-        assert_ne!(c.seal_block(BlobKind::Data, b"same").unwrap(), c.seal_block(BlobKind::Data, b"same").unwrap());
+        let once = c.seal_block(BlobKind::Data, b"same".to_vec()).unwrap();
+        assert_ne!(once, c.seal_block(BlobKind::Data, b"same".to_vec()).unwrap());
     }
 
     #[test]

@@ -412,7 +412,7 @@ impl Repository {
     pub fn open_block_bytes(&self, kind: BlobKind, stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
         match self.cipher() {
             None => Ok(stored),
-            Some(c) => c.open_block(kind, &stored),
+            Some(c) => c.open_block(kind, stored),
         }
     }
 }

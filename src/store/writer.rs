@@ -183,7 +183,8 @@ impl BlobWriter {
         builder.raw.clear();
         if let Some(cipher) = self.repo.cipher() {
             let kind = block.blobs.first().map_or(BlobKind::Data, |b| b.kind);
-            block.bytes = cipher.seal_block(kind, &block.bytes).map_err(|e| StoreError::format("new block", e))?;
+            let stored = std::mem::take(&mut block.bytes);
+            block.bytes = cipher.seal_block(kind, stored).map_err(|e| StoreError::format("new block", e))?;
         }
         let tx = self.tx.as_ref().expect("sender lives until finish");
         tx.send(block).map_err(|_| self.first_error.get())

@@ -7,6 +7,7 @@
 
 pub mod forge;
 pub mod manifest;
+pub mod pty;
 
 #[allow(dead_code)]
 pub mod s3;
