@@ -416,8 +416,10 @@ pub fn sealed(data: &[u8]) {
         let _ = records::decode_snapshot(&inner);
     }
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        if let Ok(stored) = cipher.open_block(kind, data.to_vec()) {
-            let back = cipher.seal_block(kind, stored.clone()).ok().and_then(|b| cipher.open_block(kind, b).ok());
+        let ids = [crate::format::BlobId(7)];
+        if let Ok(stored) = cipher.open_block(kind, &ids, data.to_vec()) {
+            let back =
+                cipher.seal_block(kind, &ids, stored.clone()).ok().and_then(|b| cipher.open_block(kind, &ids, b).ok());
             assert_eq!(back.as_ref(), Some(&stored), "a sealed block does not round-trip");
         }
     }

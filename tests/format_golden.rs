@@ -299,7 +299,7 @@ fn encrypted_config_key_file_and_sealed_objects_v4() {
                 text,
                 vec![BlobEntry { id: BlobId(i as u128), kind: BlobKind::Data, offset: 0, len: text.len() as u32 }],
             );
-            block.bytes = cipher.seal_block(BlobKind::Data, block.bytes).unwrap();
+            block.bytes = cipher.seal_block(BlobKind::Data, &[BlobId(i as u128)], block.bytes).unwrap();
             b.add(block);
         }
         b.finish_sealed(&cipher).unwrap().0
@@ -313,7 +313,7 @@ fn encrypted_config_key_file_and_sealed_objects_v4() {
         .iter()
         .map(|b| {
             let stored = pack[b.offset as usize..(b.offset + u64::from(b.stored_len)) as usize].to_vec();
-            let stored = cipher.open_block(BlobKind::Data, stored).unwrap();
+            let stored = cipher.open_block(BlobKind::Data, &[b.blobs[0].id], stored).unwrap();
             (b.blobs[0].id.0, chkfs::format::pack::open_block(b.codec, b.raw_len, &stored).unwrap())
         })
         .collect();

@@ -119,7 +119,8 @@ fn fixture_seeds() -> Vec<Seed> {
     let sealed =
         cipher.seal_object(chkfs::format::ObjectKind::Snapshot, b"snapshots/00000000.snap", &snapshot).unwrap();
     out.push(seed("sealed", "fixture-sealed-snapshot".into(), &sealed));
-    let block = cipher.seal_block(chkfs::format::pack::BlobKind::Data, b"a stored block".to_vec()).unwrap();
+    let ids = [chkfs::format::BlobId(7)];
+    let block = cipher.seal_block(chkfs::format::pack::BlobKind::Data, &ids, b"a stored block".to_vec()).unwrap();
     out.push(seed("sealed", "fixture-sealed-block".into(), &block));
     out
 }

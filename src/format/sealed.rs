@@ -13,12 +13,14 @@
 //! additional data of an object is its 24-byte header followed by its
 //! binding (the storage name of an object whose name is not the hash of
 //! its bytes), so an object moved under another name or kind fails to
-//! open; a block's is a domain tag and its blob kind. Plaintexts are
-//! padded (Padmé) so that sizes reveal little.
+//! open; a block's is a domain tag, its blob kind and the ids of the blobs
+//! it holds, in order, so a block moved to where other blobs are expected
+//! does not open. Plaintexts are padded (Padmé) so that sizes reveal
+//! little.
 
 use super::envelope::ObjectKind;
 use super::pack::BlobKind;
-use super::FormatError;
+use super::{BlobId, FormatError};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
@@ -96,27 +98,27 @@ impl Cipher {
         unpad(body, kind.name())
     }
 
-    /// Seals, in place, the stored bytes of a pack block holding blobs of
-    /// `kind`.
-    pub fn seal_block(&self, kind: BlobKind, mut stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    /// Seals, in place, the stored bytes of a pack block holding the blobs
+    /// `ids` (in order), of `kind`.
+    pub fn seal_block(&self, kind: BlobKind, ids: &[BlobId], mut stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
         pad(&mut stored, TAG_LEN + NONCE_LEN)?;
         let nonce = random_nonce()?;
-        let tag = self.encrypt(&nonce, &mut stored, &block_aad(kind))?;
+        let tag = self.encrypt(&nonce, &mut stored, &block_aad(kind, ids))?;
         stored.extend_from_slice(&tag);
         stored.extend_from_slice(&nonce);
         Ok(stored)
     }
 
-    /// Opens, in place, a sealed pack block: its stored (compressed or
-    /// raw) bytes.
-    pub fn open_block(&self, kind: BlobKind, mut sealed: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    /// Opens, in place, a sealed pack block said to hold the blobs `ids`:
+    /// its stored (compressed or raw) bytes.
+    pub fn open_block(&self, kind: BlobKind, ids: &[BlobId], mut sealed: Vec<u8>) -> Result<Vec<u8>, FormatError> {
         let n = sealed.len();
         if n < NONCE_LEN + TAG_LEN + LEN_LEN {
             return Err(FormatError::Truncated(n));
         }
         let (body, trailer) = sealed.split_at_mut(n - TAG_LEN - NONCE_LEN);
         let (tag, nonce) = trailer.split_at(TAG_LEN);
-        self.decrypt(nonce, tag, body, &block_aad(kind), "pack block")?;
+        self.decrypt(nonce, tag, body, &block_aad(kind, ids), "pack block")?;
         sealed.truncate(n - TAG_LEN - NONCE_LEN);
         unpad(sealed, "pack block")
     }
@@ -173,12 +175,18 @@ pub fn sealed_header(expected: ObjectKind, head: &[u8]) -> Result<u64, FormatErr
     Ok(SEALED_HEADER_LEN as u64 + u64::from(len))
 }
 
-fn block_aad(kind: BlobKind) -> Vec<u8> {
+fn block_aad(kind: BlobKind, ids: &[BlobId]) -> Vec<u8> {
     let kind_byte = match kind {
         BlobKind::Data => 1,
         BlobKind::Tree => 2,
     };
-    [BLOCK_DOMAIN, &[kind_byte]].concat()
+    let mut aad = Vec::with_capacity(BLOCK_DOMAIN.len() + 1 + 16 * ids.len());
+    aad.extend_from_slice(BLOCK_DOMAIN);
+    aad.push(kind_byte);
+    for id in ids {
+        aad.extend_from_slice(&id.0.to_le_bytes());
+    }
+    aad
 }
 
 /// Pads `buf` in place to its Padmé length, its own length last; `room`
@@ -246,25 +254,28 @@ mod tests {
     #[test]
     fn blocks_round_trip_and_are_bound_to_their_kind() {
         let c = cipher();
-        let sealed = c.seal_block(BlobKind::Data, b"chunk bytes".to_vec()).unwrap();
-        assert_eq!(c.open_block(BlobKind::Data, sealed.clone()).unwrap(), b"chunk bytes");
-        assert!(c.open_block(BlobKind::Tree, sealed.clone()).is_err());
+        let ids = [BlobId(1), BlobId(2)];
+        let sealed = c.seal_block(BlobKind::Data, &ids, b"chunk bytes".to_vec()).unwrap();
+        assert_eq!(c.open_block(BlobKind::Data, &ids, sealed.clone()).unwrap(), b"chunk bytes");
+        assert!(c.open_block(BlobKind::Tree, &ids, sealed.clone()).is_err());
+        assert!(c.open_block(BlobKind::Data, &[BlobId(2), BlobId(1)], sealed.clone()).is_err(), "bound to its blobs");
+        assert!(c.open_block(BlobKind::Data, &ids[..1], sealed.clone()).is_err());
         for i in 0..sealed.len() {
             let mut flipped = sealed.clone();
             flipped[i] ^= 1;
-            assert!(c.open_block(BlobKind::Data, flipped).is_err(), "byte {i}");
+            assert!(c.open_block(BlobKind::Data, &ids, flipped).is_err(), "byte {i}");
         }
-        assert!(c.open_block(BlobKind::Data, sealed[..3].to_vec()).is_err());
-        assert!(c.open_block(BlobKind::Data, sealed[..sealed.len() - 1].to_vec()).is_err());
-        let empty = c.seal_block(BlobKind::Tree, Vec::new()).unwrap();
-        assert_eq!(c.open_block(BlobKind::Tree, empty).unwrap(), b"");
+        assert!(c.open_block(BlobKind::Data, &ids, sealed[..3].to_vec()).is_err());
+        assert!(c.open_block(BlobKind::Data, &ids, sealed[..sealed.len() - 1].to_vec()).is_err());
+        let empty = c.seal_block(BlobKind::Tree, &[], Vec::new()).unwrap();
+        assert_eq!(c.open_block(BlobKind::Tree, &[], empty).unwrap(), b"");
     }
 
     #[test]
     fn sealing_twice_gives_different_bytes() {
         let c = cipher();
-        let once = c.seal_block(BlobKind::Data, b"same".to_vec()).unwrap();
-        assert_ne!(once, c.seal_block(BlobKind::Data, b"same".to_vec()).unwrap());
+        let once = c.seal_block(BlobKind::Data, &[], b"same".to_vec()).unwrap();
+        assert_ne!(once, c.seal_block(BlobKind::Data, &[], b"same".to_vec()).unwrap());
     }
 
     #[test]

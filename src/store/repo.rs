@@ -407,12 +407,12 @@ impl Repository {
         }
     }
 
-    /// The stored bytes of a block read from a pack: opened first in an
-    /// encrypted repository.
-    pub fn open_block_bytes(&self, kind: BlobKind, stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    /// The stored bytes of a block read from a pack, said to hold the
+    /// blobs `ids`: opened first in an encrypted repository.
+    pub fn open_block_bytes(&self, kind: BlobKind, ids: &[BlobId], stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
         match self.cipher() {
             None => Ok(stored),
-            Some(c) => c.open_block(kind, stored),
+            Some(c) => c.open_block(kind, ids, stored),
         }
     }
 }

@@ -184,7 +184,8 @@ impl BlobWriter {
         if let Some(cipher) = self.repo.cipher() {
             let kind = block.blobs.first().map_or(BlobKind::Data, |b| b.kind);
             let stored = std::mem::take(&mut block.bytes);
-            block.bytes = cipher.seal_block(kind, stored).map_err(|e| StoreError::format("new block", e))?;
+            let ids: Vec<BlobId> = block.blobs.iter().map(|b| b.id).collect();
+            block.bytes = cipher.seal_block(kind, &ids, stored).map_err(|e| StoreError::format("new block", e))?;
         }
         let tx = self.tx.as_ref().expect("sender lives until finish");
         tx.send(block).map_err(|_| self.first_error.get())
