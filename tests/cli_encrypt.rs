@@ -359,3 +359,47 @@ fn the_terminal_is_asked_twice_at_init_and_once_to_open() {
     assert_eq!(wrong.code, 6, "{}", wrong.screen);
     assert!(wrong.screen.contains("wrong password"), "{}", wrong.screen);
 }
+
+#[test]
+fn a_replaced_config_is_caught_by_sealed_packs_and_records_too() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    let saved = w.save(&src, &[]);
+    let plain = World::with_repo();
+    fs::copy(plain.repo.join("config"), w.repo.join("config")).unwrap();
+    fs::remove_dir_all(w.repo.join("keys")).unwrap();
+    fs::remove_dir_all(w.repo.join("index")).unwrap();
+    let packs_before = pack_files(&w.repo);
+    let out = w.chkfs([std::ffi::OsStr::new("save"), src.as_os_str()]);
+    assert_ne!(out.code, 0, "a save wrote into a downgraded repository: {}", out.stderr);
+    assert!(out.stderr.contains("config was replaced"), "{}", out.stderr);
+    assert_eq!(pack_files(&w.repo), packs_before, "a pack was written");
+    let snap = w.repo.join("snapshots").join(format!("{}.snap", saved["id"].as_str().unwrap()));
+    let out = w.chkfs(["forget", saved["id"].as_str().unwrap()]);
+    assert!(snap.exists(), "forget removed a sealed record it could not read: {}", out.stderr);
+}
+
+#[test]
+fn an_index_file_put_back_after_its_packs_were_deleted_does_not_empty_the_next_save() {
+    let w = encrypted_world();
+    let src = secret_tree(&w);
+    let first = w.save(&src, &[]);
+    let other = w.path("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("f"), random_bytes(200_000, 3)).unwrap();
+    w.save(&other, &[]);
+    let old = w.path("old-index");
+    copy_tree(&w.repo.join("index"), &old);
+    w.chkfs(["forget", first["id"].as_str().unwrap()]).ok();
+    w.chkfs(["gc", "--max-waste", "0"]).ok();
+    for f in find_files(&old, &|_| true) {
+        let to = w.repo.join("index").join(f.file_name().unwrap());
+        if !to.exists() {
+            fs::copy(&f, to).unwrap();
+        }
+    }
+    let again = w.save(&src, &[]);
+    let target = w.path("out");
+    w.restore(again["id"].as_str().unwrap(), &target);
+    assert_same_tree(&src, &target, false);
+}

@@ -154,6 +154,16 @@ impl Index {
         &self.condemned
     }
 
+    /// Indexed packs that storage does not hold (an index file put back
+    /// after its packs were deleted): like condemned packs, never
+    /// deduplicated against, so that a save stores its chunks afresh
+    /// instead of pointing at nothing.
+    pub fn mark_missing(&mut self, present: &HashSet<PackId>) -> usize {
+        let missing: Vec<PackId> = self.packs.iter().map(|p| p.id).filter(|id| !present.contains(id)).collect();
+        self.condemned.extend(missing.iter().copied());
+        missing.len()
+    }
+
     /// True when this copy may be deduplicated against: neither found
     /// damaged nor in a condemned pack.
     pub fn is_usable(&self, loc: &BlobLoc) -> bool {

@@ -34,6 +34,9 @@ pub struct LoadedIndex {
     /// after this load began is known to the gc that reads this writer's
     /// marker.
     pub condemned: CondemnedLists,
+    /// Indexed packs that storage does not hold (never deduplicated
+    /// against; see [`Index::mark_missing`]).
+    pub missing_packs: usize,
     /// The index files this load read (and those written since by
     /// [`Repository::index_adopted`]): what a gc that re-indexes may
     /// replace. A file that appeared later is another writer's.
@@ -44,6 +47,13 @@ impl LoadedIndex {
     /// What a command should tell its user about this load.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.missing_packs > 0 {
+            out.push(format!(
+                "{} indexed pack(s) are missing from storage; their chunks are stored again, and \
+                 `chkfs check` names the snapshots that used them",
+                self.missing_packs
+            ));
+        }
         for (key, e) in &self.bad_damage_lists {
             out.push(format!(
                 "damage list {key} is unreadable and ignored ({e}); `chkfs check --read-data` replaces it"
@@ -122,7 +132,14 @@ impl Repository {
         }
         let mut adopted = Vec::new();
         let mut bad_packs = Vec::new();
-        let unindexed = if find_unindexed { self.unindexed_packs(&index)? } else { Vec::new() };
+        let mut missing_packs = 0;
+        let unindexed = if find_unindexed {
+            let listed = self.list_packs()?;
+            missing_packs = index.mark_missing(&listed.iter().map(|(id, _)| *id).collect());
+            listed.into_iter().filter(|(id, _)| !index.contains_pack(*id)).collect()
+        } else {
+            Vec::new()
+        };
         for (id, size) in unindexed {
             match self.read_pack_footer(id, size) {
                 Ok(pack) => adopted.push(pack),
@@ -138,7 +155,16 @@ impl Repository {
         for pack in &adopted {
             index.add_pack_holding(pack, holding);
         }
-        Ok(Some(LoadedIndex { index, bad_files, adopted, bad_packs, bad_damage_lists: damage.bad, condemned, files }))
+        Ok(Some(LoadedIndex {
+            index,
+            bad_files,
+            adopted,
+            bad_packs,
+            bad_damage_lists: damage.bad,
+            condemned,
+            missing_packs,
+            files,
+        }))
     }
 
     /// The names of the index files in storage.

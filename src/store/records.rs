@@ -88,6 +88,7 @@ impl Repository {
         match self.backend().read(&key, MAX_SNAPSHOT_RECORD) {
             Ok(bytes) => {
                 let what = format!("snapshot {id}");
+                self.refuse_sealed_in_plain(&what, &bytes)?;
                 let bytes = self.open_object(&what, ObjectKind::Snapshot, &key, bytes)?;
                 decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(what, e))
             }

@@ -324,14 +324,7 @@ impl Repository {
             None => (ENVELOPE_LEN, max),
         };
         let head = self.backend.read_range(key, 0, head_len)?;
-        if self.cipher().is_none() && head.starts_with(crate::format::sealed::MAGIC) {
-            // Never taken for damage (and removed): only a replaced config
-            // makes an encrypted repository's objects look like this.
-            return Err(StoreError::Unsupported(format!(
-                "{key} is encrypted, but the repository's config says it is not: the config was replaced; \
-                 refusing to go on"
-            )));
-        }
+        self.refuse_sealed_in_plain(key, &head)?;
         let matches_name = |bytes: &[u8]| named_by_hash.is_none_or(|n| PackId(xxh3_128(bytes)) == n);
         let not_its_name = || {
             let detail = "its bytes do not match its name (the hash of its content)".into();
@@ -381,6 +374,9 @@ impl Repository {
         }
         let header = self.read_pack_range(id, 0, HEADER_LEN)?;
         let sealed = check_header(&header).map_err(|e| StoreError::format(&what, e))?;
+        if sealed && !self.is_encrypted() {
+            return Err(replaced_config(&what));
+        }
         self.check_pack_kind(sealed).map_err(|e| StoreError::format(&what, e))?;
         let trailer = self.read_pack_range(id, size - TRAILER_LEN as u64, TRAILER_LEN)?;
         let (start, len) = footer_location(&trailer, size).map_err(|e| StoreError::format(&what, e))?;
@@ -392,6 +388,17 @@ impl Repository {
 }
 
 impl Repository {
+    /// An object of an encrypted repository (`bytes` starts with its
+    /// first bytes) read by a repository opened as plain: only a replaced
+    /// config does that. An error that stops the command, never damage
+    /// that a writer would remove or route around.
+    pub(crate) fn refuse_sealed_in_plain(&self, what: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.cipher().is_none() && bytes.starts_with(crate::format::sealed::MAGIC) {
+            return Err(replaced_config(what));
+        }
+        Ok(())
+    }
+
     /// An encrypted repository holds only sealed packs, a plain one only
     /// plain packs: a pack of the other kind was put there by someone else.
     pub fn check_pack_kind(&self, sealed: bool) -> Result<(), FormatError> {
@@ -421,6 +428,12 @@ fn secret_input(secret: &[u8]) -> Result<SecretInput<Vec<u8>>, StoreError> {
     SecretInput::try_new(secret.to_vec()).ok_or_else(|| {
         StoreError::format("config", FormatError::Invalid { what: "config", detail: "unusable secret".into() })
     })
+}
+
+fn replaced_config(what: &str) -> StoreError {
+    StoreError::Unsupported(format!(
+        "{what} is encrypted, but the repository's config says it is not: the config was replaced; refusing to go on"
+    ))
 }
 
 fn chunker_params(sizes: ChunkSizes) -> ChunkerParams {
