@@ -302,7 +302,7 @@ fn encrypted_config_key_file_and_sealed_objects_v4() {
             block.bytes = cipher.seal_block(BlobKind::Data, &[BlobId(i as u128)], block.bytes).unwrap();
             b.add(block);
         }
-        b.finish_sealed(&cipher).unwrap().0
+        b.finish_sealed(&cipher, Vec::new()).unwrap().0
     });
     assert_eq!(chkfs::format::pack::check_header(&pack), Ok(true));
     let (start, len) = footer_location(&pack[pack.len() - TRAILER_LEN..], pack.len() as u64).unwrap();

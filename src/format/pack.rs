@@ -213,12 +213,20 @@ impl PackBuilder {
 
     /// Finishes an encrypted repository's pack: its blocks in a random
     /// order (so that their order does not follow the files they hold), and
-    /// its footer sealed.
-    pub fn finish_sealed(mut self, cipher: &super::sealed::Cipher) -> Result<(Vec<u8>, PackFooter), FormatError> {
-        self.shuffle_blocks()?;
+    /// its footer sealed. The shuffled pack is built in `scratch`; the
+    /// builder's own buffer comes back as the next scratch, so that a
+    /// writer of many packs does not have the kernel hand out (and zero)
+    /// a fresh 32 MiB for each.
+    pub fn finish_sealed(
+        mut self,
+        cipher: &super::sealed::Cipher,
+        scratch: Vec<u8>,
+    ) -> Result<(Vec<u8>, PackFooter, Vec<u8>), FormatError> {
+        let old = self.shuffle_blocks(scratch)?;
         let footer = seal_envelope(ObjectKind::PackFooter, &bitcode::encode(&self.footer))?;
         let footer = cipher.seal_object(ObjectKind::PackFooter, b"", &footer)?;
-        Ok(self.append_footer(&footer))
+        let (bytes, footer) = self.append_footer(&footer);
+        Ok((bytes, footer, old))
     }
 
     fn append_footer(mut self, footer: &[u8]) -> (Vec<u8>, PackFooter) {
@@ -228,7 +236,9 @@ impl PackBuilder {
         (self.bytes, self.footer)
     }
 
-    fn shuffle_blocks(&mut self) -> Result<(), FormatError> {
+    /// Rebuilds the pack's bytes in `scratch` with the blocks in a random
+    /// order; returns the buffer they were in.
+    fn shuffle_blocks(&mut self, mut scratch: Vec<u8>) -> Result<Vec<u8>, FormatError> {
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| invalid("pack", format!("no randomness: {e}")))?;
         let mut state = u64::from_le_bytes(seed);
@@ -245,15 +255,15 @@ impl PackBuilder {
         for i in (1..blocks.len()).rev() {
             blocks.swap(i, (next() % (i as u64 + 1)) as usize);
         }
-        let mut bytes = Vec::with_capacity(self.bytes.len() + self.footer_estimate + TRAILER_LEN);
-        bytes.extend_from_slice(&self.bytes[..HEADER_LEN]);
+        scratch.clear();
+        scratch.reserve(self.bytes.len() + self.footer_estimate + TRAILER_LEN);
+        scratch.extend_from_slice(&self.bytes[..HEADER_LEN]);
         for b in blocks.iter_mut() {
             let from = b.offset as usize;
-            b.offset = bytes.len() as u64;
-            bytes.extend_from_slice(&self.bytes[from..from + b.stored_len as usize]);
+            b.offset = scratch.len() as u64;
+            scratch.extend_from_slice(&self.bytes[from..from + b.stored_len as usize]);
         }
-        self.bytes = bytes;
-        Ok(())
+        Ok(std::mem::replace(&mut self.bytes, scratch))
     }
 }
 

@@ -273,8 +273,9 @@ impl Packer {
                     .spawn(move || {
                         let mut done = Vec::new();
                         let mut bytes = 0;
+                        let mut scratch = Vec::new();
                         for pack in rx {
-                            let (p, buffer) = write_pack(&repo, pack).map_err(|e| errors.record(e))?;
+                            let (p, buffer) = write_pack(&repo, pack, &mut scratch).map_err(|e| errors.record(e))?;
                             bytes += p.size;
                             done.push(p);
                             if buffer.capacity() >= PACK_TARGET {
@@ -343,13 +344,22 @@ fn new_data_pack(spare: Option<Vec<u8>>) -> PackBuilder {
     }
 }
 
-/// Stores a pack; returns it as indexed and its buffer for reuse.
-fn write_pack(repo: &Repository, pack: PackBuilder) -> Result<(IndexedPack, Vec<u8>), StoreError> {
+/// Stores a pack; returns it as indexed and its buffer for reuse. An
+/// encrypted repository's pack is rebuilt in `scratch`, which gets the
+/// pack's old buffer back.
+fn write_pack(
+    repo: &Repository,
+    pack: PackBuilder,
+    scratch: &mut Vec<u8>,
+) -> Result<(IndexedPack, Vec<u8>), StoreError> {
     let finished = match repo.cipher() {
         Some(cipher) => {
             let mut pack = pack;
             pack.set_sealed();
-            pack.finish_sealed(cipher)
+            pack.finish_sealed(cipher, std::mem::take(scratch)).map(|(bytes, footer, old)| {
+                *scratch = old;
+                (bytes, footer)
+            })
         }
         None => pack.finish(),
     };
