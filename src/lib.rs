@@ -8,6 +8,7 @@ pub mod check;
 pub mod chunking;
 pub mod cli;
 pub mod copy;
+pub mod diff;
 pub mod dirfd;
 pub mod forget;
 pub mod format;

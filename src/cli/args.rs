@@ -51,6 +51,8 @@ pub enum Command {
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
     #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
     Mount(MountArgs),
+    /// Show what changed between two snapshots (exit status 0 same, 1 different, 2 trouble)
+    Diff(DiffArgs),
     /// Manage the keys (passwords) of an encrypted repository
     #[command(subcommand)]
     Key(KeyCommand),
@@ -88,6 +90,25 @@ impl KdfArgs {
     pub fn cost(&self) -> crate::store::KdfCost {
         crate::store::KdfCost { memory_kib: self.kdf_memory, iterations: self.kdf_iterations }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot (unique id prefix, or `latest`)
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The newer snapshot
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Compare only this path (a directory or file) in both
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// Print the changes and counts as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+    /// No summary line on standard error
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,12 +19,27 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
+/// Marks the failure of a command whose status 1 means something else
+/// (`diff`: the two differ): its failures exit with 2, as diff(1)'s do.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compare")]
+pub struct Trouble;
+
 /// A mistake in the command line that clap cannot see.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
 pub fn classify(e: &anyhow::Error) -> ExitCode {
+    let code = classify_cause(e);
+    let trouble = e.downcast_ref::<Trouble>().is_some();
+    if trouble && code == ExitCode::Failure {
+        return ExitCode::Usage;
+    }
+    code
+}
+
+fn classify_cause(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return ExitCode::Usage;

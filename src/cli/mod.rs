@@ -4,6 +4,7 @@
 mod args;
 mod check;
 mod copy;
+mod diff;
 mod exit;
 mod forget;
 mod format;
@@ -73,6 +74,7 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Forget(a) => forget::run(ctx, &a),
         Command::Gc(a) => gc::run(ctx, &a),
         Command::Copy(a) => copy::run(ctx, &a),
+        Command::Diff(a) => diff::run(ctx, &a),
         Command::Key(k) => key::run(ctx, k),
         Command::Man => man::print(),
         Command::Mount(a) => mount::run(ctx, &a),

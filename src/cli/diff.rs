@@ -1,0 +1,134 @@
+//! `chkfs diff A B [PATH]`: what changed between two snapshots.
+
+use super::args::DiffArgs;
+use super::exit::{ExitCode, Trouble};
+use super::format::bytes;
+use super::repo_path::RepoArgs;
+use crate::diff::{diff_entries, Change, Changed};
+use crate::restore::find_path;
+use crate::store::BlobReader;
+use crate::text::escape_bytes;
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Arc;
+
+const CACHE_BYTES: u64 = 64 << 20;
+
+#[derive(Serialize)]
+struct ChangeJson {
+    path: String,
+    change: &'static str,
+    dir: bool,
+    bytes_before: u64,
+    bytes_after: u64,
+}
+
+#[derive(Serialize)]
+struct DiffJson {
+    a: String,
+    b: String,
+    path: String,
+    changes: Vec<ChangeJson>,
+    added: u64,
+    removed: u64,
+    modified: u64,
+    metadata_only: u64,
+    type_changed: u64,
+    added_bytes: u64,
+    removed_bytes: u64,
+}
+
+/// Exit status 0 when the two are the same, 1 when they differ, 2 when
+/// they could not be compared (as diff(1)).
+pub fn run(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
+    compare(ctx, args).map_err(|e| e.context(Trouble))
+}
+
+fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
+    let repo = Arc::new(ctx.open()?);
+    let a = repo.resolve_snapshot(&args.a)?;
+    let b = repo.resolve_snapshot(&args.b)?;
+    let loaded = repo.load_index()?;
+    for w in loaded.warnings() {
+        eprintln!("chkfs: warning: {w}");
+    }
+    let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
+    let path = args.path.as_deref().unwrap_or("").trim_matches('/').as_bytes();
+    let (ea, eb) = (find_path(&reader, &a.snapshot.root, path)?, find_path(&reader, &b.snapshot.root, path)?);
+    let mut changes = Vec::new();
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut write_error = None;
+    // Changes are named from the snapshot's root: "/dir/file".
+    let shown = if path.is_empty() { Vec::new() } else { [&b"/"[..], path].concat() };
+    let totals = diff_entries(&reader, &shown, &ea, &eb, &mut |c| {
+        if args.json {
+            changes.push(c);
+        } else if let Err(e) = writeln!(out, "{}", line(&c)) {
+            write_error.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if args.json {
+        let json = DiffJson {
+            a: a.id.to_hex(),
+            b: b.id.to_hex(),
+            path: escape_bytes(path),
+            changes: changes.iter().map(change_json).collect(),
+            added: totals.added,
+            removed: totals.removed,
+            modified: totals.modified,
+            metadata_only: totals.metadata_only,
+            type_changed: totals.type_changed,
+            added_bytes: totals.added_bytes,
+            removed_bytes: totals.removed_bytes,
+        };
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else if !args.quiet {
+        eprintln!(
+            "chkfs: {} added, {} removed, {} modified, {} metadata only, {} changed type; {} added, {} removed",
+            totals.added,
+            totals.removed,
+            totals.modified,
+            totals.metadata_only,
+            totals.type_changed,
+            bytes(totals.added_bytes),
+            bytes(totals.removed_bytes)
+        );
+    }
+    Ok(if totals.differ() { ExitCode::Failure } else { ExitCode::Ok })
+}
+
+/// `+ path`, `- path`, `M path`, `U path` (metadata), `T path` (type);
+/// directories end in `/`.
+fn line(c: &Changed) -> String {
+    let mark = match c.change {
+        Change::Added => '+',
+        Change::Removed => '-',
+        Change::Content => 'M',
+        Change::Metadata => 'U',
+        Change::Type => 'T',
+    };
+    format!("{mark}  {}{}", shown_path(&c.path), if c.is_dir && !c.path.is_empty() { "/" } else { "" })
+}
+
+fn shown_path(path: &[u8]) -> String {
+    if path.is_empty() {
+        "/".into()
+    } else {
+        escape_bytes(path)
+    }
+}
+
+fn change_json(c: &Changed) -> ChangeJson {
+    ChangeJson {
+        path: shown_path(&c.path),
+        change: c.change.name(),
+        dir: c.is_dir,
+        bytes_before: c.bytes_before,
+        bytes_after: c.bytes_after,
+    }
+}
