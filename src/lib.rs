@@ -4,6 +4,7 @@
 //! (repository, packs, index), then the operations `save`, `restore`,
 //! `check`, and the command line in `cli`.
 
+pub mod browse;
 pub mod check;
 pub mod chunking;
 pub mod cli;

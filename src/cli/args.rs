@@ -36,7 +36,6 @@ pub enum Command {
     /// Take a checkpoint (snapshot) of a directory
     Save(SaveArgs),
     /// List snapshots, oldest first
-    #[command(alias = "ls")]
     List(ListArgs),
     /// Recreate a snapshot, or a path inside it, in a directory
     Restore(RestoreArgs),
@@ -51,6 +50,10 @@ pub enum Command {
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
     #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
     Mount(MountArgs),
+    /// List a snapshot's entries (or a directory's in it) without mounting
+    Ls(LsArgs),
+    /// Write a file of a snapshot to standard output, or a directory as a tar stream
+    Dump(DumpArgs),
     /// Show what changed between two snapshots (exit status 0 same, 1 different, 2 trouble)
     Diff(DiffArgs),
     /// Manage the keys (passwords) of an encrypted repository
@@ -90,6 +93,29 @@ impl KdfArgs {
     pub fn cost(&self) -> crate::store::KdfCost {
         crate::store::KdfCost { memory_kib: self.kdf_memory, iterations: self.kdf_iterations }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot id (any unique prefix, or `latest`), optionally followed by :PATH
+    #[arg(value_name = "SNAPSHOT[:PATH]")]
+    pub snapshot: std::ffi::OsString,
+    /// Type, mode, owner, size and modification time of each entry
+    #[arg(short, long)]
+    pub long: bool,
+    /// Everything under the directory, depth first
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Print the entries as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot id (any unique prefix, or `latest`), followed by :PATH (the root if none)
+    #[arg(value_name = "SNAPSHOT[:PATH]")]
+    pub spec: std::ffi::OsString,
 }
 
 #[derive(Debug, Args)]

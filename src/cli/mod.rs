@@ -5,12 +5,14 @@ mod args;
 mod check;
 mod copy;
 mod diff;
+mod dump;
 mod exit;
 mod forget;
 mod format;
 mod gc;
 mod key;
 mod list;
+mod ls;
 pub mod man;
 mod mount;
 mod password;
@@ -18,6 +20,7 @@ mod progress;
 mod repo_path;
 mod restore;
 mod save;
+mod spec;
 
 pub use args::Cli;
 pub use exit::ExitCode;
@@ -75,6 +78,8 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Gc(a) => gc::run(ctx, &a),
         Command::Copy(a) => copy::run(ctx, &a),
         Command::Diff(a) => diff::run(ctx, &a),
+        Command::Ls(a) => ls::run(ctx, &a),
+        Command::Dump(a) => dump::run(ctx, &a),
         Command::Key(k) => key::run(ctx, k),
         Command::Man => man::print(),
         Command::Mount(a) => mount::run(ctx, &a),

@@ -1,7 +1,7 @@
 //! `chkfs restore SNAPSHOT[:PATH] TARGET`.
 
 use super::args::RestoreArgs;
-use super::exit::{ExitCode, UsageError};
+use super::exit::ExitCode;
 use super::format::bytes;
 use super::repo_path::RepoArgs;
 use crate::restore::{find_path, restore, RestoreOptions};
@@ -9,7 +9,6 @@ use crate::store::BlobReader;
 use crate::text::escape_path;
 use anyhow::Result;
 use serde::Serialize;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,13 +47,7 @@ fn affordable_entries() -> u64 {
 pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let repo = Arc::new(ctx.open()?);
-    let arg = args.snapshot.as_bytes();
-    let (spec, path) = match arg.iter().position(|&b| b == b':') {
-        Some(i) => (&arg[..i], &arg[i + 1..]),
-        None => (arg, &b""[..]),
-    };
-    let spec =
-        std::str::from_utf8(spec).map_err(|_| UsageError(format!("{:?} is not a snapshot id", args.snapshot)))?;
+    let (spec, path) = super::spec::snapshot_and_path(&args.snapshot)?;
     let snap = repo.resolve_snapshot(spec)?;
     let loaded = repo.load_index()?;
     for w in loaded.warnings() {
