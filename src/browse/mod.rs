@@ -1,6 +1,8 @@
 //! Looking into a snapshot without mounting it: walking a directory's
 //! entries, streaming a file's content, and a directory as a tar stream.
 
+pub mod history;
+
 use crate::format::tree::{Entry, Extent, Node};
 use crate::store::{BlobReader, StoreError};
 use crate::walk::join;

@@ -54,6 +54,11 @@ pub enum Command {
     Ls(LsArgs),
     /// Write a file of a snapshot to standard output, or a directory as a tar stream
     Dump(DumpArgs),
+    /// The distinct versions of one path across snapshots, oldest first
+    #[command(alias = "log")]
+    Versions(VersionsArgs),
+    /// Which snapshots hold paths matching a pattern
+    Find(FindArgs),
     /// Show what changed between two snapshots (exit status 0 same, 1 different, 2 trouble)
     Diff(DiffArgs),
     /// Manage the keys (passwords) of an encrypted repository
@@ -116,6 +121,42 @@ pub struct DumpArgs {
     /// Snapshot id (any unique prefix, or `latest`), followed by :PATH (the root if none)
     #[arg(value_name = "SNAPSHOT[:PATH]")]
     pub spec: std::ffi::OsString,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// A path inside the snapshots (`src/main.rs`), or an absolute one (`/home/me/work/src/main.rs`)
+    /// looked for in the snapshots of a directory that holds it
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Only snapshots taken on this host
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Print the versions as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// A glob (`*.rs`, `report-202?.pdf`, `{a,b}*`), matched against names
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Match the pattern against the whole path from the snapshot's root (`/src/**/*.rs`)
+    #[arg(long)]
+    pub path: bool,
+    /// Only entries modified after this time (RFC 3339)
+    #[arg(long, value_name = "TIME", value_parser = super::format::parse_rfc3339)]
+    pub newer: Option<crate::format::records::Timestamp>,
+    /// Only entries modified before this time (RFC 3339)
+    #[arg(long, value_name = "TIME", value_parser = super::format::parse_rfc3339)]
+    pub older: Option<crate::format::records::Timestamp>,
+    /// Only snapshots taken on this host
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Print the matches as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod exit;
 mod forget;
 mod format;
 mod gc;
+mod history;
 mod key;
 mod list;
 mod ls;
@@ -79,6 +80,8 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Copy(a) => copy::run(ctx, &a),
         Command::Diff(a) => diff::run(ctx, &a),
         Command::Ls(a) => ls::run(ctx, &a),
+        Command::Versions(a) => history::versions_cmd(ctx, &a),
+        Command::Find(a) => history::find_cmd(ctx, &a),
         Command::Dump(a) => dump::run(ctx, &a),
         Command::Key(k) => key::run(ctx, k),
         Command::Man => man::print(),
