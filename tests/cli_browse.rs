@@ -60,6 +60,17 @@ fn ls_lists_exactly_the_entries_of_a_directory_or_all_under_it() {
 
     let out = w.chkfs(["ls", &format!("{id}:no/such")]);
     assert_ne!(out.code, 0);
+    // Paths are made plain; a trailing / asks for a directory.
+    assert_eq!(paths(&["ls", &format!("{id}:./dir/sub/../sub/")]), paths(&["ls", &format!("{id}:dir/sub")]));
+    assert_ne!(w.chkfs(["ls", &format!("{id}:dir/a.txt/")]).code, 0);
+    assert_eq!(w.chkfs(["ls", &format!("{id}:../x")]).code, 2);
+
+    // A reader that stops early (700 kB into a 64 kB pipe) is no error
+    // worth a message.
+    let script = format!("{CHKFS} --repo '{}' dump {id}:dir/sub/big.bin | head -c 10 | wc -c", w.repo.display());
+    let head = sh("sh", ["-c", &script]);
+    assert_eq!(head.stdout_str().trim(), "10");
+    assert!(!head.stderr.contains("error"), "{}", head.stderr);
 }
 
 #[test]
@@ -85,6 +96,9 @@ fn dump_writes_a_file_and_a_directory_as_a_tar_stream() {
     );
     assert_eq!(untar.code, 0, "tar x: {}", untar.stderr);
     assert_diff_equal(&src, &target, &["fifo"]);
+    let names = sh("tar", [std::ffi::OsStr::new("tf"), tar_file.as_os_str()]).stdout_str();
+    assert!(names.lines().any(|l| l == "dir/a.txt"), "{names}");
+    assert!(!names.lines().any(|l| l.starts_with("./")), "names of a root dump carry ./:\n{names}");
     use std::os::unix::fs::FileTypeExt;
     assert!(fs::symlink_metadata(target.join("fifo")).unwrap().file_type().is_fifo());
     let a = fs::metadata(target.join("dir/a.txt")).unwrap();

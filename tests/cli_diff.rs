@@ -133,7 +133,14 @@ fn diff_reports_exactly_what_diff_qr_reports() {
     assert!(out.stdout_str().lines().any(|l| l == "-  /dir30/"), "{}", out.stdout_str());
     assert!(out.stderr.contains("added"), "{}", out.stderr);
 
-    // Trouble is 2: an unknown snapshot, a missing path.
+    // A path in one snapshot only is added or removed.
+    let (code, json) = chkfs_diff(&w, a, b, &["./newdir/"]);
+    assert_eq!(code, 1);
+    assert_eq!(json["changes"][0]["path"], "/newdir");
+    assert_eq!(json["changes"][0]["change"], "added");
+    assert_eq!(json["added"], 3);
+
+    // Trouble is 2: an unknown snapshot, a path in neither.
     assert_eq!(w.chkfs(["diff", a, "ffffffff"]).code, 2);
     assert_eq!(w.chkfs(["diff", a, b, "no/such/dir"]).code, 2);
 }

@@ -99,7 +99,11 @@ pub fn write_tar(reader: &BlobReader, name: &[u8], dir: &Entry, out: &mut dyn Wr
     builder.mode(tar::HeaderMode::Complete);
     let mut first_names: std::collections::HashMap<u64, Vec<u8>> = std::collections::HashMap::new();
     append(&mut builder, reader, name, dir, &mut first_names)?;
-    walk(reader, name, dir, true, &mut |path, entry| {
+    // Children of the snapshot's root are named as `tar c -C root .`
+    // names them, without a "./" that would set them apart from their
+    // directories (tar then restores a directory's mtime too early).
+    let prefix: &[u8] = if name == b"." { b"" } else { name };
+    walk(reader, prefix, dir, true, &mut |path, entry| {
         append(&mut builder, reader, path, entry, &mut first_names).map_err(|e| match e {
             BrowseError::Output(e) => e,
             other => io::Error::other(other),

@@ -1,10 +1,13 @@
 //! `chkfs diff A B [PATH]`: what changed between two snapshots.
 
 use super::args::DiffArgs;
+use super::exit::UsageError;
 use super::exit::{ExitCode, Trouble};
 use super::format::bytes;
 use super::repo_path::RepoArgs;
-use crate::diff::{diff_entries, Change, Changed};
+use super::spec::{normalize, shown};
+use crate::diff::{diff_entries, diff_one_side, Change, Changed};
+use crate::format::tree::Entry;
 use crate::restore::find_path;
 use crate::store::BlobReader;
 use crate::text::escape_bytes;
@@ -54,21 +57,31 @@ fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
         eprintln!("chkfs: warning: {w}");
     }
     let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
-    let path = args.path.as_deref().unwrap_or("").trim_matches('/').as_bytes();
-    let (ea, eb) = (find_path(&reader, &a.snapshot.root, path)?, find_path(&reader, &b.snapshot.root, path)?);
+    let (path, _) = normalize(args.path.as_deref().unwrap_or("").as_bytes())?;
+    let path = &path[..];
+    let (ea, eb) = (find_opt(&reader, &a.snapshot.root, path)?, find_opt(&reader, &b.snapshot.root, path)?);
     let mut changes = Vec::new();
     let out = std::io::stdout();
     let mut out = out.lock();
     let mut write_error = None;
     // Changes are named from the snapshot's root: "/dir/file".
-    let shown = if path.is_empty() { Vec::new() } else { [&b"/"[..], path].concat() };
-    let totals = diff_entries(&reader, &shown, &ea, &eb, &mut |c| {
+    let shown = shown(path);
+    let mut on_change = |c: Changed| {
         if args.json {
             changes.push(c);
         } else if let Err(e) = writeln!(out, "{}", line(&c)) {
             write_error.get_or_insert(e);
         }
-    })?;
+    };
+    let totals = match (&ea, &eb) {
+        (Some(ea), Some(eb)) => diff_entries(&reader, &shown, ea, eb, &mut on_change)?,
+        (Some(ea), None) => diff_one_side(&reader, &shown, ea, Change::Removed, &mut on_change)?,
+        (None, Some(eb)) => diff_one_side(&reader, &shown, eb, Change::Added, &mut on_change)?,
+        (None, None) => {
+            let what = escape_bytes(&shown);
+            return Err(UsageError(format!("{what} is in neither snapshot")).into());
+        }
+    };
     if let Some(e) = write_error {
         return Err(e.into());
     }
@@ -100,6 +113,15 @@ fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
         );
     }
     Ok(if totals.differ() { ExitCode::Failure } else { ExitCode::Ok })
+}
+
+/// The entry at `path`, None when the snapshot has none there.
+fn find_opt(reader: &BlobReader, root: &Entry, path: &[u8]) -> Result<Option<Entry>> {
+    match find_path(reader, root, path) {
+        Ok(e) => Ok(Some(e)),
+        Err(crate::restore::RestoreError::PathNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `+ path`, `- path`, `M path`, `U path` (metadata), `T path` (type);

@@ -4,7 +4,7 @@
 use super::args::DumpArgs;
 use super::exit::{ExitCode, UsageError};
 use super::repo_path::RepoArgs;
-use super::spec::snapshot_and_path;
+use super::spec::{normalize, snapshot_and_path};
 use crate::browse::{write_tar, ContentReader};
 use crate::format::tree::Node;
 use crate::restore::find_path;
@@ -24,8 +24,11 @@ pub fn run(ctx: &RepoArgs, args: &DumpArgs) -> Result<ExitCode> {
         eprintln!("chkfs: warning: {w}");
     }
     let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
-    let path = path.strip_suffix(b"/").unwrap_or(path);
-    let entry = find_path(&reader, &snap.snapshot.root, path)?;
+    let (path, wants_dir) = normalize(path)?;
+    let entry = find_path(&reader, &snap.snapshot.root, &path)?;
+    if wants_dir && !matches!(entry.node, Node::Dir { .. }) {
+        return Err(UsageError(format!("/{} is not a directory", crate::text::escape_bytes(&path))).into());
+    }
     let stdout = std::io::stdout();
     if matches!(entry.node, Node::Dir { .. }) && stdout.is_terminal() {
         return Err(

@@ -30,6 +30,17 @@ pub struct Trouble;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// True when writing standard output failed because its reader closed it.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>().or(match c.downcast_ref::<crate::browse::BrowseError>() {
+            Some(crate::browse::BrowseError::Output(io)) => Some(io),
+            _ => None,
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub fn classify(e: &anyhow::Error) -> ExitCode {
     let code = classify_cause(e);
     let trouble = e.downcast_ref::<Trouble>().is_some();

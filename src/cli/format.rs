@@ -32,7 +32,7 @@ pub fn local(t: Timestamp) -> String {
 }
 
 pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
-    let ts: jiff::Timestamp = s.parse().map_err(|e| format!("--time {s:?} is not an RFC 3339 time: {e}"))?;
+    let ts: jiff::Timestamp = s.parse().map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
     Ok(Timestamp { secs: ts.as_second(), nanos: ts.subsec_nanosecond() as u32 })
 }
 

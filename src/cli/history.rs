@@ -107,7 +107,21 @@ pub fn versions_cmd(ctx: &RepoArgs, args: &VersionsArgs) -> Result<ExitCode> {
 }
 
 pub fn find_cmd(ctx: &RepoArgs, args: &FindArgs) -> Result<ExitCode> {
-    let glob = globset::GlobBuilder::new(&args.pattern)
+    // Paths are named from the snapshot's root ("/dir/file"): a pattern
+    // written without the leading "/" (or with a trailing one) means the
+    // same place.
+    let pattern = match args.path {
+        true => {
+            let p = args.pattern.trim_end_matches('/');
+            if p.starts_with('/') || p.starts_with('*') {
+                p.to_string()
+            } else {
+                format!("/{p}")
+            }
+        }
+        false => args.pattern.clone(),
+    };
+    let glob = globset::GlobBuilder::new(&pattern)
         .literal_separator(args.path)
         .build()
         .map_err(|e| UsageError(format!("pattern {:?}: {e}", args.pattern)))?

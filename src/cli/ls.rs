@@ -3,9 +3,10 @@
 
 use super::args::LsArgs;
 use super::exit::ExitCode;
+use super::exit::UsageError;
 use super::format::rfc3339;
 use super::repo_path::RepoArgs;
-use super::spec::snapshot_and_path;
+use super::spec::{normalize, shown, snapshot_and_path};
 use crate::browse::walk;
 use crate::format::tree::{Entry, Node};
 use crate::restore::find_path;
@@ -41,10 +42,12 @@ pub fn run(ctx: &RepoArgs, args: &LsArgs) -> Result<ExitCode> {
         eprintln!("chkfs: warning: {w}");
     }
     let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
-    let path = path.strip_suffix(b"/").unwrap_or(path);
-    let entry = find_path(&reader, &snap.snapshot.root, path)?;
-    let shown: Vec<u8> =
-        if path.is_empty() { Vec::new() } else { [&b"/"[..], path.strip_prefix(b"/").unwrap_or(path)].concat() };
+    let (path, wants_dir) = normalize(path)?;
+    let entry = find_path(&reader, &snap.snapshot.root, &path)?;
+    if wants_dir && !matches!(entry.node, Node::Dir { .. }) {
+        return Err(UsageError(format!("{} is not a directory", escape_bytes(&shown(&path)))).into());
+    }
+    let shown = shown(&path);
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let mut rows = Vec::new();

@@ -60,6 +60,9 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code as i32,
+        // The reader of our output went away (`| head`): quietly, with the
+        // status a process killed by SIGPIPE has.
+        Err(e) if exit::is_broken_pipe(&e) => 128 + libc::SIGPIPE,
         Err(e) => {
             let code = exit::classify(&e);
             eprintln!("chkfs: error: {e:#}");

@@ -16,3 +16,37 @@ pub fn snapshot_and_path(arg: &OsStr) -> Result<(&str, &[u8])> {
     let spec = std::str::from_utf8(spec).map_err(|_| UsageError(format!("{:?} is not a snapshot id", arg)))?;
     Ok((spec, path))
 }
+
+/// A path inside a snapshot made plain: empty and `.` components
+/// dropped, `..` taking the one before away (never above the root).
+/// Returns it without a leading `/`, and whether the user asked for a
+/// directory (a trailing `/`).
+pub fn normalize(path: &[u8]) -> Result<(Vec<u8>, bool)> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err(UsageError(format!(
+                        "{:?} leads above the snapshot's root",
+                        String::from_utf8_lossy(path)
+                    ))
+                    .into());
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let wants_dir = path.len() > 1 && path.ends_with(b"/");
+    Ok((parts.join(&b'/'), wants_dir))
+}
+
+/// `/path` as shown (the root is empty: its entries are named `/name`).
+pub fn shown(path: &[u8]) -> Vec<u8> {
+    if path.is_empty() {
+        Vec::new()
+    } else {
+        [&b"/"[..], path].concat()
+    }
+}

@@ -80,6 +80,20 @@ pub fn diff_entries(
     Ok(d.totals)
 }
 
+/// An entry found at `path` in one snapshot only: added or removed, with
+/// all it holds.
+pub fn diff_one_side(
+    reader: &BlobReader,
+    path: &[u8],
+    entry: &Entry,
+    change: Change,
+    on_change: &mut dyn FnMut(Changed),
+) -> Result<Totals, StoreError> {
+    let mut d = Differ { reader, totals: Totals::default(), on_change };
+    d.one_side(path, entry, change)?;
+    Ok(d.totals)
+}
+
 struct Differ<'a> {
     reader: &'a BlobReader,
     totals: Totals,
