@@ -5,7 +5,7 @@ use super::exit::UsageError;
 use super::exit::{ExitCode, Trouble};
 use super::format::bytes;
 use super::repo_path::RepoArgs;
-use super::spec::{normalize, shown};
+use super::spec::{blob_reader, normalize, shown};
 use crate::diff::{diff_entries, diff_one_side, Change, Changed};
 use crate::format::tree::Entry;
 use crate::restore::find_path;
@@ -52,11 +52,7 @@ fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
     let repo = Arc::new(ctx.open()?);
     let a = repo.resolve_snapshot(&args.a)?;
     let b = repo.resolve_snapshot(&args.b)?;
-    let loaded = repo.load_index()?;
-    for w in loaded.warnings() {
-        eprintln!("chkfs: warning: {w}");
-    }
-    let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
+    let reader = blob_reader(&repo, CACHE_BYTES)?;
     let (path, _) = normalize(args.path.as_deref().unwrap_or("").as_bytes())?;
     let path = &path[..];
     let (ea, eb) = (find_opt(&reader, &a.snapshot.root, path)?, find_opt(&reader, &b.snapshot.root, path)?);

@@ -4,31 +4,16 @@
 use super::args::DumpArgs;
 use super::exit::{ExitCode, UsageError};
 use super::repo_path::RepoArgs;
-use super::spec::{normalize, snapshot_and_path};
+use super::spec::open_entry;
 use crate::browse::{write_tar, ContentReader};
 use crate::format::tree::Node;
-use crate::restore::find_path;
-use crate::store::BlobReader;
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 
 const CACHE_BYTES: u64 = 64 << 20;
 
 pub fn run(ctx: &RepoArgs, args: &DumpArgs) -> Result<ExitCode> {
-    let repo = Arc::new(ctx.open()?);
-    let (spec, path) = snapshot_and_path(&args.spec)?;
-    let snap = repo.resolve_snapshot(spec)?;
-    let loaded = repo.load_index()?;
-    for w in loaded.warnings() {
-        eprintln!("chkfs: warning: {w}");
-    }
-    let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
-    let (path, wants_dir) = normalize(path)?;
-    let entry = find_path(&reader, &snap.snapshot.root, &path)?;
-    if wants_dir && !matches!(entry.node, Node::Dir { .. }) {
-        return Err(UsageError(format!("/{} is not a directory", crate::text::escape_bytes(&path))).into());
-    }
+    let (reader, entry, path) = open_entry(ctx, &args.spec, CACHE_BYTES)?;
     let stdout = std::io::stdout();
     if matches!(entry.node, Node::Dir { .. }) && stdout.is_terminal() {
         return Err(

@@ -53,11 +53,7 @@ fn open(ctx: &RepoArgs, host: Option<&str>) -> Result<(Arc<Repository>, Vec<Snap
     if let Some(h) = host {
         snapshots.retain(|s| s.snapshot.host == h);
     }
-    let loaded = repo.load_index()?;
-    for w in loaded.warnings() {
-        eprintln!("chkfs: warning: {w}");
-    }
-    let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
+    let reader = super::spec::blob_reader(&repo, CACHE_BYTES)?;
     Ok((repo, snapshots, reader))
 }
 

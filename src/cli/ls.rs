@@ -3,19 +3,15 @@
 
 use super::args::LsArgs;
 use super::exit::ExitCode;
-use super::exit::UsageError;
 use super::format::rfc3339;
 use super::repo_path::RepoArgs;
-use super::spec::{normalize, shown, snapshot_and_path};
+use super::spec::{open_entry, shown};
 use crate::browse::walk;
 use crate::format::tree::{Entry, Node};
-use crate::restore::find_path;
-use crate::store::BlobReader;
 use crate::text::escape_bytes;
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
-use std::sync::Arc;
 
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -34,19 +30,7 @@ struct EntryJson {
 }
 
 pub fn run(ctx: &RepoArgs, args: &LsArgs) -> Result<ExitCode> {
-    let repo = Arc::new(ctx.open()?);
-    let (spec, path) = snapshot_and_path(&args.snapshot)?;
-    let snap = repo.resolve_snapshot(spec)?;
-    let loaded = repo.load_index()?;
-    for w in loaded.warnings() {
-        eprintln!("chkfs: warning: {w}");
-    }
-    let reader = BlobReader::new(repo.clone(), Arc::new(loaded.index), CACHE_BYTES);
-    let (path, wants_dir) = normalize(path)?;
-    let entry = find_path(&reader, &snap.snapshot.root, &path)?;
-    if wants_dir && !matches!(entry.node, Node::Dir { .. }) {
-        return Err(UsageError(format!("{} is not a directory", escape_bytes(&shown(&path)))).into());
-    }
+    let (reader, entry, path) = open_entry(ctx, &args.snapshot, CACHE_BYTES)?;
     let shown = shown(&path);
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());

@@ -50,3 +50,33 @@ pub fn shown(path: &[u8]) -> Vec<u8> {
         [&b"/"[..], path].concat()
     }
 }
+
+/// A reader of `repo`'s blobs with a block cache of `cache` bytes; the
+/// index's warnings are printed.
+pub fn blob_reader(repo: &std::sync::Arc<crate::store::Repository>, cache: u64) -> Result<crate::store::BlobReader> {
+    let loaded = repo.load_index()?;
+    for w in loaded.warnings() {
+        eprintln!("chkfs: warning: {w}");
+    }
+    Ok(crate::store::BlobReader::new(repo.clone(), std::sync::Arc::new(loaded.index), cache))
+}
+
+/// The entry named by a `SNAPSHOT[:PATH]` argument, its plain path (no
+/// leading `/`) and a reader for what it holds.
+pub fn open_entry(
+    ctx: &super::repo_path::RepoArgs,
+    arg: &OsStr,
+    cache: u64,
+) -> Result<(crate::store::BlobReader, crate::format::tree::Entry, Vec<u8>)> {
+    let repo = std::sync::Arc::new(ctx.open()?);
+    let (spec, path) = snapshot_and_path(arg)?;
+    let snap = repo.resolve_snapshot(spec)?;
+    let reader = blob_reader(&repo, cache)?;
+    let (path, wants_dir) = normalize(path)?;
+    let entry = crate::restore::find_path(&reader, &snap.snapshot.root, &path)?;
+    if wants_dir && !matches!(entry.node, crate::format::tree::Node::Dir { .. }) {
+        let shown = crate::text::escape_bytes(&shown(&path));
+        return Err(UsageError(format!("{shown} is not a directory")).into());
+    }
+    Ok((reader, entry, path))
+}
