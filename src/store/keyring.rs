@@ -27,15 +27,6 @@ impl PasswordSource for NoPassword {
     }
 }
 
-/// A password already at hand.
-pub struct Given<'a>(pub &'a [u8]);
-
-impl PasswordSource for Given<'_> {
-    fn password(&self, _location: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        Ok(Zeroizing::new(self.0.to_vec()))
-    }
-}
-
 /// argon2id's costs for a new key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KdfCost {

@@ -33,7 +33,7 @@ pub use condemned::{Condemned, CondemnedLists};
 pub use error::{kind_name, StoreError};
 pub use index::Index;
 pub use index_files::LoadedIndex;
-pub use keyring::{Given, KdfCost, KeyInfo, NoPassword, PasswordSource};
+pub use keyring::{KdfCost, KeyInfo, NoPassword, PasswordSource};
 pub use local::LocalBackend;
 pub use location::Location;
 pub use reader::{BlobReader, PackRuns};

@@ -272,7 +272,9 @@ fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlo
     let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
     let blobs = index.blobs_in_block(n);
     let kind = blobs.first().map_or(BlobKind::Data, |l| l.kind);
-    let ids: Vec<BlobId> = blobs.iter().map(|l| l.id).collect();
+    // Only a sealed block needs its blobs' ids (its additional data): a
+    // plain repository's reads allocate nothing for them.
+    let ids: Vec<BlobId> = if repo.is_encrypted() { blobs.iter().map(|l| l.id).collect() } else { Vec::new() };
     let stored = repo.open_block_bytes(kind, &ids, stored).map_err(|e| StoreError::format(what(), e))?;
     let raw = open_block_owned(b.codec, b.raw_len, stored).map_err(|e| StoreError::format(what(), e))?;
     // A sealed block opens only as the blobs it was written with, which
