@@ -27,3 +27,4 @@ mod s3;
 mod sparse;
 mod stat;
 mod trust;
+mod views;

@@ -59,7 +59,7 @@ pub fn versions(reader: &BlobReader, snapshots: &[SnapshotEntry], path: &[u8]) -
 
 /// What makes two versions the same: everything a user sees (not the
 /// ctime, inode or hard-link group, which change when nothing else does).
-fn version_key(e: &Entry) -> Vec<u8> {
+pub fn version_key(e: &Entry) -> Vec<u8> {
     let mut key = bitcode::encode(&e.node);
     key.extend_from_slice(&e.mode.to_le_bytes());
     key.extend_from_slice(&e.uid.to_le_bytes());

@@ -13,6 +13,8 @@
 //! number from a counter with the top bit set, so no number is ever
 //! served for two nodes.
 
+use super::changes::ChangeSet;
+use super::history::ViewDir;
 use crate::format::tree::{Entry, Extent, Node};
 use crate::format::{BlobId, SnapshotId};
 use std::collections::HashMap;
@@ -22,6 +24,9 @@ use xxhash_rust::xxh3::xxh3_128;
 pub const ROOT: u64 = 1;
 pub const SNAPSHOTS: u64 = 2;
 pub const BY_TIME: u64 = 3;
+pub const BY_PATH: u64 = 4;
+pub const CHANGES: u64 = 5;
+pub const HISTORY: u64 = 6;
 const FIRST_DERIVED: u64 = 16;
 const FALLBACK_BIT: u64 = 1 << 63;
 
@@ -38,6 +43,28 @@ pub enum NodeKind {
     Latest(SnapshotId),
     /// A symlink in by-time/ pointing at a snapshot.
     TimeLink(SnapshotId),
+    ByPath,
+    Changes,
+    History,
+    /// A directory of by-path/ or history/ below the top.
+    View(Arc<ViewDir>),
+    /// A symlink in by-path/, `depth` directories below the root,
+    /// pointing at a snapshot.
+    SourceLink {
+        snap: SnapshotId,
+        depth: u32,
+    },
+    /// `changes/<id>`: the roots of the snapshot and of the one before it,
+    /// whose change set is made when first listed.
+    ChangesRoot {
+        snap: SnapshotId,
+        base: SnapshotId,
+        roots: Arc<(Entry, Entry)>,
+    },
+    /// A directory of a change set below its root.
+    ChangedDir(Arc<ChangeSet>, u32),
+    /// `changes/<id>.removed`.
+    Removed(Arc<ChangeSet>),
     /// A directory inside a snapshot (or the snapshot itself).
     Dir(InSnapshot),
     /// A file, symlink or special file inside a snapshot.
@@ -297,6 +324,35 @@ pub fn latest_key(snap: SnapshotId) -> u128 {
     xxh3_128(&buf)
 }
 
+/// The identity of a directory of by-path/ or history/.
+pub fn view_key(dir: &ViewDir) -> u128 {
+    let mut buf = if dir.history { b"history\0".to_vec() } else { b"by-path\0".to_vec() };
+    buf.extend_from_slice(dir.host.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(&dir.path);
+    xxh3_128(&buf)
+}
+
+/// The identity of a link named `name` in by-path directory `dir`.
+pub fn source_link_key(dir: &ViewDir, name: &[u8], snap: SnapshotId) -> u128 {
+    let mut buf = b"source-link\0".to_vec();
+    buf.extend_from_slice(&view_key(dir).to_le_bytes());
+    buf.extend_from_slice(&snap.0.to_le_bytes());
+    buf.extend_from_slice(name);
+    xxh3_128(&buf)
+}
+
+/// The identity of `changes/<snap>` (or, with `removed`, of its
+/// `.removed` list) when compared with `base`.
+pub fn changes_key(snap: SnapshotId, base: Option<SnapshotId>, removed: bool) -> u128 {
+    let mut buf = if removed { b"removed\0".to_vec() } else { b"changes\0".to_vec() };
+    buf.extend_from_slice(&snap.0.to_le_bytes());
+    if let Some(b) = base {
+        buf.extend_from_slice(&b.0.to_le_bytes());
+    }
+    xxh3_128(&buf)
+}
+
 pub fn time_link_key(snap: SnapshotId) -> u128 {
     let mut buf = b"time\0".to_vec();
     buf.extend_from_slice(&snap.0.to_le_bytes());
@@ -394,6 +450,9 @@ impl InodeTable {
             ROOT => Some(NodeKind::Root),
             SNAPSHOTS => Some(NodeKind::Snapshots),
             BY_TIME => Some(NodeKind::ByTime),
+            BY_PATH => Some(NodeKind::ByPath),
+            CHANGES => Some(NodeKind::Changes),
+            HISTORY => Some(NodeKind::History),
             _ => self.slots.get(&ino).and_then(|s| self.unpack(ino, s)),
         }
     }

@@ -6,22 +6,28 @@
 //! ├── snapshots/
 //! │   ├── <id>/          one directory per snapshot: the saved tree
 //! │   └── latest -> <id> the newest snapshot
-//! └── by-time/
-//!     └── <YYYY-MM-DD_HH-MM-SS>_<id> -> ../snapshots/<id>
+//! ├── by-time/
+//! │   └── <YYYY-MM-DD_HH-MM-SS>_<id> -> ../snapshots/<id>
+//! ├── by-path/           each source's snapshots (see `views`)
+//! ├── changes/           what each snapshot changed
+//! └── history/           every version of every path
 //! ```
 //! The top level follows the repository (zero kernel TTLs, re-read twice
 //! a second at most); everything inside a snapshot is immutable and
 //! cached by the kernel for long.
 
 mod attr;
+mod changes;
 mod content;
 mod error;
+mod history;
 mod inode;
 mod links;
 mod readahead;
 pub mod snapshots;
 mod stats;
 mod tree_cache;
+mod views;
 mod xattrs;
 
 pub use attr::{Attr, Kind};
@@ -37,7 +43,7 @@ use crate::store::index::Holding;
 use crate::store::{BlobReader, Index, PackRuns, Repository, StoreError};
 use attr::entry_attr;
 use inode::{dir_key, leaf_key, root_key, time_link_key, EntryAt, InSnapshot, InodeTable, NodeKind};
-use inode::{latest_key, BY_TIME, ROOT, SNAPSHOTS};
+use inode::{latest_key, BY_PATH, BY_TIME, CHANGES, HISTORY, ROOT, SNAPSHOTS};
 use parking_lot::{Mutex, RwLock};
 use snapshots::SnapshotList;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +76,14 @@ const MOVING_LINK: Ttl = Ttl { entry: SHORT, attr: Duration::ZERO };
 const STABLE: Ttl = Ttl { entry: IMMUTABLE, attr: IMMUTABLE };
 /// A snapshot directory: its name may go away (forget), its content not.
 const SNAPSHOT_ROOT: Ttl = Ttl { entry: SHORT, attr: IMMUTABLE };
+
+/// Views that follow the snapshot list: names may come and go, and
+/// their directories' listings change.
+const VIEW_DIR: Ttl = Ttl { entry: SHORT, attr: SHORT };
+/// Memory for the places of history directories, and for what snapshots
+/// changed.
+const HISTORY_BYTES: u64 = 8 << 20;
+const CHANGES_BYTES: u64 = 32 << 20;
 
 /// Longest parent chain followed to name a node in a message.
 const MAX_ORIGIN_DEPTH: usize = 1 << 20;
@@ -179,6 +193,8 @@ pub struct SnapshotFs {
     /// store; None on a local one, where reads never look.
     pack_runs: Option<tree_cache::WeightedLru<(BlobId, u32), Arc<PackRuns>>>,
     links: links::LinkGroups,
+    history: tree_cache::WeightedLru<history::ViewDir, (u64, Arc<history::Places>)>,
+    change_sets: tree_cache::WeightedLru<(SnapshotId, SnapshotId), Arc<changes::ChangeSet>>,
     /// Readers going through directories in order, and where to send the
     /// files to push ahead of them (see `start_readahead`).
     streams: readahead::Streams,
@@ -219,6 +235,8 @@ impl SnapshotFs {
             starts: tree_cache::WeightedLru::new(STARTS_BYTES),
             pack_runs: fetches_ahead.then(|| tree_cache::WeightedLru::new(STARTS_BYTES)),
             links: Default::default(),
+            history: tree_cache::WeightedLru::new(HISTORY_BYTES),
+            change_sets: tree_cache::WeightedLru::new(CHANGES_BYTES),
             streams: Default::default(),
             readahead: Default::default(),
             counters: Default::default(),
@@ -463,13 +481,34 @@ impl SnapshotFs {
     fn attr_of(&self, ino: u64, kind: &NodeKind) -> Result<(Attr, Ttl), FsError> {
         Ok(match kind {
             NodeKind::Root => (self.top_dir_attr(ino), TOP_DIR),
-            NodeKind::Snapshots | NodeKind::ByTime => {
+            NodeKind::Snapshots | NodeKind::ByTime | NodeKind::ByPath | NodeKind::Changes | NodeKind::History => {
                 // The kernel keeps these listings until the mtime changes;
                 // it asks for the mtime first, so the list is read here.
                 self.refresh_snapshots();
                 (self.top_dir_attr(ino), TOP_DIR)
             }
-            NodeKind::Latest(_) | NodeKind::TimeLink(_) => {
+            NodeKind::View(_) => {
+                self.refresh_snapshots();
+                (self.top_dir_attr(ino), VIEW_DIR)
+            }
+            NodeKind::ChangesRoot { roots, .. } => (entry_attr(ino, &roots.0), SNAPSHOT_ROOT),
+            NodeKind::ChangedDir(set, d) => {
+                let dir = set.dirs.get(*d as usize).ok_or(FsError::NotFound)?;
+                (entry_attr(ino, &dir.entry), STABLE)
+            }
+            NodeKind::Removed(set) => {
+                let size = set.removed.len() as u64;
+                let attr = Attr {
+                    kind: Kind::File,
+                    perm: 0o444,
+                    nlink: 1,
+                    size,
+                    blocks: size.div_ceil(512),
+                    ..self.top_dir_attr(ino)
+                };
+                (attr, SNAPSHOT_ROOT)
+            }
+            NodeKind::Latest(_) | NodeKind::TimeLink(_) | NodeKind::SourceLink { .. } => {
                 (self.symlink_attr(ino, self.link_target(ino, kind)?.len()), MOVING_LINK)
             }
             NodeKind::Dir(n) => {
@@ -492,12 +531,14 @@ impl SnapshotFs {
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(Attr, Ttl), FsError> {
         stats::bump(&self.counters.lookup);
         self.tick();
-        let (key, kind) = self.child(parent, name)?;
+        let parent_kind = self.node(parent)?;
+        let (key, kind) = self.child(parent, &parent_kind, name)?;
         let ino = match key {
             Some(key) => self.inodes.lock().register(key, || kind.clone(), true),
             None => fixed_ino(&kind),
         };
-        self.attr_of(ino, &kind)
+        let (attr, ttl) = self.attr_of(ino, &kind)?;
+        Ok((attr, moving_names(&parent_kind, ttl)))
     }
 
     /// The kernel dropped `n` references to `ino`.
@@ -507,13 +548,13 @@ impl SnapshotFs {
 
     /// What `name` in `parent` is, with its identity key (None for the
     /// fixed top-level inodes).
-    fn child(&self, parent: u64, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
-        match self.node(parent)? {
-            NodeKind::Root => match name {
-                b"snapshots" => Ok((None, NodeKind::Snapshots)),
-                b"by-time" => Ok((None, NodeKind::ByTime)),
-                _ => Err(FsError::NotFound),
-            },
+    fn child(&self, parent: u64, parent_kind: &NodeKind, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
+        match parent_kind.clone() {
+            NodeKind::Root => TOP_LEVEL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, kind)| (None, kind.clone()))
+                .ok_or(FsError::NotFound),
             NodeKind::Snapshots => {
                 self.refresh_snapshots();
                 if name == b"latest" {
@@ -539,6 +580,12 @@ impl SnapshotFs {
                 let parent_key = self.inodes.lock().key(parent).ok_or(FsError::NotFound)?;
                 Ok(self.inside(dir.snap, parent_key, parent, tree_id, index, child))
             }
+            NodeKind::ByPath
+            | NodeKind::Changes
+            | NodeKind::History
+            | NodeKind::View(_)
+            | NodeKind::ChangesRoot { .. }
+            | NodeKind::ChangedDir(..) => self.view_child(parent, parent_kind, name),
             _ => Err(FsError::NotDir),
         }
     }
@@ -602,6 +649,11 @@ impl SnapshotFs {
     /// The entries of directory `dir`.
     fn listing(&self, dir: &InSnapshot) -> Result<Listing, FsError> {
         let Node::Dir { tree } = self.entry(&dir.at)?.node else { return Err(FsError::NotDir) };
+        self.listing_of(tree)
+    }
+
+    /// The entries of the directory whose tree is `tree`.
+    fn listing_of(&self, tree: BlobId) -> Result<Listing, FsError> {
         Ok(match self.tree_object(tree)? {
             Cached::Tree(t) => Listing::Whole(tree, t),
             Cached::Split(s) => Listing::Split(tree, s),
@@ -665,6 +717,7 @@ impl SnapshotFs {
             }
         }
         let skip = offset.saturating_sub(2) as usize;
+        let listed = kind.clone();
         let mut emit = |i: usize, name: &[u8], key: Option<u128>, node: NodeKind| -> Result<bool, FsError> {
             // With plus, the entry becomes a lookup: register it first, so
             // that the number sent is the one counted (a colliding key gets
@@ -675,6 +728,7 @@ impl SnapshotFs {
                 None => fixed_ino(&node),
             };
             let (attr, ttl) = self.attr_of(ino, &node)?;
+            let ttl = moving_names(&listed, ttl);
             let item = DirItem { name, next_offset: (i + 3) as u64, attr, ttl };
             let full = add(&item);
             if full && plus && key.is_some() {
@@ -684,10 +738,8 @@ impl SnapshotFs {
         };
         match kind {
             NodeKind::Root => {
-                let items: [(&[u8], NodeKind); 2] =
-                    [(b"snapshots", NodeKind::Snapshots), (b"by-time", NodeKind::ByTime)];
-                for (i, (name, node)) in items.into_iter().enumerate().skip(skip) {
-                    if emit(i, name, None, node)? {
+                for (i, (name, node)) in TOP_LEVEL.iter().enumerate().skip(skip) {
+                    if emit(i, name, None, node.clone())? {
                         break;
                     }
                 }
@@ -726,6 +778,12 @@ impl SnapshotFs {
                     emit(i, &e.name, key, node)
                 })?;
             }
+            NodeKind::ByPath
+            | NodeKind::Changes
+            | NodeKind::History
+            | NodeKind::View(_)
+            | NodeKind::ChangesRoot { .. }
+            | NodeKind::ChangedDir(..) => self.view_entries(ino, &kind, skip, &mut emit)?,
             _ => return Err(FsError::NotDir),
         }
         Ok(())
@@ -737,6 +795,9 @@ impl SnapshotFs {
         match kind {
             NodeKind::Latest(id) => Ok(id.to_hex().into_bytes()),
             NodeKind::TimeLink(id) => Ok(format!("../snapshots/{id}").into_bytes()),
+            NodeKind::SourceLink { snap, depth } => {
+                Ok(format!("{}snapshots/{snap}", "../".repeat(*depth as usize)).into_bytes())
+            }
             NodeKind::Leaf(n) => match &self.node_entry(ino, n)?.0.node {
                 Node::Symlink { target } => Ok(target.clone()),
                 _ => Err(FsError::Invalid),
@@ -756,6 +817,10 @@ impl SnapshotFs {
             // asks two or three names of every entry).
             NodeKind::Dir(n) | NodeKind::Leaf(n) if !n.xattrs => Vec::new(),
             NodeKind::Dir(n) | NodeKind::Leaf(n) => self.node_entry(ino, &n)?.0.xattrs.clone(),
+            NodeKind::ChangesRoot { roots, .. } => roots.0.xattrs.clone(),
+            NodeKind::ChangedDir(set, d) => {
+                set.dirs.get(d as usize).map(|d| d.entry.xattrs.clone()).unwrap_or_default()
+            }
             _ => Vec::new(),
         })
     }
@@ -784,7 +849,7 @@ impl SnapshotFs {
     /// True for directories whose listing never changes (inside snapshots):
     /// the kernel may cache their listings across opens.
     pub fn is_immutable_dir(&self, ino: u64) -> Result<bool, FsError> {
-        Ok(matches!(self.node(ino)?, NodeKind::Dir(_)))
+        Ok(matches!(self.node(ino)?, NodeKind::Dir(_) | NodeKind::ChangedDir(..) | NodeKind::ChangesRoot { .. }))
     }
 
     /// Opening for writing is refused; true means the kernel may keep
@@ -795,7 +860,7 @@ impl SnapshotFs {
             return Err(FsError::ReadOnly);
         }
         match self.node(ino)? {
-            NodeKind::Leaf(_) => Ok(true),
+            NodeKind::Leaf(_) | NodeKind::Removed(_) => Ok(true),
             _ => Ok(false),
         }
     }
@@ -862,6 +927,14 @@ impl SnapshotFs {
     /// Pass what it returns to `read_ahead` once the reader has its bytes.
     pub fn read_into(&self, ino: u64, offset: u64, size: u32, out: &mut Vec<u8>) -> Result<ReadAt, FsError> {
         stats::bump(&self.counters.read);
+        if let NodeKind::Removed(set) = self.node(ino)? {
+            out.clear();
+            let from = (offset as usize).min(set.removed.len());
+            let to = from.saturating_add(size as usize).min(set.removed.len());
+            out.extend_from_slice(&set.removed[from..to]);
+            let at = readahead::Read { dir: CHANGES, tree: BlobId(0), index: 0, ino };
+            return Ok(ReadAt { snap: set.snap, at, from_start: false });
+        }
         let (snap, entry, at) = self.file(ino)?;
         self.content_of(snap, ino, &entry, (at.tree, at.index), offset, size, out)?;
         Ok(ReadAt { snap, at, from_start: offset == 0 })
@@ -1037,6 +1110,24 @@ pub struct StatFs {
     pub files: u64,
 }
 
+/// The top-level directories, in listing order.
+const TOP_LEVEL: [(&[u8], NodeKind); 5] = [
+    (b"snapshots", NodeKind::Snapshots),
+    (b"by-time", NodeKind::ByTime),
+    (b"by-path", NodeKind::ByPath),
+    (b"changes", NodeKind::Changes),
+    (b"history", NodeKind::History),
+];
+
+/// `ttl` of an entry of directory `parent`: in the views that follow the
+/// snapshot list, a name may come or go whatever the node it names.
+fn moving_names(parent: &NodeKind, ttl: Ttl) -> Ttl {
+    match parent {
+        NodeKind::View(_) | NodeKind::Changes => Ttl { entry: ttl.entry.min(SHORT), ..ttl },
+        _ => ttl,
+    }
+}
+
 fn snapshot_root(id: SnapshotId, snap: &crate::format::records::Snapshot) -> NodeKind {
     let xattrs = !snap.root.xattrs.is_empty();
     NodeKind::Dir(InSnapshot { snap: id, at: EntryAt::Held(Arc::new(snap.root.clone())), parent: SNAPSHOTS, xattrs })
@@ -1047,6 +1138,9 @@ fn fixed_ino(kind: &NodeKind) -> u64 {
         NodeKind::Root => ROOT,
         NodeKind::Snapshots => SNAPSHOTS,
         NodeKind::ByTime => BY_TIME,
+        NodeKind::ByPath => BY_PATH,
+        NodeKind::Changes => CHANGES,
+        NodeKind::History => HISTORY,
         _ => unreachable!("only top-level nodes have fixed numbers"),
     }
 }

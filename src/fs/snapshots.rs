@@ -27,6 +27,70 @@ pub struct SnapshotList {
     /// (not per lookup: a lookup in a by-time of 10,000 snapshots would
     /// format 10,000 times).
     pub time_names: Arc<Vec<(String, SnapshotId)>>,
+    /// The snapshots grouped by where they were taken, made with
+    /// `time_names`.
+    pub sources: Arc<Sources>,
+    /// Counts the changes of the list: what views built from it were
+    /// built from.
+    pub generation: u64,
+}
+
+/// Snapshots by (host, source path): (by-time name, id), oldest first.
+type Groups<'a> = BTreeMap<(&'a str, &'a [u8]), Vec<(String, SnapshotId)>>;
+
+/// One saved directory of one host: its snapshots, oldest first.
+#[derive(Debug, Default)]
+pub struct Source {
+    /// The source path without its trailing slash (`""` for `/`).
+    pub path: Vec<u8>,
+    /// (by-time name, id), oldest first.
+    pub snaps: Vec<(String, SnapshotId)>,
+}
+
+/// Every source, by host, sorted by path.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub hosts: BTreeMap<String, Vec<Source>>,
+    /// For each snapshot, the one before it of the same source.
+    pub previous: BTreeMap<SnapshotId, SnapshotId>,
+    /// For each snapshot, its by-time name.
+    pub names: BTreeMap<SnapshotId, String>,
+}
+
+impl Sources {
+    fn new(time_names: &[(String, SnapshotId)], by_id: &BTreeMap<SnapshotId, Arc<Snapshot>>) -> Sources {
+        let mut sources = Sources::default();
+        let mut order: Vec<(&Arc<Snapshot>, &String, SnapshotId)> =
+            time_names.iter().filter_map(|(name, id)| Some((by_id.get(id)?, name, *id))).collect();
+        order.sort_by_key(|(s, _, id)| (s.time, *id));
+        let mut groups: Groups = BTreeMap::new();
+        for (s, name, id) in order {
+            let group = groups.entry((&s.host, source_path(&s.path))).or_default();
+            if let Some(&(_, before)) = group.last() {
+                sources.previous.insert(id, before);
+            }
+            group.push((name.clone(), id));
+            sources.names.insert(id, name.clone());
+        }
+        for ((host, path), snaps) in groups {
+            sources.hosts.entry(host.to_string()).or_default().push(Source { path: path.to_vec(), snaps });
+        }
+        sources
+    }
+
+    /// The sources of `host`, sorted by path.
+    pub fn of_host(&self, host: &str) -> &[Source] {
+        self.hosts.get(host).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A source path as the views use it: without its trailing slashes.
+pub fn source_path(path: &[u8]) -> &[u8] {
+    let mut p = path;
+    while let Some(rest) = p.strip_suffix(b"/") {
+        p = rest;
+    }
+    p
 }
 
 impl SnapshotList {
@@ -66,6 +130,8 @@ impl SnapshotList {
         self.by_id = by_id;
         if changed || self.checked.is_none() {
             self.time_names = Arc::new(self.make_time_names());
+            self.sources = Arc::new(Sources::new(&self.time_names, &self.by_id));
+            self.generation += 1;
         }
         self.checked = Some(Instant::now());
         Ok(added)
