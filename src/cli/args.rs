@@ -325,7 +325,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshots to drop (unique id prefixes)
+    /// Snapshots to drop (unique id prefixes, or `latest`)
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
     /// Keep the N newest snapshots
