@@ -140,9 +140,10 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
     };
     drop(sources);
     let pick = match &here {
-        Some((host, path)) => {
-            all.iter().rposition(|s| &s.snapshot.host == host && &s.snapshot.path == path).expect("a source has snapshots")
-        }
+        Some((host, path)) => all
+            .iter()
+            .rposition(|s| &s.snapshot.host == host && &s.snapshot.path == path)
+            .expect("a source has snapshots"),
         None => all.len() - 1,
     };
     let chosen = all.swap_remove(pick);
