@@ -69,7 +69,7 @@ fn find_names_the_snapshots_holding_matching_paths() {
     assert_eq!(paths(second), ["/b/deep/report.pdf"]);
 
     // Whole paths, and times.
-    let json = w.chkfs(["find", "--json", "--path", "/b/*"]).json();
+    let json = w.chkfs(["find", "--json", "--full-path", "/b/*"]).json();
     for row in json.as_array().unwrap() {
         let mut p = paths(row);
         p.sort();

@@ -19,6 +19,8 @@ fn man_page_is_in_sync_with_the_command_line() {
         "s3://",
         "AWS_ENDPOINT_URL",
         "\\-\\-grace",
+        "\\-\\-full\\-path",
+        "\\fBlatest\\fR is resolved per source",
     ] {
         assert!(generated.contains(needle), "man page lacks {needle}");
     }

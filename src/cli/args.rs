@@ -100,6 +100,19 @@ impl KdfArgs {
     }
 }
 
+/// Which snapshots a command considers: those taken on one host, those
+/// of one source directory, or both. `latest` is the newest of them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots taken on this host (the name `save` recorded)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only snapshots of this source directory (a relative one is taken from the current
+    /// directory)
+    #[arg(long = "path", id = "source_path", value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Snapshot id (any unique prefix, or `latest`), optionally followed by :PATH
@@ -114,6 +127,8 @@ pub struct LsArgs {
     /// Print the entries as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +136,8 @@ pub struct DumpArgs {
     /// Snapshot id (any unique prefix, or `latest`), followed by :PATH (the root if none)
     #[arg(value_name = "SNAPSHOT[:PATH]")]
     pub spec: std::ffi::OsString,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -129,9 +146,8 @@ pub struct VersionsArgs {
     /// looked for in the snapshots of a directory that holds it
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
-    /// Only snapshots taken on this host
-    #[arg(long)]
-    pub host: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Print the versions as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -144,16 +160,15 @@ pub struct FindArgs {
     pub pattern: String,
     /// Match the pattern against the whole path from the snapshot's root (`/src/**/*.rs`)
     #[arg(long)]
-    pub path: bool,
+    pub full_path: bool,
     /// Only entries modified after this time (RFC 3339)
     #[arg(long, value_name = "TIME", value_parser = super::format::parse_rfc3339)]
     pub newer: Option<crate::format::records::Timestamp>,
     /// Only entries modified before this time (RFC 3339)
     #[arg(long, value_name = "TIME", value_parser = super::format::parse_rfc3339)]
     pub older: Option<crate::format::records::Timestamp>,
-    /// Only snapshots taken on this host
-    #[arg(long)]
-    pub host: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Print the matches as JSON on standard output
     #[arg(long)]
     pub json: bool,
@@ -176,6 +191,8 @@ pub struct DiffArgs {
     /// No summary line on standard error
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +255,8 @@ pub struct ListArgs {
     /// Print the snapshots as a JSON array on standard output
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +273,8 @@ pub struct RestoreArgs {
     /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -304,7 +325,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshots to drop (unique id prefixes)
+    /// Snapshots to drop (unique id prefixes, or `latest`)
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
     /// Keep the N newest snapshots
@@ -334,6 +355,8 @@ pub struct ForgetArgs {
     /// Print the decisions as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -344,13 +367,15 @@ pub struct CopyArgs {
     /// The repository to copy into (created first with `chkfs init`)
     #[arg(long, value_name = "PATH|URL")]
     pub to: PathBuf,
-    /// Snapshots to copy (unique id prefixes, or `latest`) [default: all]; those the target
-    /// already has (same time, host, path and message) are skipped
+    /// Snapshots to copy (unique id prefixes, or `latest`) [default: all, or all that --host and
+    /// --path keep]; those the target already has (same time, host, path and message) are skipped
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
     /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]

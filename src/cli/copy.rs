@@ -24,9 +24,17 @@ pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
             dst.location()
         );
     }
+    let filter = super::filter::SnapshotFilter::new(&args.filter)?;
     let mut ids = Vec::new();
     for spec in &args.snapshots {
-        ids.push(src.resolve_snapshot_id(spec)?);
+        ids.push(super::filter::resolve_id(&src, spec, &filter)?);
+    }
+    if ids.is_empty() && !filter.is_empty() {
+        let all = src.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
+        ids = all.iter().filter(|s| filter.keeps(s)).map(|s| s.id).collect();
+        if ids.is_empty() {
+            return Err(anyhow::anyhow!("no snapshot matches {}", filter.describe()));
+        }
     }
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

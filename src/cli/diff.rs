@@ -49,9 +49,10 @@ pub fn run(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
 }
 
 fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
+    let filter = super::filter::SnapshotFilter::new(&args.filter)?;
     let repo = Arc::new(ctx.open()?);
-    let a = repo.resolve_snapshot(&args.a)?;
-    let b = repo.resolve_snapshot(&args.b)?;
+    let a = super::filter::resolve(&repo, &args.a, &filter)?;
+    let b = super::filter::resolve(&repo, &args.b, &filter)?;
     let reader = blob_reader(&repo, CACHE_BYTES)?;
     let (path, _) = normalize(args.path.as_deref().unwrap_or("").as_bytes())?;
     let path = &path[..];

@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Write};
 const CACHE_BYTES: u64 = 64 << 20;
 
 pub fn run(ctx: &RepoArgs, args: &DumpArgs) -> Result<ExitCode> {
-    let (reader, entry, path) = open_entry(ctx, &args.spec, CACHE_BYTES)?;
+    let (reader, entry, path) = open_entry(ctx, &args.spec, &args.filter, CACHE_BYTES)?;
     let stdout = std::io::stdout();
     if matches!(entry.node, Node::Dir { .. }) && stdout.is_terminal() {
         return Err(

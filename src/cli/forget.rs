@@ -34,13 +34,16 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
         let msg = "give snapshot ids or a --keep-* policy (not both)";
         return Err(UsageError(msg.into()).into());
     }
+    let filter = super::filter::SnapshotFilter::new(&args.filter)?;
     let repo = ctx.open()?;
-    let candidates =
+    let mut candidates =
         forget::candidates(&repo, &mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
+    // Snapshots the options leave out are neither candidates nor listed.
+    candidates.retain(|c| filter.matches(&c.host, &c.path));
     let decisions = if policy.is_empty() {
         let mut drop = Vec::new();
         for spec in &args.snapshots {
-            drop.push(repo.resolve_snapshot_id(spec)?);
+            drop.push(super::filter::resolve_id(&repo, spec, &filter)?);
         }
         let mut decisions: Vec<forget::Decision> = candidates
             .iter()

@@ -1,6 +1,6 @@
 //! `chkfs versions PATH` and `chkfs find PATTERN`.
 
-use super::args::{FindArgs, VersionsArgs};
+use super::args::{FilterArgs, FindArgs, VersionsArgs};
 use super::exit::{ExitCode, UsageError};
 use super::format::{bytes, local, rfc3339};
 use super::repo_path::RepoArgs;
@@ -46,19 +46,18 @@ struct SnapshotMatches {
     matches: Vec<FoundJson>,
 }
 
-fn open(ctx: &RepoArgs, host: Option<&str>) -> Result<(Arc<Repository>, Vec<SnapshotEntry>, BlobReader)> {
+fn open(ctx: &RepoArgs, filter: &FilterArgs) -> Result<(Arc<Repository>, Vec<SnapshotEntry>, BlobReader)> {
+    let filter = super::filter::SnapshotFilter::new(filter)?;
     let repo = Arc::new(ctx.open()?);
     let mut snapshots =
         repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
-    if let Some(h) = host {
-        snapshots.retain(|s| s.snapshot.host == h);
-    }
+    snapshots.retain(|s| filter.keeps(s));
     let reader = super::spec::blob_reader(&repo, CACHE_BYTES)?;
     Ok((repo, snapshots, reader))
 }
 
 pub fn versions_cmd(ctx: &RepoArgs, args: &VersionsArgs) -> Result<ExitCode> {
-    let (_repo, snapshots, reader) = open(ctx, args.host.as_deref())?;
+    let (_repo, snapshots, reader) = open(ctx, &args.filter)?;
     let path = args.path.as_os_str().as_bytes();
     let path = if path.len() > 1 { path.strip_suffix(b"/").unwrap_or(path) } else { path };
     let found = versions(&reader, &snapshots, path)?;
@@ -106,7 +105,7 @@ pub fn find_cmd(ctx: &RepoArgs, args: &FindArgs) -> Result<ExitCode> {
     // Paths are named from the snapshot's root ("/dir/file"): a pattern
     // written without the leading "/" (or with a trailing one) means the
     // same place.
-    let pattern = match args.path {
+    let pattern = match args.full_path {
         true => {
             let p = args.pattern.trim_end_matches('/');
             if p.starts_with('/') || p.starts_with('*') {
@@ -118,18 +117,18 @@ pub fn find_cmd(ctx: &RepoArgs, args: &FindArgs) -> Result<ExitCode> {
         false => args.pattern.clone(),
     };
     let glob = globset::GlobBuilder::new(&pattern)
-        .literal_separator(args.path)
+        .literal_separator(args.full_path)
         .build()
         .map_err(|e| UsageError(format!("pattern {:?}: {e}", args.pattern)))?
         .compile_matcher();
-    let (_repo, snapshots, reader) = open(ctx, args.host.as_deref())?;
+    let (_repo, snapshots, reader) = open(ctx, &args.filter)?;
     let in_time =
         |t: crate::format::records::Timestamp| args.newer.is_none_or(|n| t > n) && args.older.is_none_or(|o| t < o);
     let mut finder = Finder::new(&reader);
     let mut results = Vec::new();
     for s in &snapshots {
         let Node::Dir { tree } = s.snapshot.root.node else { continue };
-        let found: Vec<Found> = if args.path {
+        let found: Vec<Found> = if args.full_path {
             let mut found = Vec::new();
             walk(&reader, b"", &s.snapshot.root, true, &mut |p, e| {
                 if glob.is_match(std::ffi::OsStr::from_bytes(p)) && in_time(e.mtime) {

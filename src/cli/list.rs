@@ -23,8 +23,11 @@ struct ListJson {
 }
 
 pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
+    let filter = super::filter::SnapshotFilter::new(&args.filter)?;
     let repo = ctx.open()?;
-    let snaps = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
+    let mut snaps =
+        repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
+    snaps.retain(|s| filter.keeps(s));
     if args.json {
         let rows: Vec<ListJson> = snaps
             .iter()

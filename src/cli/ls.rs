@@ -30,7 +30,7 @@ struct EntryJson {
 }
 
 pub fn run(ctx: &RepoArgs, args: &LsArgs) -> Result<ExitCode> {
-    let (reader, entry, path) = open_entry(ctx, &args.snapshot, CACHE_BYTES)?;
+    let (reader, entry, path) = open_entry(ctx, &args.snapshot, &args.filter, CACHE_BYTES)?;
     let shown = shown(&path);
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());

@@ -7,6 +7,7 @@ mod copy;
 mod diff;
 mod dump;
 mod exit;
+mod filter;
 mod forget;
 mod format;
 mod gc;

@@ -46,9 +46,10 @@ fn affordable_entries() -> u64 {
 
 pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    let filter = super::filter::SnapshotFilter::new(&args.filter)?;
     let repo = Arc::new(ctx.open()?);
     let (spec, path) = super::spec::snapshot_and_path(&args.snapshot)?;
-    let snap = repo.resolve_snapshot(spec)?;
+    let snap = super::filter::resolve(&repo, spec, &filter)?;
     let loaded = repo.load_index()?;
     for w in loaded.warnings() {
         eprintln!("chkfs: warning: {w}");

@@ -66,11 +66,13 @@ pub fn blob_reader(repo: &std::sync::Arc<crate::store::Repository>, cache: u64) 
 pub fn open_entry(
     ctx: &super::repo_path::RepoArgs,
     arg: &OsStr,
+    filter: &super::args::FilterArgs,
     cache: u64,
 ) -> Result<(crate::store::BlobReader, crate::format::tree::Entry, Vec<u8>)> {
+    let filter = super::filter::SnapshotFilter::new(filter)?;
     let repo = std::sync::Arc::new(ctx.open()?);
     let (spec, path) = snapshot_and_path(arg)?;
-    let snap = repo.resolve_snapshot(spec)?;
+    let snap = super::filter::resolve(&repo, spec, &filter)?;
     let reader = blob_reader(&repo, cache)?;
     let (path, wants_dir) = normalize(path)?;
     let entry = crate::restore::find_path(&reader, &snap.snapshot.root, &path)?;

@@ -115,7 +115,8 @@ impl Repository {
         }
     }
 
-    /// Finds a snapshot by `latest` or a unique prefix of its id.
+    /// Finds a snapshot by `latest` (the newest of any source) or a unique
+    /// prefix of its id.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotEntry, StoreError> {
         if spec == "latest" {
             let mut all = self.readable_snapshots(&mut |_, _| {})?;
