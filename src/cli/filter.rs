@@ -143,7 +143,7 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
         Some((host, path)) => all
             .iter()
             .rposition(|s| &s.snapshot.host == host && &s.snapshot.path == path)
-            .expect("a source has snapshots"),
+            .unwrap_or(all.len() - 1),
         None => all.len() - 1,
     };
     let chosen = all.swap_remove(pick);

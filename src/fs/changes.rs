@@ -8,10 +8,11 @@
 //! `chkfs diff` reports them.
 
 use super::{FsError, SnapshotFs};
-use crate::format::tree::{Entry, Node};
+use crate::format::tree::{Entry, Node, Tree};
 use crate::format::{BlobId, SnapshotId};
 use crate::text::escape_bytes;
 use crate::walk::join;
+use std::sync::Arc;
 
 /// What one snapshot changed, as a tree of directories.
 #[derive(Debug)]
@@ -99,23 +100,33 @@ impl SnapshotFs {
             if p.new == p.old {
                 continue;
             }
-            let (new_list, old_list) = (self.listing_of(p.new)?, self.listing_of(p.old)?);
+            let (new_parts, old_parts) = (self.parts_of(p.new)?, self.parts_of(p.old)?);
+            let mut old = entries(&old_parts).peekable();
+            let mut gone = |o: &Entry| {
+                let mut path = join(&p.path, &o.name);
+                if tree_of(o).is_some() {
+                    path.push(b'/');
+                }
+                removed.push(path);
+            };
             let mut children = Vec::new();
-            self.each_entry(&new_list, 0, &mut |_, tree, index, e| {
-                let before = match self.find_in(&old_list, &e.name) {
-                    Ok((_, t, i)) => Some(t.entries[i].clone()),
-                    Err(FsError::NotFound) => None,
-                    Err(err) => return Err(err),
-                };
+            // Both sides are sorted by name: one merge, no search.
+            for (tree, index, e) in entries(&new_parts) {
+                while let Some((_, _, o)) = old.next_if(|(_, _, o)| o.name < e.name) {
+                    gone(o);
+                }
+                let before = old.next_if(|(_, _, o)| o.name == e.name).map(|(_, _, o)| o);
+                if let Some(o) = before.filter(|o| std::mem::discriminant(&o.node) != std::mem::discriminant(&e.node)) {
+                    gone(o);
+                }
                 let whole = Child::Whole { tree, index: index as u32 };
-                match (&before, tree_of(e), before.as_ref().and_then(tree_of)) {
+                match (before, tree_of(e), before.and_then(tree_of)) {
                     (None, _, _) => children.push(ChangedChild { name: e.name.clone(), what: whole }),
                     (Some(_), Some(a), Some(b)) if a == b => {}
                     (Some(_), Some(a), Some(b)) => {
                         let dir = set.dirs.len() as u32;
                         set.dirs.push(ChangedDir { entry: e.clone(), children: Vec::new() });
-                        let path = join(&p.path, &e.name);
-                        pending.push(Pending { dir, path, new: a, old: b });
+                        pending.push(Pending { dir, path: join(&p.path, &e.name), new: a, old: b });
                         children.push(ChangedChild { name: e.name.clone(), what: Child::Partial(dir) });
                     }
                     (Some(o), _, _) if content_differs(e, o) => {
@@ -123,24 +134,8 @@ impl SnapshotFs {
                     }
                     _ => {}
                 }
-                Ok(false)
-            })?;
-            self.each_entry(&old_list, 0, &mut |_, _, _, o| {
-                // Gone, or replaced by something of another type.
-                let gone = match self.find_in(&new_list, &o.name) {
-                    Ok((_, t, i)) => std::mem::discriminant(&t.entries[i].node) != std::mem::discriminant(&o.node),
-                    Err(FsError::NotFound) => true,
-                    Err(err) => return Err(err),
-                };
-                if gone {
-                    let mut path = join(&p.path, &o.name);
-                    if tree_of(o).is_some() {
-                        path.push(b'/');
-                    }
-                    removed.push(path);
-                }
-                Ok(false)
-            })?;
+            }
+            old.for_each(|(_, _, o)| gone(o));
             set.dirs[p.dir as usize].children = children;
         }
         prune(&mut set.dirs);
@@ -152,6 +147,12 @@ impl SnapshotFs {
         }
         Ok(set)
     }
+}
+
+/// The entries of a directory's parts in name order, each with the id
+/// of the tree holding it and its index there.
+fn entries(parts: &[(BlobId, Arc<Tree>)]) -> impl Iterator<Item = (BlobId, usize, &Entry)> {
+    parts.iter().flat_map(|(id, t)| t.entries.iter().enumerate().map(move |(i, e)| (*id, i, e)))
 }
 
 /// Drops directories with nothing changed below them (their trees

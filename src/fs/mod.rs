@@ -660,6 +660,16 @@ impl SnapshotFs {
         })
     }
 
+    /// The trees holding the entries of the directory whose tree is
+    /// `tree`, in name order, with their ids: the tree itself, or the
+    /// parts of a split tree.
+    fn parts_of(&self, tree: BlobId) -> Result<Vec<(BlobId, Arc<Tree>)>, FsError> {
+        match self.listing_of(tree)? {
+            Listing::Whole(id, t) => Ok(vec![(id, t)]),
+            Listing::Split(id, split) => (0..split.parts.len()).map(|k| self.part(id, &split, k)).collect(),
+        }
+    }
+
     /// "SNAPSHOT:/path" of `ino`, for messages: made from the parents,
     /// since no node holds its path.
     fn origin(&self, ino: u64) -> String {
