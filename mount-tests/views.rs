@@ -292,3 +292,23 @@ fn by_path_groups_each_source_with_its_own_latest() {
     assert_eq!(canonical(&b_dir.join("latest")), m.mnt.join("snapshots").join(&b1));
     assert!(m.stderr().lines().all(|l| !l.contains("panick")), "{}", m.stderr());
 }
+
+#[test]
+fn a_version_is_named_after_the_oldest_snapshot_holding_it_even_within_one_second() {
+    require_fuse!();
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f.txt"), "same\n").unwrap();
+    // Saved first, but taken later in the same second.
+    let later = save_at(&w, &src, "2026-04-01T10:00:00.9Z");
+    let earlier = save_at(&w, &src, "2026-04-01T10:00:00.1Z");
+    let m = Mount::start(&w, &w.path("mnt"));
+    let versions = under(&m.mnt.join("history").join(HOST), &recorded_path(&w, &later)).join("f.txt");
+    let listed = names(&versions);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].ends_with(&format!("_{earlier}.txt")), "{listed:?} should name {earlier}, not {later}");
+    let changes = m.mnt.join("changes");
+    assert_eq!(find_files(&changes.join(&later)), BTreeSet::new(), "{later} is compared with the earlier {earlier}");
+    assert_eq!(find_files(&changes.join(&earlier)), ["f.txt".to_string()].into_iter().collect());
+}

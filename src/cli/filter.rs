@@ -140,10 +140,9 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
     };
     drop(sources);
     let pick = match &here {
-        Some((host, path)) => all
-            .iter()
-            .rposition(|s| &s.snapshot.host == host && &s.snapshot.path == path)
-            .unwrap_or(all.len() - 1),
+        Some((host, path)) => {
+            all.iter().rposition(|s| &s.snapshot.host == host && &s.snapshot.path == path).unwrap_or(all.len() - 1)
+        }
         None => all.len() - 1,
     };
     let chosen = all.swap_remove(pick);

@@ -5,36 +5,80 @@
 //! A place is found from its parent's: one lookup per distinct tree the
 //! parent directory had across the snapshots (snapshots sharing a
 //! directory's tree share its lookup). Places are cached for as long as
-//! the snapshot list does not change.
+//! the snapshot list does not change; a listing (the union of the names
+//! of every distinct tree) is made only when the directory is listed.
 
 use super::snapshots::Sources;
 use super::{FsError, SnapshotFs};
 use crate::browse::history::version_key;
 use crate::format::tree::{Entry, Node};
 use crate::format::{BlobId, SnapshotId};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, OnceLock};
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Longest name a directory entry may have (NAME_MAX).
+pub const NAME_MAX: usize = 255;
 
 /// A directory of `by-path/` or `history/`: a host, or a path on one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// It names its parent rather than holding its path, so that a deep walk
+/// costs memory in proportion to its depth, not to its square.
+#[derive(Debug)]
 pub struct ViewDir {
     pub history: bool,
-    pub host: String,
-    /// Absolute, without a trailing slash; `""` for the host itself.
-    pub path: Vec<u8>,
+    pub host: Arc<str>,
+    /// The directory above; None for the host itself.
+    pub parent: Option<Arc<ViewDir>>,
+    /// Its name in the parent (empty for the host).
+    pub name: Box<[u8]>,
+    /// Its identity: from the parent's and the name.
+    pub key: u128,
+    /// Components of its path (0 for the host).
+    pub depth: u32,
 }
 
 impl ViewDir {
-    pub fn child(&self, name: &[u8]) -> ViewDir {
-        let mut path = self.path.clone();
-        path.push(b'/');
-        path.extend_from_slice(name);
-        ViewDir { history: self.history, host: self.host.clone(), path }
+    pub fn host(history: bool, host: &str) -> ViewDir {
+        let mut buf = if history { b"history\0".to_vec() } else { b"by-path\0".to_vec() };
+        buf.extend_from_slice(host.as_bytes());
+        let key = xxh3_128(&buf);
+        ViewDir { history, host: host.into(), parent: None, name: Box::default(), key, depth: 0 }
+    }
+
+    pub fn child(self: &Arc<Self>, name: &[u8]) -> ViewDir {
+        let mut buf = b"view\0".to_vec();
+        buf.extend_from_slice(&self.key.to_le_bytes());
+        buf.extend_from_slice(name);
+        ViewDir {
+            history: self.history,
+            host: self.host.clone(),
+            parent: Some(self.clone()),
+            name: name.into(),
+            key: xxh3_128(&buf),
+            depth: self.depth + 1,
+        }
+    }
+
+    /// The absolute path it stands for, without a trailing slash (`""`
+    /// for the host's `/`).
+    pub fn path(&self) -> Vec<u8> {
+        let mut names = Vec::with_capacity(self.depth as usize);
+        let mut at = Some(self);
+        while let Some(d) = at.filter(|d| d.parent.is_some()) {
+            names.push(&d.name);
+            at = d.parent.as_deref();
+        }
+        let mut path = Vec::new();
+        for name in names.iter().rev() {
+            path.push(b'/');
+            path.extend_from_slice(name);
+        }
+        path
     }
 
     /// Directories between this one and the mount's root.
-    pub fn depth(&self) -> usize {
-        2 + self.path.iter().filter(|&&b| b == b'/').count()
+    pub fn link_depth(&self) -> u32 {
+        2 + self.depth
     }
 }
 
@@ -57,11 +101,14 @@ pub fn below(sources: &Sources, host: &str, path: &[u8]) -> BTreeSet<Vec<u8>> {
 pub struct Places {
     /// Snapshots in which it is a directory, by that directory's tree.
     dirs: Vec<(BlobId, Vec<SnapshotId>)>,
-    /// Snapshots in which it is anything else: (snapshot, tree, index).
+    /// Snapshots in which it is anything else: (snapshot, tree, index),
+    /// oldest first.
     leaves: Vec<(SnapshotId, BlobId, u32)>,
     /// Next components of sources below it.
     below: BTreeSet<Vec<u8>>,
-    /// Its names, made on first listing (an error is not kept).
+    /// Its distinct versions by name, made on first need.
+    versions: OnceLock<Arc<BTreeMap<Vec<u8>, HistoryChild>>>,
+    /// All its names, made on first listing.
     listing: OnceLock<Arc<Vec<Item>>>,
 }
 
@@ -83,8 +130,11 @@ pub enum HistoryChild {
 impl Places {
     fn weight(&self) -> u64 {
         let dirs: usize = self.dirs.iter().map(|(_, s)| 40 + 4 * s.len()).sum();
-        let listed = self.listing.get().map_or(0, |l| l.len() * 80);
-        (dirs + self.leaves.len() * 24 + self.below.len() * 40 + listed + 64) as u64
+        let named = |n: &Vec<u8>| n.len() + 64;
+        let versions = self.versions.get().map_or(0, |v| v.keys().map(named).sum());
+        let listed = self.listing.get().map_or(0, |l| l.iter().map(|i| named(&i.name)).sum());
+        let below: usize = self.below.iter().map(named).sum();
+        (dirs + self.leaves.len() * 24 + below + versions + listed + 128) as u64
     }
 }
 
@@ -96,39 +146,47 @@ fn extension(name: &[u8]) -> &[u8] {
     }
 }
 
+/// The name of a version first saved in the snapshot whose by-time name
+/// is `time_name`: with the file's extension unless that makes it too
+/// long for a directory entry.
+fn version_name(time_name: &str, ext: &[u8]) -> Vec<u8> {
+    if time_name.len() + ext.len() <= NAME_MAX {
+        [time_name.as_bytes(), ext].concat()
+    } else {
+        time_name.as_bytes().to_vec()
+    }
+}
+
 impl SnapshotFs {
     /// The places of history directory `dir`, from the cache or found
     /// from its parent's.
-    pub(super) fn history_places(&self, dir: &ViewDir) -> Result<Arc<Places>, FsError> {
+    pub(super) fn history_places(&self, dir: &Arc<ViewDir>) -> Result<Arc<Places>, FsError> {
         let (generation, sources) = {
             let list = self.snapshots.read();
             (list.generation, list.sources.clone())
         };
+        let cached = |d: &ViewDir| self.history.get(&d.key).filter(|(g, _)| *g == generation).map(|(_, p)| p);
         // The deepest cached ancestor, then down from it.
         let mut chain = vec![dir.clone()];
+        let mut places = None;
         while let Some(last) = chain.last() {
-            if self.history.get(last).is_some_and(|(g, _)| g == generation) || last.path.is_empty() {
+            if let Some(p) = cached(last) {
+                places = Some(p);
+                chain.pop();
                 break;
             }
-            let cut = last.path.iter().rposition(|&b| b == b'/').unwrap_or(0);
-            let parent = ViewDir { path: last.path[..cut].to_vec(), ..last.clone() };
-            chain.push(parent);
-        }
-        let mut places: Option<Arc<Places>> = None;
-        for d in chain.iter().rev() {
-            if let Some((_, p)) = self.history.get(d).filter(|(g, _)| *g == generation) {
-                places = Some(p);
-                continue;
+            match &last.parent {
+                Some(parent) => chain.push(parent.clone()),
+                None => break,
             }
-            let found = match &places {
-                None => self.host_places(&sources, &d.host),
-                Some(parent) => {
-                    let name = &d.path[d.path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
-                    self.child_places(&sources, parent, d, name)?
-                }
+        }
+        for d in chain.iter().rev() {
+            let found = match (&places, &d.parent) {
+                (Some(parent), Some(_)) => self.child_places(&sources, parent, d)?,
+                _ => self.host_places(&sources, &d.host),
             };
             let found = Arc::new(found);
-            self.history.insert(d.clone(), (generation, found.clone()), found.weight());
+            self.history.insert(d.key, (generation, found.clone()), found.weight());
             places = Some(found);
         }
         places.ok_or(FsError::NotFound)
@@ -156,13 +214,13 @@ impl SnapshotFs {
         places.dirs = by_tree.into_iter().collect();
     }
 
-    /// The places of `dir`, entry `name` of its parent, whose places are
-    /// `parent`.
-    fn child_places(&self, sources: &Sources, parent: &Places, dir: &ViewDir, name: &[u8]) -> Result<Places, FsError> {
-        let mut places = Places { below: below(sources, &dir.host, &dir.path), ..Default::default() };
+    /// The places of `dir`, whose parent's places are `parent`.
+    fn child_places(&self, sources: &Sources, parent: &Places, dir: &ViewDir) -> Result<Places, FsError> {
+        let path = dir.path();
+        let mut places = Places { below: below(sources, &dir.host, &path), ..Default::default() };
         let mut by_tree: BTreeMap<BlobId, Vec<SnapshotId>> = BTreeMap::new();
         for (tree, snaps) in &parent.dirs {
-            let (part, t, index) = match self.find_in(&self.listing_of(*tree)?, name) {
+            let (part, t, index) = match self.find_in(&self.listing_of(*tree)?, &dir.name) {
                 Ok(found) => found,
                 Err(FsError::NotFound) => continue,
                 Err(e) => return Err(e),
@@ -173,53 +231,137 @@ impl SnapshotFs {
             }
         }
         places.dirs = by_tree.into_iter().collect();
-        self.add_roots(&mut places, sources, &dir.host, &dir.path);
-        let names = &sources.names;
-        places.leaves.sort_by(|a, b| names.get(&a.0).cmp(&names.get(&b.0)));
+        self.add_roots(&mut places, sources, &dir.host, &path);
+        let rank = |s: &SnapshotId| sources.rank.get(s).copied();
+        places.leaves.sort_by_key(|(s, _, _)| rank(s));
         Ok(places)
     }
 
-    /// The names in history directory `dir`, sorted: the union of what
-    /// the path held as a directory, the sources below it, and its
-    /// versions where it was something else.
-    pub(super) fn history_listing(&self, dir: &ViewDir) -> Result<Arc<Vec<Item>>, FsError> {
+    /// What `name` is in history directory `dir`: a version, or a path
+    /// below (a directory in some snapshot, or where a source lies).
+    /// Looked up in each distinct tree, without making the listing.
+    pub(super) fn history_lookup(&self, dir: &Arc<ViewDir>, name: &[u8]) -> Result<HistoryChild, FsError> {
         let places = self.history_places(dir)?;
-        if let Some(listing) = places.listing.get() {
-            return Ok(listing.clone());
+        if let Some(what) = self.history_versions(dir, &places)?.get(name) {
+            return Ok(*what);
         }
-        let listing = Arc::new(self.make_history_listing(dir, &places)?);
-        Ok(places.listing.get_or_init(|| listing).clone())
-    }
-
-    fn make_history_listing(&self, dir: &ViewDir, places: &Places) -> Result<Vec<Item>, FsError> {
-        let mut names: BTreeMap<Vec<u8>, HistoryChild> = BTreeMap::new();
-        for name in &places.below {
-            names.insert(name.clone(), HistoryChild::Path);
+        if places.below.contains(name) {
+            return Ok(HistoryChild::Path);
         }
         for (tree, _) in &places.dirs {
-            self.each_entry(&self.listing_of(*tree)?, 0, &mut |_, _, _, e| {
-                if !names.contains_key(&e.name) {
-                    names.insert(e.name.clone(), HistoryChild::Path);
-                }
-                Ok(false)
-            })?;
+            match self.find_in(&self.listing_of(*tree)?, name) {
+                Ok(_) => return Ok(HistoryChild::Path),
+                Err(FsError::NotFound) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let ext = extension(dir.path.rsplit(|&b| b == b'/').next().unwrap_or(b""));
-        let sources = self.snapshots.read().sources.clone();
-        let mut seen: HashMap<Vec<u8>, ()> = HashMap::new();
+        Err(FsError::NotFound)
+    }
+
+    /// The distinct versions at `dir`'s place, by name (a version is
+    /// named after the oldest snapshot holding it).
+    fn history_versions(
+        &self,
+        dir: &Arc<ViewDir>,
+        places: &Arc<Places>,
+    ) -> Result<Arc<BTreeMap<Vec<u8>, HistoryChild>>, FsError> {
+        if let Some(v) = places.versions.get() {
+            return Ok(v.clone());
+        }
+        let ext = extension(&dir.name);
+        let names = self.snapshots.read().sources.clone();
+        let mut seen = HashSet::new();
+        let mut versions = BTreeMap::new();
         for &(snap, tree, index) in &places.leaves {
             let t = self.tree(tree)?;
             let e: &Entry = t
                 .entries
                 .get(index as usize)
                 .ok_or_else(|| FsError::Io(format!("tree {tree} has no entry {index}")))?;
-            if seen.insert(version_key(e), ()).is_some() {
+            if !seen.insert(version_key(e)) {
                 continue;
             }
-            let Some(time_name) = sources.names.get(&snap) else { continue };
-            let name = [time_name.as_bytes(), ext].concat();
-            names.insert(name, HistoryChild::Version { snap, tree, index });
+            let Some(time_name) = names.names.get(&snap) else { continue };
+            versions.insert(version_name(time_name, ext), HistoryChild::Version { snap, tree, index });
         }
-        Ok(names.into_iter().map(|(name, what)| Item { name, what }).collect())
+        let versions = places.versions.get_or_init(|| Arc::new(versions)).clone();
+        self.reweigh(dir, places);
+        Ok(versions)
+    }
+
+    /// Counts what a place made since it was cached.
+    fn reweigh(&self, dir: &ViewDir, places: &Arc<Places>) {
+        if let Some((generation, cached)) = self.history.get(&dir.key) {
+            if Arc::ptr_eq(&cached, places) {
+                self.history.insert(dir.key, (generation, cached), places.weight());
+            }
+        }
+    }
+
+    /// The names in history directory `dir`, sorted: the union of what
+    /// the path held as a directory, the sources below it, and its
+    /// versions where it was something else.
+    pub(super) fn history_listing(&self, dir: &Arc<ViewDir>) -> Result<Arc<Vec<Item>>, FsError> {
+        let places = self.history_places(dir)?;
+        if let Some(listing) = places.listing.get() {
+            return Ok(listing.clone());
+        }
+        let mut names: BTreeMap<Vec<u8>, HistoryChild> = BTreeMap::new();
+        for name in &places.below {
+            names.insert(name.clone(), HistoryChild::Path);
+        }
+        // The parts of split directories are often shared between their
+        // versions: each distinct part is read once.
+        let mut parts_seen = HashSet::new();
+        for (tree, _) in &places.dirs {
+            for (part_id, part) in self.parts_of(*tree)? {
+                if !parts_seen.insert(part_id) {
+                    continue;
+                }
+                for e in &part.entries {
+                    if !names.contains_key(&e.name) {
+                        names.insert(e.name.clone(), HistoryChild::Path);
+                    }
+                }
+            }
+        }
+        for (name, what) in self.history_versions(dir, &places)?.iter() {
+            names.insert(name.clone(), *what);
+        }
+        let listing = Arc::new(names.into_iter().map(|(name, what)| Item { name, what }).collect::<Vec<_>>());
+        let listing = places.listing.get_or_init(|| listing).clone();
+        self.reweigh(dir, &places);
+        Ok(listing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_directory_knows_its_path_from_its_parents() {
+        let host = Arc::new(ViewDir::host(true, "h"));
+        let home = Arc::new(host.child(b"home"));
+        let me = home.child(b"me");
+        assert_eq!((host.path(), home.path(), me.path()), (b"".to_vec(), b"/home".to_vec(), b"/home/me".to_vec()));
+        assert_eq!((me.depth, me.link_depth()), (2, 4));
+        assert_eq!(me.key, home.child(b"me").key, "the same path has the same identity");
+        assert_ne!(me.key, home.child(b"you").key);
+        let by_path = Arc::new(ViewDir::host(false, "h"));
+        assert_ne!(by_path.child(b"home").key, home.key, "by-path/ and history/ differ");
+        assert_ne!(Arc::new(ViewDir::host(true, "h2")).child(b"home").key, home.key, "so do hosts");
+    }
+
+    #[test]
+    fn version_names_keep_the_extension_unless_too_long() {
+        let time = "2026-11-22_07-19-29_3f9a1c2e";
+        assert_eq!(version_name(time, extension(b"main.rs")), b"2026-11-22_07-19-29_3f9a1c2e.rs");
+        assert_eq!(version_name(time, extension(b".bashrc")), time.as_bytes());
+        assert_eq!(version_name(time, extension(b"Makefile")), time.as_bytes());
+        let long = [b"x.".as_slice(), &[b'e'; 250]].concat();
+        let name = version_name(time, extension(&long));
+        assert!(name.len() <= NAME_MAX, "{}", name.len());
+        assert_eq!(name, time.as_bytes());
     }
 }

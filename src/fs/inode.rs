@@ -324,19 +324,10 @@ pub fn latest_key(snap: SnapshotId) -> u128 {
     xxh3_128(&buf)
 }
 
-/// The identity of a directory of by-path/ or history/.
-pub fn view_key(dir: &ViewDir) -> u128 {
-    let mut buf = if dir.history { b"history\0".to_vec() } else { b"by-path\0".to_vec() };
-    buf.extend_from_slice(dir.host.as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(&dir.path);
-    xxh3_128(&buf)
-}
-
 /// The identity of a link named `name` in by-path directory `dir`.
 pub fn source_link_key(dir: &ViewDir, name: &[u8], snap: SnapshotId) -> u128 {
     let mut buf = b"source-link\0".to_vec();
-    buf.extend_from_slice(&view_key(dir).to_le_bytes());
+    buf.extend_from_slice(&dir.key.to_le_bytes());
     buf.extend_from_slice(&snap.0.to_le_bytes());
     buf.extend_from_slice(name);
     xxh3_128(&buf)

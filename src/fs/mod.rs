@@ -193,7 +193,7 @@ pub struct SnapshotFs {
     /// store; None on a local one, where reads never look.
     pack_runs: Option<tree_cache::WeightedLru<(BlobId, u32), Arc<PackRuns>>>,
     links: links::LinkGroups,
-    history: tree_cache::WeightedLru<history::ViewDir, (u64, Arc<history::Places>)>,
+    history: tree_cache::WeightedLru<u128, (u64, Arc<history::Places>)>,
     change_sets: tree_cache::WeightedLru<(SnapshotId, SnapshotId), Arc<changes::ChangeSet>>,
     /// Readers going through directories in order, and where to send the
     /// files to push ahead of them (see `start_readahead`).
@@ -763,8 +763,9 @@ impl SnapshotFs {
                         return Ok(());
                     }
                 }
+                let latest = self.snapshots.read().latest();
                 if has_latest && skip <= list.len() {
-                    if let Some(id) = self.snapshots.read().latest() {
+                    if let Some(id) = latest {
                         emit(list.len(), b"latest", Some(latest_key(id)), NodeKind::Latest(id))?;
                     }
                 }

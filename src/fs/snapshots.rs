@@ -55,6 +55,8 @@ pub struct Sources {
     pub previous: BTreeMap<SnapshotId, SnapshotId>,
     /// For each snapshot, its by-time name.
     pub names: BTreeMap<SnapshotId, String>,
+    /// For each snapshot, its place in time order (by time, then id).
+    pub rank: BTreeMap<SnapshotId, u32>,
 }
 
 impl Sources {
@@ -64,7 +66,8 @@ impl Sources {
             time_names.iter().filter_map(|(name, id)| Some((by_id.get(id)?, name, *id))).collect();
         order.sort_by_key(|(s, _, id)| (s.time, *id));
         let mut groups: Groups = BTreeMap::new();
-        for (s, name, id) in order {
+        for (rank, (s, name, id)) in order.into_iter().enumerate() {
+            sources.rank.insert(id, rank as u32);
             let group = groups.entry((&s.host, source_path(&s.path))).or_default();
             if let Some(&(_, before)) = group.last() {
                 sources.previous.insert(id, before);

@@ -13,8 +13,8 @@
 //! snapshot list as `snapshots/` does.
 
 use super::changes::{ChangeSet, Child};
-use super::history::{below, HistoryChild, ViewDir};
-use super::inode::{changes_key, dir_key, leaf_key, source_link_key, view_key, EntryAt, InSnapshot};
+use super::history::{below, HistoryChild, ViewDir, NAME_MAX};
+use super::inode::{changes_key, dir_key, leaf_key, source_link_key, EntryAt, InSnapshot};
 use super::inode::{NodeKind, CHANGES};
 use super::snapshots::Sources;
 use super::{FsError, SnapshotFs};
@@ -29,9 +29,20 @@ pub(super) type Emit<'a> = dyn FnMut(usize, &[u8], Option<u128>, NodeKind) -> Re
 /// The suffix of the list of what a snapshot removed.
 const REMOVED: &str = ".removed";
 
-/// True for names a view can show as a directory entry.
+/// True for names a view can show as a directory entry (a host name
+/// that is not one, such as `a/b` or `..`, is left out of the views).
 fn plain_name(name: &[u8]) -> bool {
-    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+    !name.is_empty()
+        && name.len() <= NAME_MAX
+        && name != b"."
+        && name != b".."
+        && !name.contains(&b'/')
+        && !name.contains(&0)
+}
+
+/// The node of a view directory.
+fn view(dir: ViewDir) -> (Option<u128>, NodeKind) {
+    (Some(dir.key), NodeKind::View(Arc::new(dir)))
 }
 
 impl SnapshotFs {
@@ -53,8 +64,7 @@ impl SnapshotFs {
                 if !plain_name(name) || !self.sources().hosts.contains_key(host) {
                     return Err(FsError::NotFound);
                 }
-                let dir = ViewDir { history: matches!(kind, NodeKind::History), host: host.into(), path: Vec::new() };
-                Ok((Some(view_key(&dir)), NodeKind::View(Arc::new(dir))))
+                Ok(view(ViewDir::host(matches!(kind, NodeKind::History), host)))
             }
             NodeKind::View(dir) if dir.history => self.history_child(parent, dir, name),
             NodeKind::View(dir) => self.by_path_child(dir, name),
@@ -75,9 +85,8 @@ impl SnapshotFs {
                 let sources = self.sources();
                 let hosts = sources.hosts.keys().filter(|h| plain_name(h.as_bytes()));
                 for (i, host) in hosts.enumerate().skip(skip) {
-                    let dir =
-                        ViewDir { history: matches!(kind, NodeKind::History), host: host.clone(), path: Vec::new() };
-                    if emit(i, host.as_bytes(), Some(view_key(&dir)), NodeKind::View(Arc::new(dir)))? {
+                    let (key, node) = view(ViewDir::host(matches!(kind, NodeKind::History), host));
+                    if emit(i, host.as_bytes(), key, node)? {
                         break;
                     }
                 }
@@ -123,11 +132,11 @@ impl SnapshotFs {
     /// The links of by-path directory `dir` (its source's snapshots, then
     /// `latest`) and the directories below it; a directory named like a
     /// link is hidden by it.
-    fn by_path_items(&self, dir: &ViewDir) -> Vec<(Vec<u8>, Option<u128>, NodeKind)> {
+    fn by_path_items(&self, dir: &Arc<ViewDir>) -> Vec<(Vec<u8>, Option<u128>, NodeKind)> {
         let sources = self.sources();
-        let depth = dir.depth() as u32;
+        let (path, depth) = (dir.path(), dir.link_depth());
         let mut items = Vec::new();
-        if let Some(source) = sources.of_host(&dir.host).iter().find(|s| s.path == dir.path) {
+        if let Some(source) = sources.of_host(&dir.host).iter().find(|s| s.path == path) {
             let latest = source.snaps.last().map(|(_, id)| (String::from("latest"), *id));
             for (name, snap) in source.snaps.iter().cloned().chain(latest) {
                 let key = source_link_key(dir, name.as_bytes(), snap);
@@ -135,16 +144,16 @@ impl SnapshotFs {
             }
         }
         let links = items.len();
-        for name in below(&sources, &dir.host, &dir.path) {
+        for name in below(&sources, &dir.host, &path) {
             if plain_name(&name) && !items[..links].iter().any(|(n, _, _)| *n == name) {
-                let child = dir.child(&name);
-                items.push((name, Some(view_key(&child)), NodeKind::View(Arc::new(child))));
+                let (key, node) = view(dir.child(&name));
+                items.push((name, key, node));
             }
         }
         items
     }
 
-    fn by_path_child(&self, dir: &ViewDir, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
+    fn by_path_child(&self, dir: &Arc<ViewDir>, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
         let items = self.by_path_items(dir);
         let (_, key, node) = items.into_iter().find(|(n, _, _)| n == name).ok_or(FsError::NotFound)?;
         Ok((key, node))
@@ -152,10 +161,9 @@ impl SnapshotFs {
 
     // ------------------------------------------------------------- history
 
-    fn history_child(&self, parent: u64, dir: &ViewDir, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
-        let items = self.history_listing(dir)?;
-        let i = items.binary_search_by(|item| item.name.as_slice().cmp(name)).map_err(|_| FsError::NotFound)?;
-        self.history_node(parent, dir, name, items[i].what)
+    fn history_child(&self, parent: u64, dir: &Arc<ViewDir>, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
+        let what = self.history_lookup(dir, name)?;
+        self.history_node(parent, dir, name, what)
     }
 
     /// The node of item `name` of history directory `dir` (inode `parent`):
@@ -164,19 +172,18 @@ impl SnapshotFs {
     fn history_node(
         &self,
         parent: u64,
-        dir: &ViewDir,
+        dir: &Arc<ViewDir>,
         name: &[u8],
         what: HistoryChild,
     ) -> Result<(Option<u128>, NodeKind), FsError> {
         match what {
-            HistoryChild::Path => {
-                let child = dir.child(name);
-                Ok((Some(view_key(&child)), NodeKind::View(Arc::new(child))))
-            }
+            HistoryChild::Path => Ok(view(dir.child(name))),
             HistoryChild::Version { snap, tree, index } => {
                 let t = self.tree(tree)?;
                 let e = t.entries.get(index as usize).ok_or(FsError::NotFound)?;
-                self.links.admit(snap, e)?;
+                // A hard-link group whose names disagree is listed;
+                // reading it fails, as under snapshots/.
+                let _ = self.links.admit(snap, e);
                 let at = EntryAt::InTree { tree: tree.into(), index };
                 let node = InSnapshot { snap, at, parent, xattrs: !e.xattrs.is_empty() };
                 Ok((Some(leaf_key(snap, e)), NodeKind::Leaf(node)))
@@ -235,7 +242,13 @@ impl SnapshotFs {
         if let Some(set) = self.change_sets.get(&(snap, base)) {
             return Ok(set);
         }
-        let set = Arc::new(self.change_set(snap, &roots.0, &roots.1)?);
+        let set = match self.change_set(snap, &roots.0, &roots.1) {
+            Ok(set) => Arc::new(set),
+            // The base was forgotten (and collected) since this directory
+            // was looked up: what it showed is gone, not damaged.
+            Err(_) if !self.snapshots.read().by_id.contains_key(&base) => return Err(FsError::NotFound),
+            Err(e) => return Err(e),
+        };
         self.change_sets.insert((snap, base), set.clone(), set.weight());
         Ok(set)
     }
@@ -265,7 +278,7 @@ impl SnapshotFs {
             Child::Whole { tree, index, .. } => {
                 let t = self.tree(tree)?;
                 let e = t.entries.get(index as usize).ok_or(FsError::NotFound)?;
-                self.links.admit(set.snap, e)?;
+                let _ = self.links.admit(set.snap, e);
                 Ok(self.inside(set.snap, parent_key, parent, tree, index as usize, e))
             }
         }
