@@ -21,6 +21,7 @@ mod inodes;
 mod largedir;
 mod lifecycle;
 mod live;
+mod messages;
 mod readonly;
 mod roundtrip;
 mod s3;

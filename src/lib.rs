@@ -17,6 +17,7 @@ pub mod fs;
 pub mod fuse;
 pub mod fuzzing;
 pub mod gc;
+pub mod mounts;
 pub mod restore;
 pub mod save;
 pub mod store;

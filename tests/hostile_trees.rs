@@ -405,7 +405,7 @@ fn a_problem_repeated_without_end_is_reported_within_bounds() {
     cmd.args(["restore", &snap]).arg(w.path("out"));
     let (r, kib) = run_measured(&mut cmd, &w.path("restore.time"));
     assert_eq!(r.code, 3);
-    assert!(r.stderr.contains("20001 item(s) could not be restored"), "{}", &r.stderr[r.stderr.len() - 300..]);
+    assert!(r.stderr.contains("20001 items could not be restored"), "{}", &r.stderr[r.stderr.len() - 300..]);
     assert!(r.stderr.lines().count() < 10_100, "{} lines", r.stderr.lines().count());
     assert!(kib < 256 << 10, "restore used {kib} KiB");
 }

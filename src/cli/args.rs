@@ -12,6 +12,8 @@ use std::path::PathBuf;
     long_about = "chkfs keeps checkpoints (snapshots) of a directory tree in a repository. Files are cut into \
 content-defined chunks, deduplicated across all files and snapshots and compressed into pack files; \
 unchanged files are recognised from their metadata and never read again.",
+    after_help = "The manual: `chkfs man` (e.g. `chkfs man | man -l -`). Shell completions: `chkfs completions bash`.",
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -48,7 +50,7 @@ pub enum Command {
     /// Copy snapshots into another repository (e.g. a local one to S3), deduplicated there
     Copy(CopyArgs),
     /// Show every snapshot as a read-only directory under MOUNTPOINT/snapshots/
-    #[command(override_usage = "chkfs mount [OPTIONS] [REPO] <MOUNTPOINT>")]
+    #[command(allow_missing_positional = true)]
     Mount(MountArgs),
     /// List a snapshot's entries (or a directory's in it) without mounting
     Ls(LsArgs),
@@ -64,9 +66,26 @@ pub enum Command {
     /// Manage the keys (passwords) of an encrypted repository
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Write the man page to standard output
-    #[command(hide = true)]
+    /// Write the manual (a man page) to standard output: `chkfs man | man -l -`
     Man,
+    /// Write a completion script for a shell to standard output
+    Completions(CompletionsArgs),
+    /// Print the help of chkfs, or of a command
+    Help(HelpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash (`source <(chkfs completions bash)` in ~/.bashrc), zsh or fish
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// The command (and subcommand) to explain
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -289,10 +308,12 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// The repository (overrides --repo and CHKFS_REPO), then the mount point; with one
-    /// argument, the mount point
-    #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
-    pub paths: Vec<PathBuf>,
+    /// The repository (overrides --repo and CHKFS_REPO)
+    #[arg(value_name = "REPO")]
+    pub repo: Option<PathBuf>,
+    /// An existing, empty directory to show the repository on
+    #[arg(value_name = "MOUNTPOINT", required = true)]
+    pub mountpoint: PathBuf,
     /// Detach into the background once the mount is ready
     #[arg(long)]
     pub daemon: bool,

@@ -2,7 +2,7 @@
 
 use super::args::CheckArgs;
 use super::exit::ExitCode;
-use super::format::bytes;
+use super::format::{bytes, count};
 use super::repo_path::RepoArgs;
 use crate::check::check;
 use anyhow::Result;
@@ -45,7 +45,17 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
     } else {
         String::new()
     };
-    let verdict = if report.is_ok() { "no damage found" } else { "DAMAGE FOUND" };
-    eprintln!("{} snapshots, {} trees, {} packs{read}: {verdict}", report.snapshots, report.trees, report.packs);
+    let verdict = match (report.is_ok(), args.read_data) {
+        (true, true) => "no damage found",
+        // Only the structure was checked: say what was not.
+        (true, false) => "no damage found in the structure (chunk contents were not read: `--read-data` reads them)",
+        (false, _) => "DAMAGE FOUND",
+    };
+    eprintln!(
+        "{}, {}, {}{read}: {verdict}",
+        count(report.snapshots, "snapshot", "snapshots"),
+        count(report.trees, "tree", "trees"),
+        count(report.packs, "pack", "packs")
+    );
     Ok(if report.is_ok() { ExitCode::Ok } else { ExitCode::Damage })
 }

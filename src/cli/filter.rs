@@ -124,6 +124,9 @@ pub fn resolve_id(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Res
 
 /// `latest` among `all` (oldest first).
 fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
+    if all.is_empty() {
+        return Err(anyhow!("the repository has no snapshots yet, so none is `latest` (`chkfs save` takes one)"));
+    }
     all.retain(|s| filter.keeps(s));
     if all.is_empty() {
         return Err(match filter.is_empty() {

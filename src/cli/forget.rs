@@ -2,7 +2,7 @@
 
 use super::args::ForgetArgs;
 use super::exit::{ExitCode, UsageError};
-use super::format::local;
+use super::format::{count, local};
 use super::repo_path::RepoArgs;
 use crate::forget::{self, Policy};
 use crate::format::SnapshotId;
@@ -90,13 +90,17 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
                 eprintln!("forgot {}", describe(*id));
             }
             eprintln!(
-                "forgot {} snapshot(s), kept {}; run `chkfs gc` to reclaim space",
-                doomed.len(),
+                "forgot {}, kept {}; run `chkfs gc` to reclaim space",
+                count(doomed.len() as u64, "snapshot", "snapshots"),
                 decisions.len() - doomed.len()
             );
         }
         true => {
-            eprintln!("dry run: would forget {} snapshot(s), keep {}", doomed.len(), decisions.len() - doomed.len())
+            eprintln!(
+                "dry run: would forget {}, keep {}",
+                count(doomed.len() as u64, "snapshot", "snapshots"),
+                decisions.len() - doomed.len()
+            )
         }
     }
     Ok(ExitCode::Ok)

@@ -75,6 +75,6 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
             bytes(s.stats.added_bytes)
         );
     }
-    eprintln!("{} snapshot(s)", snaps.len());
+    eprintln!("{}", super::format::count(snaps.len() as u64, "snapshot", "snapshots"));
     Ok(ExitCode::Ok)
 }

@@ -11,6 +11,34 @@ pub fn print() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
+/// A completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "chkfs", &mut out);
+    std::io::stdout().write_all(&out)?;
+    Ok(ExitCode::Ok)
+}
+
+/// `chkfs help [COMMAND...]`: the help `--help` prints.
+pub fn help(path: &[String]) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut at = &mut cmd;
+    for name in path {
+        let known: Vec<String> = at.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        at = at
+            .find_subcommand_mut(name)
+            .ok_or_else(|| super::exit::UsageError(format!("no command {name:?} (commands: {})", known.join(", "))))?;
+    }
+    let help = at.render_help();
+    let text = match std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        true => help.ansi().to_string(),
+        false => help.to_string(),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::Ok)
+}
+
 pub fn render() -> String {
     let cmd = Cli::command();
     let man = clap_mangen::Man::new(cmd.clone()).date("").source(format!("chkfs {}", env!("CARGO_PKG_VERSION")));

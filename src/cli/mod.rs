@@ -89,6 +89,8 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Dump(a) => dump::run(ctx, &a),
         Command::Key(k) => key::run(ctx, k),
         Command::Man => man::print(),
+        Command::Completions(a) => man::completions(a.shell),
+        Command::Help(a) => man::help(&a.command),
         Command::Mount(a) => mount::run(ctx, &a),
     }
 }

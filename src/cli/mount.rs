@@ -18,11 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
-    let (repo_arg, mountpoint) = match args.paths.as_slice() {
-        [mnt] => (None, mnt.clone()),
-        [repo, mnt] => (Some(repo.as_path()), mnt.clone()),
-        _ => unreachable!("clap takes one or two paths"),
-    };
+    let (repo_arg, mountpoint) = (args.repo.as_deref(), args.mountpoint.clone());
     let allow_other = parse_options(&args.options)?;
     let chosen = ctx.choose(repo_arg)?;
     let repo = Arc::new(Repository::open_at(&chosen.location()?, &super::password::REPO)?);
@@ -66,8 +62,22 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     }
     let fuse_fs = FuseFs::new(fs.clone());
     let linger = fuse_fs.linger_slot();
-    let session = fuser::Session::new(fuse_fs, &mountpoint, &config)
-        .with_context(|| format!("cannot mount on {}", escape_path(&mountpoint)))?;
+    let session = fuser::Session::new(fuse_fs, &mountpoint, &config).map_err(|e| {
+        // The call that failed may have been opening the FUSE device:
+        // say so, since the mount point is then not the problem.
+        match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+            Err(dev)
+                if e.kind() == std::io::ErrorKind::PermissionDenied || dev.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow::anyhow!(
+                    "cannot mount on {}: cannot open /dev/fuse ({dev}); FUSE needs that device readable and \
+                     writable (load the fuse module, or ask the administrator for access)",
+                    escape_path(&mountpoint)
+                )
+            }
+            _ => anyhow::Error::new(e).context(format!("cannot mount on {}", escape_path(&mountpoint))),
+        }
+    })?;
     // Without a duplicate of the device, serving goes on without lingering.
     if let Ok(device) = session.as_fd().try_clone_to_owned() {
         let _ = linger.set(Linger::new(device));
@@ -138,43 +148,15 @@ fn raise_readahead(dev: Option<u64>) {
     let _ = std::fs::write(knob, READAHEAD_KB.to_string());
 }
 
-/// The device of the topmost mount at `path`, from /proc/self/mountinfo
+/// The device of the topmost mount at `path`, from the mount table
 /// (never a call into a mount that may no longer answer).
 fn top_mount_at(path: &Path) -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut top = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(dev), Some(at)) = (fields.get(2), fields.get(4)) else { continue };
-        if Path::new(&unescape_mountinfo(at)) == path {
-            let (major, minor) = dev.split_once(':')?;
-            top = Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?));
-        }
-    }
-    top
+    crate::mounts::table().into_iter().rev().find(|m| m.at == path).map(|m| m.dev)
 }
 
-/// Mount points in mountinfo have space, tab, newline and backslash as
-/// octal escapes.
-fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
+/// True when `path` is where a chkfs filesystem is mounted.
+fn is_chkfs_mount(path: &Path) -> bool {
+    crate::mounts::table().iter().any(|m| m.at == path && m.is_chkfs())
 }
 
 /// Returns whether allow_other was asked for.
@@ -193,7 +175,28 @@ fn parse_options(options: &[String]) -> Result<bool> {
 /// The mount point must be an existing, empty directory outside the
 /// repository.
 fn check_mountpoint(mnt: &Path, repo_root: Option<&Path>) -> Result<PathBuf> {
-    let canonical = std::fs::canonicalize(mnt).with_context(|| format!("mount point {}", escape_path(mnt)))?;
+    let dead = || {
+        anyhow::anyhow!(
+            "mount point {0} is a dead mount (the process that served it has ended): `umount {0}` \
+             (as a normal user: `fusermount3 -u {0}`) clears it",
+            escape_path(mnt)
+        )
+    };
+    let not_connected = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOTCONN);
+    let canonical = match std::fs::canonicalize(mnt) {
+        Err(e) if not_connected(&e) => return Err(dead()),
+        r => r.with_context(|| format!("mount point {}", escape_path(mnt)))?,
+    };
+    if is_chkfs_mount(&canonical) {
+        // The kernel may answer a stat, even an open, of a dead mount
+        // from its cache; reading its entries asks the server.
+        return Err(match std::fs::read_dir(&canonical).and_then(|mut d| d.next().transpose()) {
+            Err(e) if not_connected(&e) => dead(),
+            _ => {
+                anyhow::anyhow!("{} is already a chkfs mount: `umount` it first to mount again there", escape_path(mnt))
+            }
+        });
+    }
     if !canonical.is_dir() {
         bail!("mount point {} is not a directory", escape_path(mnt));
     }
@@ -272,12 +275,6 @@ fn lazy_unmount(path: &Path) {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(super::unescape_mountinfo(r"/mnt/a\040b\134c"), std::ffi::OsString::from(r"/mnt/a b\c"));
-        assert_eq!(super::unescape_mountinfo(r"/plain\09"), std::ffi::OsString::from(r"/plain\09"));
-    }
-
     #[test]
     fn the_root_filesystem_is_found_in_mountinfo() {
         use std::os::unix::fs::MetadataExt;

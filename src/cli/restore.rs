@@ -2,7 +2,7 @@
 
 use super::args::RestoreArgs;
 use super::exit::ExitCode;
-use super::format::bytes;
+use super::format::{bytes, count};
 use super::repo_path::RepoArgs;
 use crate::restore::{find_path, restore, RestoreOptions};
 use crate::store::BlobReader;
@@ -97,18 +97,23 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    eprintln!(
-        "restored {} files, {} dirs, {} in {:.2}s into {}",
-        report.files,
-        report.dirs,
+    let restored = format!(
+        "{}, {}, {} in {:.2}s into {}",
+        count(report.files, "file", "files"),
+        count(report.dirs, "directory", "directories"),
         bytes(report.bytes),
         duration_ms as f64 / 1000.0,
         escape_path(&args.target)
     );
     if report.errors.is_empty() {
+        eprintln!("restored {restored}");
         Ok(ExitCode::Ok)
     } else {
-        eprintln!("chkfs: {} item(s) could not be restored (fully); everything else was", report.failed);
+        // One summary: what could not be restored first, then the rest.
+        eprintln!(
+            "chkfs: {} could not be restored (fully); restored the rest: {restored}",
+            count(report.failed as u64, "item", "items")
+        );
         if repo.read_snapshot(snap.id).ok().flatten().is_none() {
             eprintln!("chkfs: snapshot {} was forgotten while it was being restored", snap.id);
         }

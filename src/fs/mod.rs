@@ -1087,11 +1087,16 @@ impl SnapshotFs {
         let index = self.reader.index();
         let used: u64 = index.packs().iter().map(|p| p.size).sum();
         let free = self.repo.free_space().unwrap_or(0);
+        // Inodes are made as they are looked at, never run out, and
+        // cannot be created: "none free" would read as a full filesystem
+        // to monitoring (`df -i` at 100%).
+        let files = index.blob_count() as u64;
         StatFs {
             block_size: 4096,
             blocks: (used + free) / 4096,
             free_blocks: free / 4096,
-            files: index.blob_count() as u64,
+            files: files.saturating_add(FREE_INODES),
+            free_files: FREE_INODES,
         }
     }
 
@@ -1118,8 +1123,13 @@ pub struct StatFs {
     pub block_size: u32,
     pub blocks: u64,
     pub free_blocks: u64,
+    /// Inodes in all, and free (see `statfs`).
     pub files: u64,
+    pub free_files: u64,
 }
+
+/// The free inodes `statfs` reports.
+const FREE_INODES: u64 = 1 << 32;
 
 /// The top-level directories, in listing order.
 const TOP_LEVEL: [(&[u8], NodeKind); 5] = [
