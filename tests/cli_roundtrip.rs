@@ -309,7 +309,7 @@ fn restore_of_a_subtree_and_of_a_single_file() {
 }
 
 #[test]
-fn restore_into_a_non_empty_target_needs_force() {
+fn restore_into_a_non_empty_target_adds_what_is_missing_and_replaces_only_when_told() {
     let w = World::with_repo();
     let src = w.path("src");
     fs::create_dir_all(src.join("dir1")).unwrap();
@@ -340,12 +340,42 @@ fn restore_into_a_non_empty_target_needs_force() {
     symlink(outside.join("victim"), target.join("a2.txt")).unwrap();
     let before = walk(&target);
 
-    let refused = w.chkfs(["restore", &id, target.to_str().unwrap()]);
-    assert_ne!(refused.code, 0, "restore into a non-empty target without --force");
-    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
-    assert_eq!(walk(&target), before, "a refused restore changed the target");
+    // Without --overwrite: every conflict is reported and left alone;
+    // what is missing is added.
+    let kept = w.chkfs(["restore", "--json", &id, target.to_str().unwrap()]);
+    assert_eq!(kept.code, 3, "conflicts make a partial restore: {}", kept.stderr);
+    assert!(kept.stderr.contains("--overwrite"), "{}", kept.stderr);
+    let conflicts = kept.json()["errors"].as_array().unwrap().len();
+    assert_eq!(conflicts, 6, "a.txt, dir1, sym, dir1-link, a2.txt and file2 are in the way: {}", kept.stderr);
+    let after = walk(&target);
+    for (path, what) in before.iter().filter(|(p, _)| !p.is_empty()) {
+        assert_eq!(after.get(path), Some(what), "{:?} was in the way and changed", String::from_utf8_lossy(path));
+    }
     assert_eq!(fs::read(target.join("a.txt")).unwrap(), b"old content that is longer\n");
+    assert_eq!(fs::read(outside.join("victim")).unwrap(), b"outside file, must survive\n");
 
+    // if-changed replaces what differs and leaves what is equal.
+    fs::remove_dir_all(&target).unwrap();
+    fs::create_dir_all(&target).unwrap();
+    w.restore(&id, &target);
+    fs::write(target.join("file2"), "edited meanwhile\n").unwrap();
+    let equal = fs::metadata(target.join("a.txt")).unwrap().ino();
+    let out = w.chkfs(["restore", "--overwrite", "if-changed", &id, target.to_str().unwrap()]);
+    out.ok();
+    assert!(out.stderr.contains("there already"), "{}", out.stderr);
+    assert_eq!(fs::read(target.join("file2")).unwrap(), b"file two\n");
+    assert_eq!(fs::metadata(target.join("a.txt")).unwrap().ino(), equal, "an equal file is not rewritten");
+    assert_diff_equal(&src, &target, &[]);
+
+    // Put the obstacles back: --force (or --overwrite always) replaces them.
+    fs::remove_dir_all(&target).unwrap();
+    fs::create_dir_all(target.join("file2/deeper")).unwrap();
+    fs::write(target.join("file2/deeper/x"), "x").unwrap();
+    fs::write(target.join("a.txt"), "old content that is longer\n").unwrap();
+    fs::write(target.join("dir1"), "not a directory").unwrap();
+    fs::write(target.join("sym"), "not a symlink").unwrap();
+    symlink(&outside, target.join("dir1-link")).unwrap();
+    symlink(outside.join("victim"), target.join("a2.txt")).unwrap();
     w.chkfs(["restore", "--force", &id, target.to_str().unwrap()]).ok();
     assert_diff_equal(&src, &target, &[]);
     assert_same_tree(&src, &target, true);
@@ -428,4 +458,32 @@ fn tree_comparison_notices_differences() {
 
     fs::remove_file(copy.join("empty")).unwrap();
     expect("a missing file", "missing from the restore");
+}
+
+#[test]
+fn one_lost_file_is_restored_back_in_place_among_the_others() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    for (f, body) in [("sub/lost", "lost one\n"), ("sub/kept", "kept\n"), ("top", "top\n")] {
+        fs::write(src.join(f), body).unwrap();
+    }
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    fs::remove_file(src.join("sub/lost")).unwrap();
+    fs::write(src.join("sub/kept"), "edited since\n").unwrap();
+    let out = run_with_timeout(
+        w.cmd().current_dir(src.join("sub")).args(["restore", &format!("{id}:sub/lost"), "."]),
+        TIMEOUT,
+    );
+    out.ok();
+    assert_eq!(fs::read(src.join("sub/lost")).unwrap(), b"lost one\n");
+    assert_eq!(fs::read(src.join("sub/kept")).unwrap(), b"edited since\n", "nothing else touched");
+    // The whole directory, back in place: only the missing file is
+    // written; the edited one is a conflict, reported and kept.
+    fs::remove_file(src.join("sub/lost")).unwrap();
+    let out = run_with_timeout(w.cmd().current_dir(&src).args(["restore", &format!("{id}:sub"), "sub"]), TIMEOUT);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("kept") && out.stderr.contains("--overwrite"), "{}", out.stderr);
+    assert_eq!(fs::read(src.join("sub/lost")).unwrap(), b"lost one\n");
+    assert_eq!(fs::read(src.join("sub/kept")).unwrap(), b"edited since\n");
 }

@@ -286,14 +286,25 @@ pub struct RestoreArgs {
     /// Directory to restore into; created if missing
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
-    /// Restore into a non-empty TARGET, replacing whatever is in the way
-    #[arg(long)]
+    /// What to do with an entry already where a saved one goes: never replace it (an equal one
+    /// counts as restored, another is reported), replace it if-changed, or always
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = OverwriteArg::Never)]
+    pub overwrite: OverwriteArg,
+    /// The same as --overwrite always
+    #[arg(long, conflicts_with = "overwrite")]
     pub force: bool,
     /// Print the result as JSON on standard output
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverwriteArg {
+    Never,
+    IfChanged,
+    Always,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,10 @@
 //! `chkfs restore SNAPSHOT[:PATH] TARGET`.
 
-use super::args::RestoreArgs;
+use super::args::{OverwriteArg, RestoreArgs};
 use super::exit::ExitCode;
 use super::format::{bytes, count};
 use super::repo_path::RepoArgs;
-use crate::restore::{find_path, restore, RestoreOptions};
+use crate::restore::{find_path, restore, Overwrite, RestoreOptions};
 use crate::store::BlobReader;
 use crate::text::escape_path;
 use anyhow::Result;
@@ -19,6 +19,8 @@ struct RestoreJson<'a> {
     dirs: u64,
     other: u64,
     bytes: u64,
+    /// Entries found already there, equal to the saved ones, left alone.
+    unchanged: u64,
     duration_ms: u64,
     errors: &'a [String],
 }
@@ -74,7 +76,11 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         (affordable, "more than memory allows at once: restore it in parts, SNAPSHOT:PATH at a time".to_string())
     };
     let opts = RestoreOptions {
-        force: args.force,
+        overwrite: match (args.force, args.overwrite) {
+            (true, _) | (_, OverwriteArg::Always) => Overwrite::Always,
+            (false, OverwriteArg::IfChanged) => Overwrite::IfChanged,
+            (false, OverwriteArg::Never) => Overwrite::Never,
+        },
         repository: repo.local_root().map(|p| p.to_path_buf()),
         max_entries,
         too_many,
@@ -92,12 +98,13 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
             dirs: report.dirs,
             other: report.other,
             bytes: report.bytes,
+            unchanged: report.unchanged,
             duration_ms,
             errors: &report.errors,
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    let restored = format!(
+    let mut restored = format!(
         "{}, {}, {} in {:.2}s into {}",
         count(report.files, "file", "files"),
         count(report.dirs, "directory", "directories"),
@@ -105,6 +112,9 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         duration_ms as f64 / 1000.0,
         escape_path(&args.target)
     );
+    if report.unchanged > 0 {
+        restored.push_str(&format!("; {} there already", count(report.unchanged, "entry was", "entries were")));
+    }
     if report.errors.is_empty() {
         eprintln!("restored {restored}");
         Ok(ExitCode::Ok)

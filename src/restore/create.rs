@@ -10,6 +10,7 @@
 //! file in the meantime is refused, never changed.
 
 use super::content::write_content;
+use super::Overwrite;
 use crate::dirfd::{self, Dir, FileId};
 use crate::format::tree::{Entry, Node, Xattr};
 use crate::store::{BlobReader, StoreError};
@@ -42,6 +43,8 @@ pub struct RestoredFile {
     pub bytes: u64,
     /// Metadata that could not be applied (the content is complete).
     pub metadata_error: Option<io::Error>,
+    /// An equal file was there already and was left as it was.
+    pub unchanged: bool,
 }
 
 fn temp_name() -> Vec<u8> {
@@ -58,10 +61,14 @@ pub fn file(
     reader: &BlobReader,
     dir: &Dir,
     entry: &Entry,
-    force: bool,
+    overwrite: Overwrite,
     keep: &[FileId],
 ) -> Result<RestoredFile, ItemError> {
     let Node::File { content } = &entry.node else { return Err(io::Error::other("not a regular file").into()) };
+    if already_there(dir, entry, overwrite)? {
+        return Ok(RestoredFile { bytes: 0, metadata_error: None, unchanged: true });
+    }
+    let force = overwrite != Overwrite::Never;
     let mode = entry.mode & 0o777;
     // An unnamed file can be named by root, or through /proc.
     let unnamed = if is_root() || Dir::proc_available() { dir.create_unnamed(mode)? } else { None };
@@ -90,7 +97,40 @@ pub fn file(
         discard(&tmp);
         return Err(e.into());
     }
-    Ok(RestoredFile { bytes: entry.size, metadata_error })
+    Ok(RestoredFile { bytes: entry.size, metadata_error, unchanged: false })
+}
+
+/// Whether an entry equal to `entry` is at its name in `dir` and is to be
+/// left as it is; an error when something else is there and may not be
+/// replaced. Checked again when the new entry is named (`place`), so a
+/// race only turns into a conflict.
+fn already_there(dir: &Dir, entry: &Entry, overwrite: Overwrite) -> io::Result<bool> {
+    let st = match dir.stat_at(&entry.name) {
+        Ok(st) => st,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let same = st.file_type() == special_type(&entry.node)
+        && match &entry.node {
+            Node::File { .. } => st.size == entry.size && st.mtime == entry.mtime,
+            Node::Symlink { target } => dir.readlink(&entry.name).is_ok_and(|t| t == *target),
+            Node::CharDevice { rdev } | Node::BlockDevice { rdev } => st.rdev == *rdev,
+            Node::Fifo | Node::Socket | Node::Dir { .. } => true,
+        };
+    match overwrite {
+        Overwrite::Always => Ok(false),
+        Overwrite::IfChanged => Ok(same),
+        Overwrite::Never if same => Ok(true),
+        Overwrite::Never => Err(conflict()),
+    }
+}
+
+/// Something other than the saved entry is where it belongs.
+pub fn conflict() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "something else is there, left as it is (--overwrite if-changed or always replaces it)",
+    )
 }
 
 /// Names the file with `give_name`, replacing what is in the way with
@@ -107,6 +147,7 @@ fn place(
             dir.remove_all(name, keep)?;
             give_name()
         }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(conflict()),
         other => other,
     }
 }
@@ -134,15 +175,20 @@ fn set_xattrs_fd(f: &File, xattrs: &[Xattr]) -> io::Result<()> {
 }
 
 /// Creates a symlink, fifo, socket or device node, with its metadata.
-pub fn special(dir: &Dir, entry: &Entry, force: bool, keep: &[FileId]) -> io::Result<()> {
+/// Returns true when an equal one was there already and left as it was.
+pub fn special(dir: &Dir, entry: &Entry, overwrite: Overwrite, keep: &[FileId]) -> io::Result<bool> {
+    if already_there(dir, entry, overwrite)? {
+        return Ok(true);
+    }
     match make_special(dir, entry) {
-        Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if overwrite != Overwrite::Never && e.raw_os_error() == Some(libc::EEXIST) => {
             dir.remove_all(&entry.name, keep)?;
             make_special(dir, entry)?;
         }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(conflict()),
         other => other?,
     }
-    special_metadata(dir, entry)
+    special_metadata(dir, entry).map(|()| false)
 }
 
 fn make_special(dir: &Dir, entry: &Entry) -> io::Result<()> {
@@ -221,10 +267,11 @@ pub fn dir_metadata(dir: &Dir, entry: &Entry) -> io::Result<()> {
 }
 
 /// Creates directory `name` in `dir` (owner-only while it is filled) and
-/// opens it. One that exists already is used with `force` if it is a
-/// directory, and replaced otherwise. A directory chkfs created must be
-/// owned by it: another owner means someone swapped in their own.
-pub fn directory(dir: &Dir, name: &[u8], force: bool, keep: &[FileId]) -> io::Result<Dir> {
+/// opens it. One that exists already is used if it is a directory; with
+/// `overwrite` other than never, anything else is replaced. A directory
+/// chkfs created must be owned by it: another owner means someone swapped
+/// in their own.
+pub fn directory(dir: &Dir, name: &[u8], overwrite: Overwrite, keep: &[FileId]) -> io::Result<Dir> {
     match dir.mkdir(name, 0o700) {
         Ok(()) => {
             let d = dir.child(name)?;
@@ -234,7 +281,7 @@ pub fn directory(dir: &Dir, name: &[u8], force: bool, keep: &[FileId]) -> io::Re
             }
             Ok(d)
         }
-        Err(e) if force && e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             let st = dir.stat_at(name)?;
             if keep.contains(&st.id()) {
                 return Err(io::Error::other("it is (part of) the repository, which is never restored into"));
@@ -245,6 +292,9 @@ pub fn directory(dir: &Dir, name: &[u8], force: bool, keep: &[FileId]) -> io::Re
                     return Err(crate::dirfd::cursor::replaced());
                 }
                 return Ok(d);
+            }
+            if overwrite == Overwrite::Never {
+                return Err(conflict());
             }
             dir.remove_all(name, keep)?;
             dir.mkdir(name, 0o700)?;

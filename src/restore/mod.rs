@@ -36,8 +36,6 @@ use thiserror::Error;
 pub enum RestoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0} is not empty (use --force to overwrite what is in the way)")]
-    TargetNotEmpty(String),
     #[error("\"{0}\" does not exist in the snapshot")]
     PathNotFound(String),
     #[error("{0} is inside the repository {1}: restoring there would damage it")]
@@ -52,8 +50,25 @@ pub enum RestoreError {
     TooLarge(String),
 }
 
+/// What to do where something already is at a place being restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    /// Leave it: one equal to the saved entry (same type, size and
+    /// modification time; a symlink's target) counts as there already;
+    /// anything else is a conflict, reported and left alone.
+    #[default]
+    Never,
+    /// Replace it, unless it equals the saved entry.
+    IfChanged,
+    /// Replace it.
+    Always,
+}
+
 #[derive(Debug, Default)]
 pub struct RestoreReport {
+    /// Files and special files found already there, equal to the saved
+    /// ones, and left as they were.
+    pub unchanged: u64,
     pub files: u64,
     pub dirs: u64,
     pub other: u64,
@@ -66,7 +81,7 @@ pub struct RestoreReport {
 }
 
 pub struct RestoreOptions {
-    pub force: bool,
+    pub overwrite: Overwrite,
     /// The repository's directory: never restored into, never removed.
     pub repository: Option<PathBuf>,
     /// The most entries the restored tree may hold (its snapshot record's
@@ -94,13 +109,13 @@ pub fn restore(
         ExpandError::TooLarge { .. } => RestoreError::TooLarge(e.to_string()),
     })?;
     let plan = Plan::new(expanded);
-    let root = open_target(target, opts.force, &keep, opts.repository.as_deref())?;
+    let root = open_target(target, &keep, opts.repository.as_deref())?;
     let _umask = UmaskGuard::clear();
     let run = Run {
         reader,
         plan: &plan,
         target,
-        force: opts.force,
+        overwrite: opts.overwrite,
         keep: &keep,
         errors: Mutex::default(),
         more_errors: AtomicU64::new(0),
@@ -123,6 +138,7 @@ pub fn restore(
     report.files = counts.files.load(Ordering::Relaxed);
     report.other = counts.other.load(Ordering::Relaxed);
     report.bytes = counts.bytes.load(Ordering::Relaxed);
+    report.unchanged = counts.unchanged.load(Ordering::Relaxed);
     let more = run.more_errors.load(Ordering::Relaxed);
     report.errors = run.errors.into_inner();
     report.failed = report.errors.len() as u64 - u64::from(more > 0) + more;
@@ -179,8 +195,9 @@ fn repository_dirs(root: &Path) -> Vec<FileId> {
 
 /// Opens TARGET (creating it if missing) without being led astray by a
 /// symlink someone else could have planted on its path, and refuses it if
-/// it is, or lies inside, the repository.
-fn open_target(target: &Path, force: bool, keep: &[FileId], repo_path: Option<&Path>) -> Result<Dir, RestoreError> {
+/// it is, or lies inside, the repository. What is in it already is dealt
+/// with entry by entry (see [`Overwrite`]).
+fn open_target(target: &Path, keep: &[FileId], repo_path: Option<&Path>) -> Result<Dir, RestoreError> {
     let err = |e| RestoreError::Target { path: escape_path(target), err: e };
     let inside = || {
         let shown = repo_path.map(escape_path).unwrap_or_default();
@@ -199,9 +216,6 @@ fn open_target(target: &Path, force: bool, keep: &[FileId], repo_path: Option<&P
     };
     if !keep.is_empty() && in_repository(&dir, keep, repo_path).map_err(err)? {
         return Err(inside());
-    }
-    if !force && !dir.names().map_err(err)?.is_empty() {
-        return Err(RestoreError::TargetNotEmpty(escape_path(target)));
     }
     Ok(dir)
 }
@@ -248,6 +262,7 @@ fn target_err(target: &Path, e: std::io::Error) -> RestoreError {
 
 #[derive(Default)]
 struct LeafCounts {
+    unchanged: AtomicU64,
     files: AtomicU64,
     other: AtomicU64,
     bytes: AtomicU64,
@@ -262,7 +277,7 @@ struct Run<'a> {
     reader: &'a BlobReader,
     plan: &'a Plan,
     target: &'a Path,
-    force: bool,
+    overwrite: Overwrite,
     keep: &'a [FileId],
     errors: Mutex<Vec<String>>,
     more_errors: AtomicU64,
@@ -311,7 +326,7 @@ impl Run<'_> {
             }
             let made = cursor
                 .move_to(self.plan, parent)
-                .and_then(|()| create::directory(cursor.dir(), &self.plan.entry(d).name, self.force, self.keep))
+                .and_then(|()| create::directory(cursor.dir(), &self.plan.entry(d).name, self.overwrite, self.keep))
                 .and_then(|dir| dir.stat());
             match made {
                 Ok(st) => {
@@ -374,7 +389,11 @@ impl Run<'_> {
             return self.fail(i, why);
         }
         match &entry.node {
-            Node::File { .. } => match create::file(self.reader, dir, entry, self.force, self.keep) {
+            Node::File { .. } => match create::file(self.reader, dir, entry, self.overwrite, self.keep) {
+                Ok(r) if r.unchanged => {
+                    done[i as usize].store(true, Ordering::Relaxed);
+                    counts.unchanged.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(r) => {
                     done[i as usize].store(true, Ordering::Relaxed);
                     counts.files.fetch_add(1, Ordering::Relaxed);
@@ -385,8 +404,12 @@ impl Run<'_> {
                 }
                 Err(e) => self.fail(i, &e.to_string()),
             },
-            _ => match create::special(dir, entry, self.force, self.keep) {
-                Ok(()) => {
+            _ => match create::special(dir, entry, self.overwrite, self.keep) {
+                Ok(true) => {
+                    done[i as usize].store(true, Ordering::Relaxed);
+                    counts.unchanged.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
                     done[i as usize].store(true, Ordering::Relaxed);
                     counts.other.fetch_add(1, Ordering::Relaxed);
                 }
@@ -443,7 +466,15 @@ impl Run<'_> {
     fn link(&self, here: &Cursor, there: &Cursor, first: u32, i: u32) -> std::io::Result<()> {
         let (from, name) = (&self.plan.entry(first).name, &self.plan.entry(i).name);
         match here.dir().link_from(there.dir(), from, name) {
-            Err(e) if self.force && e.raw_os_error() == Some(libc::EEXIST) => {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Already this file's other name: nothing to do.
+                let (a, b) = (here.dir().stat_at(name)?, there.dir().stat_at(from)?);
+                if a.id() == b.id() {
+                    return Ok(());
+                }
+                if self.overwrite == Overwrite::Never {
+                    return Err(create::conflict());
+                }
                 here.dir().remove_all(name, self.keep)?;
                 here.dir().link_from(there.dir(), from, name)
             }
