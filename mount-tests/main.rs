@@ -24,6 +24,7 @@ mod live;
 mod readonly;
 mod roundtrip;
 mod s3;
+mod save_skip;
 mod sparse;
 mod stat;
 mod trust;
