@@ -163,62 +163,90 @@ fn lines(text: &[u8]) -> impl Iterator<Item = (usize, Result<&str, std::str::Utf
 /// `.git/info/exclude`, then the `.gitignore` files of the directories
 /// from the top of the work tree down to `root`'s parent (`root`'s own is
 /// read by the walk). Directories are reached through `..` from `root`,
-/// never by path; outside a work tree, nothing.
+/// never by path, one descriptor open at a time; outside a work tree,
+/// nothing.
 fn git_rules_above(
     empty: &Arc<IgnoreRules>,
     root_dir: &Dir,
     root: &Path,
     warn: &mut dyn FnMut(String),
 ) -> Arc<IgnoreRules> {
-    // (directory, its path), from `root` up to the top of the work tree.
-    let mut levels: Vec<(Dir, PathBuf)> = Vec::new();
-    let mut dir = match root_dir.try_clone() {
-        Ok(d) => d,
-        Err(_) => return empty.clone(),
-    };
-    let mut path = root.to_path_buf();
-    let top = loop {
-        let has_git = dir.stat_at(b".git").is_ok();
-        levels.push((dir, path.clone()));
-        if has_git {
-            break true;
+    // How many levels up the top of the work tree is (0: `root` itself).
+    let Some(top) = climb(root_dir, root, |dir, _| dir.stat_at(b".git").is_ok()) else { return empty.clone() };
+    // The .gitignore files on the way, bottom up, within the save's total.
+    let mut found: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut total = 0u64;
+    let mut top_dir = None;
+    climb(root_dir, root, |dir, (level, path)| {
+        if level == top {
+            top_dir = dir.try_clone().ok().map(|d| (d, path.to_path_buf()));
+            return true;
         }
-        let Some(up) = path.parent().map(Path::to_path_buf) else { break false };
-        let Some((cur, _)) = levels.last() else { break false };
-        let Ok(parent) = cur.parent() else { break false };
+        if level > 0 {
+            let file = path.join(GIT_IGNORE_FILE);
+            match read_ignore_file(dir, GIT_IGNORE_FILE.as_bytes()) {
+                Ok(text) if total + text.len() as u64 > MAX_IGNORE_TOTAL => warn(format!(
+                    "{}: not used: the ignore files of this save together exceed {MAX_IGNORE_TOTAL} bytes",
+                    escape_path(&file)
+                )),
+                Ok(text) => {
+                    total += text.len() as u64;
+                    found.push((path.to_path_buf(), text));
+                }
+                Err(why) if why == NOT_FOUND => {}
+                Err(why) => warn(format!("{}: not used: {why}", escape_path(&file))),
+            }
+        }
+        false
+    });
+    let Some((top_dir, top_path)) = top_dir else { return empty.clone() };
+    let mut rules = empty.clone();
+    // A `.git` file (a linked work tree, a submodule) names its git
+    // directory by path: its info/exclude is not read.
+    if let Ok(info) = top_dir.child(b".git").and_then(|g| g.child(b"info")) {
+        let file = top_path.join(".git/info/exclude");
+        match read_ignore_file(&info, b"exclude") {
+            Ok(text) => rules = rules.with_file(text, &top_path, &file, warn),
+            Err(why) if why == NOT_FOUND => {}
+            Err(why) => warn(format!("{}: not used: {why}", escape_path(&file))),
+        }
+    }
+    if top > 0 {
+        let file = top_path.join(GIT_IGNORE_FILE);
+        match read_ignore_file(&top_dir, GIT_IGNORE_FILE.as_bytes()) {
+            Ok(text) => rules = rules.with_file(text, &top_path, &file, warn),
+            Err(why) if why == NOT_FOUND => {}
+            Err(why) => warn(format!("{}: not used: {why}", escape_path(&file))),
+        }
+    }
+    for (path, text) in found.into_iter().rev() {
+        let file = path.join(GIT_IGNORE_FILE);
+        rules = rules.with_file(text, &path, &file, warn);
+    }
+    rules
+}
+
+/// Visits `root_dir` (at `root`) and the directories above it, each
+/// reached through `..` from the one below, with its level (0 for `root`)
+/// and path, until `visit` returns true: returns that level, or None at
+/// "/" or after [`MAX_GIT_CLIMB`] levels.
+fn climb(root_dir: &Dir, root: &Path, mut visit: impl FnMut(&Dir, (usize, &Path)) -> bool) -> Option<usize> {
+    let mut dir = root_dir.try_clone().ok()?;
+    let mut path = root.to_path_buf();
+    for level in 0..MAX_GIT_CLIMB {
+        if visit(&dir, (level, &path)) {
+            return Some(level);
+        }
+        let up = path.parent()?.to_path_buf();
+        let parent = dir.parent().ok()?;
         // At "/", ".." is the directory itself.
-        let same = matches!((cur.stat(), parent.stat()), (Ok(a), Ok(b)) if a.id() == b.id());
-        if same || levels.len() >= MAX_GIT_CLIMB {
-            break false;
+        if parent.stat().ok()?.id() == dir.stat().ok()?.id() {
+            return None;
         }
         dir = parent;
         path = up;
-    };
-    if !top {
-        return empty.clone();
     }
-    let mut rules = empty.clone();
-    let Some((top_dir, top_path)) = levels.last() else { return rules };
-    // A `.git` file (a linked work tree, a submodule) names its git
-    // directory by path: its info/exclude is not read.
-    let info = top_dir.child(b".git").and_then(|g| g.child(b"info"));
-    if let Ok(info) = info {
-        let file = top_path.join(".git/info/exclude");
-        match read_ignore_file(&info, b"exclude") {
-            Ok(text) => rules = rules.with_file(text, top_path, &file, warn),
-            Err(why) if why != NOT_FOUND => warn(format!("{}: not used: {why}", escape_path(&file))),
-            Err(_) => {}
-        }
-    }
-    for (dir, path) in levels.iter().skip(1).rev() {
-        let file = path.join(GIT_IGNORE_FILE);
-        match read_ignore_file(dir, GIT_IGNORE_FILE.as_bytes()) {
-            Ok(text) => rules = rules.with_file(text, path, &file, warn),
-            Err(why) if why != NOT_FOUND => warn(format!("{}: not used: {why}", escape_path(&file))),
-            Err(_) => {}
-        }
-    }
-    rules
+    None
 }
 
 const NOT_FOUND: &str = "it does not exist";
