@@ -223,6 +223,8 @@ fn fixture() -> &'static Fixture {
             host: Some("bench".into()),
             time: Some(Timestamp { secs: 1_700_000_000, nanos: 0 }),
             excludes: Vec::new(),
+            exclude_files: Vec::new(),
+            git_ignore: false,
             one_file_system: false,
             force_read: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -25,6 +25,7 @@ mod messages;
 mod readonly;
 mod roundtrip;
 mod s3;
+mod save_skip;
 mod sparse;
 mod stat;
 mod trust;

@@ -34,6 +34,8 @@ fn save_opts(src: &Path) -> SaveOptions {
         host: Some("h".into()),
         time: Some(Timestamp { secs: 1_700_000_000, nanos: 0 }),
         excludes: Vec::new(),
+        exclude_files: Vec::new(),
+        git_ignore: false,
         one_file_system: false,
         force_read: false,
         threads: 2,

@@ -252,9 +252,23 @@ pub struct SaveArgs {
     /// .chkfsignore file at the top of DIR
     #[arg(short = 'e', long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
-    /// Do not cross filesystem boundaries (mount points are saved as empty directories)
+    /// Leave out paths matching the gitignore-style patterns in FILE (repeatable), anchored at
+    /// the top of DIR like --exclude
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Also honour .gitignore files (each in its directory, as git does) and, inside a git work
+    /// tree, its .git/info/exclude and the .gitignore files above DIR
+    #[arg(long)]
+    pub git_ignore: bool,
+    /// Do not cross filesystem boundaries (mount points are saved as empty directories; chkfs's
+    /// own mounts always are)
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
+    /// Walk and decide as a save would, writing nothing: print how many files and bytes would be
+    /// saved and read (new or changed files); the bytes read are an upper bound of the bytes
+    /// added
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     /// Record this host name instead of the machine's
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,

@@ -6,7 +6,7 @@ use super::format::{bytes, parse_rfc3339, rfc3339};
 use super::progress::SaveProgress;
 use super::repo_path::RepoArgs;
 use crate::chunking::ChunkSizes;
-use crate::save::{save, SaveOptions};
+use crate::save::{dry_run, save, DryRun, SaveOptions};
 use crate::store::Repository;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -89,7 +89,8 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = Arc::new(ctx.open_or_create_default()?);
+    // A dry run creates nothing, not even the default repository.
+    let repo = Arc::new(if args.dry_run { ctx.open()? } else { ctx.open_or_create_default()? });
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while the first is being handled exits at once.
@@ -103,10 +104,16 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         host: args.host.clone(),
         time,
         excludes: args.exclude.clone(),
+        exclude_files: args.exclude_file.clone(),
+        git_ignore: args.git_ignore,
         one_file_system: args.one_file_system,
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
+    if args.dry_run {
+        let found = run_interruptibly(interrupted_flag, move |interrupted| dry_run(repo, &opts, interrupted))?;
+        return report_dry_run(&found, args.json);
+    }
     let outcome = run_interruptibly(interrupted_flag, move |interrupted| {
         let progress = SaveProgress::new();
         save(repo, &opts, &progress, interrupted)
@@ -146,6 +153,58 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
     );
     if s.partial {
         eprintln!("chkfs: {} item(s) could not be saved; the snapshot is marked partial", s.errors.len());
+        return Ok(ExitCode::Partial);
+    }
+    Ok(ExitCode::Ok)
+}
+
+#[derive(Serialize)]
+struct DryRunJson<'a> {
+    dry_run: bool,
+    parent: Option<String>,
+    files: u64,
+    dirs: u64,
+    other: u64,
+    bytes: u64,
+    files_to_read: u64,
+    bytes_to_read: u64,
+    /// An upper bound: chunks already stored are not added again.
+    added_bytes_at_most: u64,
+    partial: bool,
+    errors: &'a [String],
+}
+
+fn report_dry_run(found: &DryRun, json: bool) -> Result<ExitCode> {
+    let st = &found.stats;
+    if json {
+        let out = DryRunJson {
+            dry_run: true,
+            parent: found.parent.map(|p| p.to_hex()),
+            files: st.files,
+            dirs: st.dirs,
+            other: st.other,
+            bytes: st.bytes,
+            files_to_read: found.files_to_read,
+            bytes_to_read: st.bytes_to_read,
+            added_bytes_at_most: st.bytes_to_read,
+            partial: !found.errors.is_empty(),
+            errors: &found.errors,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    let against = match found.parent {
+        Some(p) => format!(" (compared with snapshot {p})"),
+        None => String::new(),
+    };
+    eprintln!(
+        "dry run, nothing written: would save {} files, {}; would read {} files, {}, and add at most that{against}",
+        st.files,
+        bytes(st.bytes),
+        found.files_to_read,
+        bytes(st.bytes_to_read),
+    );
+    if !found.errors.is_empty() {
+        eprintln!("chkfs: {} item(s) could not be read; a save would be partial", found.errors.len());
         return Ok(ExitCode::Partial);
     }
     Ok(ExitCode::Ok)

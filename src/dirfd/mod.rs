@@ -169,6 +169,26 @@ impl Dir {
         Ok(out)
     }
 
+    /// The names in this directory, without `.` and `..`, each with
+    /// whether the listing says it is a directory (None where the
+    /// filesystem does not say): what is known without an lstat.
+    pub fn typed_names(&self) -> io::Result<Vec<(Vec<u8>, Option<bool>)>> {
+        let mut dir = rfs::Dir::read_from(&self.fd).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(err)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                let is_dir = match entry.file_type() {
+                    rfs::FileType::Unknown => None,
+                    t => Some(t == rfs::FileType::Directory),
+                };
+                out.push((name.to_vec(), is_dir));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
         rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)).map_err(err)
     }

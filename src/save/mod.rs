@@ -56,6 +56,10 @@ pub struct SaveOptions {
     pub host: Option<String>,
     pub time: Option<Timestamp>,
     pub excludes: Vec<String>,
+    /// Files of gitignore-style patterns, anchored at the source.
+    pub exclude_files: Vec<PathBuf>,
+    /// Honours `.gitignore` files and the work tree's `.git/info/exclude`.
+    pub git_ignore: bool,
     pub one_file_system: bool,
     /// Reads every file even when the previous snapshot has it unchanged.
     pub force_read: bool,
@@ -112,14 +116,8 @@ pub fn save(
 
     let host = opts.host.clone().unwrap_or_else(hostname);
     let path = source.as_os_str().as_bytes().to_vec();
-    let parent = if opts.force_read {
-        None
-    } else {
-        let snapshots = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id}: {e}"))?;
-        snapshots.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path)
-    };
-    let scan_opts =
-        ScanOptions { excludes: &opts.excludes, one_file_system: opts.one_file_system, skip_dirs: repo_dir };
+    let parent = parent_snapshot(&repo, opts, &host, &path)?;
+    let scan_opts = scan_options(opts, repo_dir);
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
     let scan_root = root.try_clone().map_err(|e| SaveError::source(&source, e))?;
     let mut scan = scan::scan(scan_root, &source, prev_root, &reader, &index, &scan_opts, interrupted)?;
@@ -198,6 +196,72 @@ pub fn save(
         s.stats.duration_ms = started.elapsed().as_millis() as u64;
     })?;
     Ok(SaveOutcome { id, snapshot })
+}
+
+/// What a save would do, found without writing anything.
+pub struct DryRun {
+    /// The snapshot a save would compare with.
+    pub parent: Option<SnapshotId>,
+    pub stats: ScanStats,
+    /// Files a save would read (new or changed); their bytes are
+    /// `stats.bytes_to_read`, at most what it would add.
+    pub files_to_read: u64,
+    /// What a save would leave out, with why.
+    pub errors: Vec<String>,
+}
+
+/// Walks the source and decides as [`save`] would (same rules, same
+/// parent snapshot, same unchanged files), writing nothing to the
+/// repository: no writer marker, no pack, index or snapshot record, no
+/// temporary file removed. Works on a repository it may only read.
+pub fn dry_run(repo: Arc<Repository>, opts: &SaveOptions, interrupted: &AtomicBool) -> Result<DryRun, SaveError> {
+    let source = std::fs::canonicalize(&opts.source).map_err(|e| SaveError::source(&opts.source, e))?;
+    let repo_dir = repository_dir(&repo, &source)?;
+    let root = Dir::open_path(&source).map_err(|e| SaveError::source(&source, e))?;
+    let loaded = repo.load_index()?;
+    for w in loaded.warnings() {
+        eprintln!("chkfs: warning: {w}");
+    }
+    let index = Arc::new(loaded.index);
+    let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let path = source.as_os_str().as_bytes().to_vec();
+    let parent = parent_snapshot(&repo, opts, &host, &path)?;
+    let scan_opts = scan_options(opts, repo_dir);
+    let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
+    let scan = scan::scan(root, &source, prev_root, &reader, &index, &scan_opts, interrupted)?;
+    Ok(DryRun {
+        parent: parent.map(|p| p.id),
+        stats: scan.stats,
+        files_to_read: scan.jobs.len() as u64,
+        errors: scan.errors,
+    })
+}
+
+/// The latest snapshot of the same host and path, whose unchanged files
+/// need not be read; none with `--force-read`.
+fn parent_snapshot(
+    repo: &Repository,
+    opts: &SaveOptions,
+    host: &str,
+    path: &[u8],
+) -> Result<Option<crate::store::SnapshotEntry>, SaveError> {
+    if opts.force_read {
+        return Ok(None);
+    }
+    let snapshots = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id}: {e}"))?;
+    Ok(snapshots.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path))
+}
+
+fn scan_options(opts: &SaveOptions, repo_dir: Vec<FileId>) -> ScanOptions<'_> {
+    ScanOptions {
+        excludes: &opts.excludes,
+        exclude_files: &opts.exclude_files,
+        git_ignore: opts.git_ignore,
+        one_file_system: opts.one_file_system,
+        skip_dirs: repo_dir,
+        chkfs_mounts: walk::chkfs_mounts(),
+    }
 }
 
 /// Hard-link groups whose first name was replaced during the save, or

@@ -10,7 +10,7 @@
 //! worker holds one descriptor however deep it is: a tree a million
 //! directories deep walks in memory proportional to its size.
 
-use super::ignore_rules::{IgnoreRules, IGNORE_FILE};
+use super::ignore_rules::{IgnoreRules, RootRules, GIT_IGNORE_FILE, IGNORE_FILE};
 use super::meta::{read_xattrs, read_xattrs_fd, to_entry, Stat};
 use super::SaveError;
 use crate::dirfd::cursor::{Cursor, DirTree};
@@ -23,6 +23,7 @@ use crate::text::escape_path;
 use crossbeam_channel::{unbounded, Sender};
 use parking_lot::{Mutex, RwLock};
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -55,9 +56,14 @@ pub enum WalkedKind {
 
 pub struct WalkOptions<'a> {
     pub excludes: &'a [String],
+    pub exclude_files: &'a [PathBuf],
+    pub git_ignore: bool,
     pub one_file_system: bool,
     /// Directories never to enter (the repository).
     pub skip_dirs: Vec<FileId>,
+    /// The devices of chkfs's own mounts (see [`chkfs_mounts`]): their
+    /// mount points are saved as empty directories.
+    pub chkfs_mounts: HashSet<u64>,
 }
 
 pub struct Walker<'a> {
@@ -155,7 +161,12 @@ impl Walker<'_> {
     /// Walks the root directory, open as `root_dir` at `root`, whose
     /// previous tree is `prev`. Returns every directory; 0 is the root.
     pub fn walk(&self, root_dir: Dir, root: &Path, prev: Option<BlobId>) -> Result<Vec<WalkedDir>, SaveError> {
-        let rules = IgnoreRules::root(root, self.opts.excludes).map_err(SaveError::Usage)?;
+        let root_rules = RootRules {
+            excludes: self.opts.excludes,
+            exclude_files: self.opts.exclude_files,
+            git_ignore: self.opts.git_ignore,
+        };
+        let rules = IgnoreRules::root(&root_dir, root, root_rules, &mut |w| self.warn(w)).map_err(SaveError::Usage)?;
         let id = root_dir.stat().map_err(|e| SaveError::source(root, e))?.id();
         // The root must be listable: an error there is the save's.
         root_dir.names().map_err(|e| SaveError::source(root, e))?;
@@ -193,7 +204,8 @@ impl Walker<'_> {
         if self.interrupted.load(Ordering::Relaxed) {
             return;
         }
-        let listed = self.open(task.dir, source, root, places, walk).and_then(|(d, p)| d.names().map(|n| (d, p, n)));
+        let listed =
+            self.open(task.dir, source, root, places, walk).and_then(|(d, p)| d.typed_names().map(|n| (d, p, n)));
         let (dir, path, mut names) = match listed {
             Ok(x) => x,
             Err(e) => {
@@ -207,16 +219,24 @@ impl Walker<'_> {
             let _ = tx.send((task.dir, Vec::new()));
             return;
         }
-        names.sort();
-        let rules = if names.iter().any(|n| n == IGNORE_FILE.as_bytes()) {
-            task.rules.enter(&dir, &path, &mut |w| self.warn(w))
-        } else {
-            task.rules.clone()
-        };
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let has = |file: &str| names.iter().any(|(n, _)| n == file.as_bytes());
+        let mut rules = task.rules.clone();
+        // A .chkfsignore overrides a .gitignore beside it.
+        for file in [GIT_IGNORE_FILE, IGNORE_FILE] {
+            if (file == IGNORE_FILE || self.opts.git_ignore) && has(file) {
+                rules = rules.enter(&dir, &path, file, &mut |w| self.warn(w));
+            }
+        }
         let prev = task.prev.and_then(|t| self.load_prev(t, &path));
+        let dir_dev = places.0.read()[task.dir as usize].3.dev;
         let mut entries = Vec::with_capacity(names.len());
-        for name in names {
+        for (name, listed_dir) in names {
             let child = path.join(OsStr::from_bytes(&name));
+            // Left out before its lstat where the listing says enough.
+            if listed_dir.is_some_and(|d| rules.is_ignored(&child, d)) {
+                continue;
+            }
             let stat = match dir.stat_at(&name) {
                 Ok(s) => s,
                 // Deleted since it was listed.
@@ -226,11 +246,13 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            if rules.is_ignored(&child, stat.is_dir()) {
+            if listed_dir != Some(stat.is_dir()) && rules.is_ignored(&child, stat.is_dir()) {
                 continue;
             }
             let prev_entry = prev.as_ref().and_then(|t| t.find(&name));
-            let Some((mut walked, enter)) = self.walk_entry(&dir, &child, name, stat, prev_entry) else { continue };
+            let Some((mut walked, enter)) = self.walk_entry(&dir, &child, name, stat, prev_entry, dir_dev) else {
+                continue;
+            };
             if matches!(walked.entry.node, Node::Dir { .. }) {
                 let depth = places.0.read()[task.dir as usize].2 + 1;
                 let sub = {
@@ -294,6 +316,7 @@ impl Walker<'_> {
         name: Vec<u8>,
         stat: Stat,
         prev: Option<&Entry>,
+        dir_dev: u64,
     ) -> Option<(Walked, bool)> {
         let mut enter = false;
         let (node, kind, xattrs) = match stat.file_type() {
@@ -309,6 +332,14 @@ impl Walker<'_> {
             libc::S_IFDIR => {
                 if self.opts.skip_dirs.contains(&stat.id()) {
                     return None;
+                }
+                // A chkfs mount: saving it would store the repository's
+                // snapshots again (and again at every save). Its root is
+                // asked nothing more than the lstat already made.
+                if stat.dev != dir_dev && self.opts.chkfs_mounts.contains(&stat.dev) {
+                    eprintln!("chkfs: note: {}: a chkfs mount; saved as an empty directory", escape_path(path));
+                    let entry = to_entry(&stat, name, Node::Dir { tree: BlobId(0) }, Vec::new());
+                    return Some((Walked { entry, kind: WalkedKind::Ready }, false));
                 }
                 // Another filesystem, with --one-file-system: an empty directory.
                 enter = !(self.opts.one_file_system && stat.dev != self.root_dev);
@@ -401,5 +432,55 @@ impl Walker<'_> {
     fn warn(&self, msg: String) {
         eprintln!("chkfs: warning: {msg}");
         self.errors.lock().push(msg);
+    }
+}
+
+/// The devices of the chkfs filesystems mounted now, from
+/// /proc/self/mountinfo (read once per save): mounts of type
+/// `fuse.chkfs`, or FUSE mounts whose source is `chkfs:...` (the
+/// `FSName` and `Subtype` `chkfs mount` gives). Empty without /proc.
+pub fn chkfs_mounts() -> HashSet<u64> {
+    match std::fs::read("/proc/self/mountinfo") {
+        Ok(text) => parse_chkfs_mounts(&text),
+        Err(_) => HashSet::new(),
+    }
+}
+
+fn parse_chkfs_mounts(text: &[u8]) -> HashSet<u64> {
+    let mut devs = HashSet::new();
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        // ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
+        let Some(sep) = fields.iter().skip(6).position(|f| *f == b"-").map(|p| p + 6) else { continue };
+        let (Some(fstype), Some(source)) = (fields.get(sep + 1), fields.get(sep + 2)) else { continue };
+        let chkfs = *fstype == b"fuse.chkfs" || (fstype.starts_with(b"fuse") && source.starts_with(b"chkfs:"));
+        if !chkfs {
+            continue;
+        }
+        let Some(dev) = fields.get(2).and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.split_once(':')) else {
+            continue;
+        };
+        if let (Ok(major), Ok(minor)) = (dev.0.parse::<u32>(), dev.1.parse::<u32>()) {
+            devs.insert(libc::makedev(major, minor));
+        }
+    }
+    devs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chkfs_mounts_are_found_in_mountinfo() {
+        let text = b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+            40 22 0:51 / /mnt/backups ro,nosuid,nodev,noatime shared:30 - fuse.chkfs chkfs:/r rw,user_id=0\n\
+            41 22 0:52 / /mnt/other ro - fuse chkfs:/srv/r rw\n\
+            42 22 0:53 / /mnt/sshfs rw - fuse.sshfs host:/ rw\n\
+            43 22 0:54 / /mnt/x\\040y rw - fuse.chkfs chkfs:/a\\040b rw\n\
+            broken line\n";
+        let devs = parse_chkfs_mounts(text);
+        let expected: HashSet<u64> = [51, 52, 54].into_iter().map(|m| libc::makedev(0, m)).collect();
+        assert_eq!(devs, expected);
     }
 }
