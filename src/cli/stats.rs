@@ -10,6 +10,7 @@ use crate::text::{escape_bytes, escape_str};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::sync::Arc;
 
 /// Trees are read once each; a small cache is enough.
@@ -50,8 +51,7 @@ pub fn run(ctx: &RepoArgs, args: &StatsArgs) -> Result<ExitCode> {
     let repo = Arc::new(ctx.open()?);
     // Every snapshot is walked, selected or not: what a snapshot alone
     // holds depends on all the others.
-    let all =
-        repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
+    let all = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
     let named = !args.snapshots.is_empty();
     let selected: HashSet<_> = if named {
         let mut ids = HashSet::new();
@@ -72,15 +72,20 @@ pub fn run(ctx: &RepoArgs, args: &StatsArgs) -> Result<ExitCode> {
         );
     }
     let by_id: HashMap<_, &SnapshotEntry> = all.iter().map(|s| (s.id, s)).collect();
+    // Written with `?`, not println!: a reader that goes away (`| head`)
+    // ends the command quietly.
+    let out = std::io::stdout();
+    let mut out = out.lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&st, &by_id))?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&json(&st, &by_id))?)?;
         return Ok(ExitCode::Ok);
     }
-    print_summary(&st, &repo.location(), named || !filter.is_empty());
+    print_summary(&mut out, &st, &repo.location(), named || !filter.is_empty())?;
     if named || args.per_snapshot {
-        println!();
-        print_table(&st, &by_id);
+        writeln!(out)?;
+        print_table(&mut out, &st, &by_id)?;
     }
+    out.flush()?;
     Ok(ExitCode::Ok)
 }
 
@@ -132,27 +137,32 @@ fn blobs(b: &Blobs, one: &str, many: &str) -> String {
     format!("{}, {} raw, {} stored", count(b.count, one, many), bytes(b.raw_bytes), bytes(b.stored_bytes))
 }
 
-fn print_summary(st: &RepoStats, location: &str, some: bool) {
-    println!("Repository {}", escape_str(location));
-    println!("  Stored:             {} in {}", bytes(st.pack_bytes), count(st.packs, "pack", "packs"));
-    let considered = if some {
-        format!("{} of {}", st.selected, st.snapshots)
-    } else {
-        count(st.snapshots, "snapshot", "snapshots")
+fn print_summary(out: &mut impl Write, st: &RepoStats, location: &str, some: bool) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Repository {}: {} stored in {}",
+        escape_str(location),
+        bytes(st.pack_bytes),
+        count(st.packs, "pack", "packs")
+    )?;
+    let considered = match some {
+        true => format!("{} of {}", st.selected, count(st.snapshots, "snapshot", "snapshots")),
+        false => count(st.snapshots, "snapshot", "snapshots"),
     };
-    println!("Snapshots:            {considered}");
-    println!(
+    writeln!(out, "{considered}:")?;
+    writeln!(
+        out,
         "  Restore size:       {}, {} (every one restored)",
         count(st.logical_files, "file", "files"),
         bytes(st.logical_bytes)
-    );
-    println!("  Unique data:        {} (distinct chunks they use)", blobs(&st.chunks, "chunk", "chunks"));
-    println!("  Trees:              {}", blobs(&st.trees, "tree", "trees"));
-    println!("  Deduplication:      {} (restore size / unique data raw)", times(st.dedup_ratio()));
-    println!("  Compression:        {} (unique data raw / stored)", times(st.compression_ratio()));
-    println!("In the packs (every copy, used or not):");
-    println!("  Chunks:             {}", blobs(&st.packed_chunks, "chunk", "chunks"));
-    println!("  Trees:              {}", blobs(&st.packed_trees, "tree", "trees"));
+    )?;
+    writeln!(out, "  Unique data:        {} (distinct chunks they use)", blobs(&st.chunks, "chunk", "chunks"))?;
+    writeln!(out, "  Trees:              {}", blobs(&st.trees, "tree", "trees"))?;
+    writeln!(out, "  Deduplication:      {} (restore size / unique data raw)", times(st.dedup_ratio()))?;
+    writeln!(out, "  Compression:        {} (unique data raw / stored)", times(st.compression_ratio()))?;
+    writeln!(out, "In the packs (every copy, used or not):")?;
+    writeln!(out, "  Chunks:             {}", blobs(&st.packed_chunks, "chunk", "chunks"))?;
+    writeln!(out, "  Trees:              {}", blobs(&st.packed_trees, "tree", "trees"))?;
     let unused = format!(
         "{}, {} raw, {} stored",
         count(st.unused.count, "blob", "blobs"),
@@ -160,20 +170,27 @@ fn print_summary(st: &RepoStats, location: &str, some: bool) {
         bytes(st.unused.stored_bytes)
     );
     let gc = if st.unused.count > 0 { " (no snapshot needs them: `chkfs gc` reclaims them)" } else { "" };
-    println!("  Unused:             {unused}{gc}");
+    writeln!(out, "  Unused:             {unused}{gc}")?;
     if st.missing_chunks > 0 {
-        println!("  Missing:            {} (damage)", count(st.missing_chunks, "chunk", "chunks"));
+        writeln!(out, "  Missing:            {} (damage)", count(st.missing_chunks, "chunk", "chunks"))?;
     }
+    Ok(())
 }
 
-fn print_table(st: &RepoStats, by_id: &HashMap<crate::format::SnapshotId, &SnapshotEntry>) {
-    println!(
+fn print_table(
+    out: &mut impl Write,
+    st: &RepoStats,
+    by_id: &HashMap<crate::format::SnapshotId, &SnapshotEntry>,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{:<8}  {:<19}  {:>8}  {:>10}  {:>10}  {:>10}  PATH",
         "ID", "TIME", "FILES", "SIZE", "UNIQUE", "STORED"
-    );
+    )?;
     for f in &st.per_snapshot {
         let Some(e) = by_id.get(&f.id) else { continue };
-        println!(
+        writeln!(
+            out,
             "{:<8}  {:<19}  {:>8}  {:>10}  {:>10}  {:>10}  {}",
             f.id.to_hex(),
             local(e.snapshot.time),
@@ -182,7 +199,8 @@ fn print_table(st: &RepoStats, by_id: &HashMap<crate::format::SnapshotId, &Snaps
             bytes(f.unique.raw_bytes),
             bytes(f.unique.stored_bytes),
             escape_bytes(&e.snapshot.path)
-        );
+        )?;
     }
-    eprintln!("UNIQUE: the data no other snapshot uses, which forgetting the snapshot alone lets gc reclaim");
+    writeln!(out, "UNIQUE: data no other snapshot uses (raw; STORED: as stored), which forgetting the snapshot alone lets gc reclaim")?;
+    Ok(())
 }

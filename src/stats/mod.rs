@@ -252,7 +252,9 @@ impl<'a> Graph<'a> {
             if let Some(l) = &self.trees[t as usize].loaded {
                 // Children learn the tree's whole mark: a tree two
                 // snapshots reach makes everything under it shared.
-                stack.extend(self.edges[l.children.start as usize..l.children.end as usize].iter().map(|&c| (c, merged)));
+                stack.extend(
+                    self.edges[l.children.start as usize..l.children.end as usize].iter().map(|&c| (c, merged)),
+                );
             }
         }
         Ok(())
@@ -360,7 +362,11 @@ fn stored_share(index: &Index, block: u32, len: u32) -> u64 {
 
 /// Figures for the repository `reader` reads, whose snapshots are `all`
 /// (oldest first); `selected` says which of them the figures describe.
-pub fn stats(reader: &BlobReader, all: &[SnapshotEntry], selected: &HashSet<SnapshotId>) -> Result<RepoStats, StatsError> {
+pub fn stats(
+    reader: &BlobReader,
+    all: &[SnapshotEntry],
+    selected: &HashSet<SnapshotId>,
+) -> Result<RepoStats, StatsError> {
     let index = reader.index();
     let mut g = Graph {
         reader,
@@ -442,7 +448,12 @@ pub fn stats(reader: &BlobReader, all: &[SnapshotEntry], selected: &HashSet<Snap
 
 /// Every copy in the packs, and which of them no snapshot needs: a copy
 /// is used when its blob is and it is the copy a reader takes.
-fn count_packs(index: &Index, g: &Graph, parts: &HashMap<BlobId, bool, BuildHasherDefault<IdHasher>>, out: &mut RepoStats) {
+fn count_packs(
+    index: &Index,
+    g: &Graph,
+    parts: &HashMap<BlobId, bool, BuildHasherDefault<IdHasher>>,
+    out: &mut RepoStats,
+) {
     for (slot, meta) in index.packs().iter().enumerate() {
         out.packs += 1;
         out.pack_bytes += meta.size;
@@ -469,5 +480,23 @@ fn count_packs(index: &Index, g: &Graph, parts: &HashMap<BlobId, bool, BuildHash
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_only_grow() {
+        let a = Mark { owner: 0, selected: false };
+        let b = Mark { owner: 1, selected: true };
+        assert_eq!(Mark::NONE.merge(a), a);
+        assert_eq!(a.merge(a), a);
+        assert_eq!(a.merge(Mark::NONE), a);
+        assert_eq!(a.merge(b), Mark { owner: SHARED, selected: true });
+        assert_eq!(b.merge(a).merge(a), Mark { owner: SHARED, selected: true });
+        assert_eq!(ratio(3, 0), None);
+        assert_eq!(ratio(3, 2), Some(1.5));
     }
 }
