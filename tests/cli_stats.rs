@@ -249,3 +249,26 @@ fn an_encrypted_repository_is_read_with_its_password() {
     let out = run_with_timeout(w.cmd().env("CHKFS_PASSWORD_FILE", &wrong).args(["stats"]), TIMEOUT);
     assert_eq!(out.code, 6, "{}", out.stderr);
 }
+
+/// A directory too big for one tree is stored split in parts: the parts
+/// count as trees used, not as unused copies.
+#[test]
+fn split_trees_count_as_used() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    let big = src.join("big");
+    fs::create_dir_all(&big).unwrap();
+    for i in 0..9000 {
+        fs::write(big.join(format!("f{i:05}")), format!("{i}\n")).unwrap();
+    }
+    w.save(&src, &[]);
+    let st = stats(&w, &[]);
+    assert_eq!(n(&st, &["logical_files"]), 9000, "{st}");
+    assert_eq!(n(&st, &["unused", "count"]), 0, "{st}");
+    assert_eq!(n(&st, &["packed_trees", "count"]), n(&st, &["trees", "count"]), "{st}");
+    // check counts directories (2); stats counts tree blobs, each part too.
+    let check = w.chkfs(["check", "--json"]);
+    check.ok();
+    assert_eq!(n(&check.json(), &["trees"]), 2, "{}", check.stdout_str());
+    assert!(n(&st, &["trees", "count"]) >= 2 + 2, "{st}");
+}
