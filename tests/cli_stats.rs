@@ -272,3 +272,32 @@ fn split_trees_count_as_used() {
     assert_eq!(n(&check.json(), &["trees"]), 2, "{}", check.stdout_str());
     assert!(n(&st, &["trees", "count"]) >= 2 + 2, "{st}");
 }
+
+/// A damaged directory below a readable root is named by its path.
+#[test]
+fn a_damaged_subdirectory_is_named() {
+    const HEADER_LEN: u64 = 16;
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("sub/inner")).unwrap();
+    fs::write(src.join("sub/inner/a.txt"), "a\n").unwrap();
+    fs::write(src.join("b.bin"), random_bytes(100_000, 5)).unwrap();
+    let s1 = w.save(&src, &[]);
+    let mut packs: Vec<_> = pack_files(&w.repo).into_iter().map(|p| (fs::metadata(&p).unwrap().len(), p)).collect();
+    packs.sort();
+    let first_trees = packs[0].1.clone();
+    // The second snapshot's root is new (in a pack of its own); /sub is
+    // the first one's.
+    fs::write(src.join("c.txt"), "c\n").unwrap();
+    let s2 = w.save(&src, &[]);
+    w.chkfs(["forget", s1["id"].as_str().unwrap()]).ok();
+    let f = fs::OpenOptions::new().read(true).write(true).open(&first_trees).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, HEADER_LEN + 4).unwrap();
+    b[0] ^= 0xff;
+    f.write_all_at(&b, HEADER_LEN + 4).unwrap();
+    let out = w.chkfs(["stats"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let id2 = s2["id"].as_str().unwrap();
+    assert!(out.stderr.contains(&format!("snapshot {id2}: directory /sub/ cannot be read")), "{}", out.stderr);
+}

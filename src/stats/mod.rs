@@ -35,7 +35,8 @@ pub enum StatsError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A tree a snapshot needs cannot be read: its sizes are unknown.
-    #[error("snapshot {snapshot}: directory {path}/ (tree {tree}) cannot be read: {source}")]
+    /// (The source, which names the tree, follows in the error's chain.)
+    #[error("snapshot {snapshot}: directory {path}/ cannot be read")]
     Unreadable { snapshot: SnapshotId, path: String, tree: BlobId, source: StoreError },
     #[error("snapshot {snapshot}: tree {tree} contains itself")]
     Cycle { snapshot: SnapshotId, tree: BlobId },
