@@ -301,3 +301,22 @@ fn a_damaged_subdirectory_is_named() {
     let id2 = s2["id"].as_str().unwrap();
     assert!(out.stderr.contains(&format!("snapshot {id2}: directory /sub/ cannot be read")), "{}", out.stderr);
 }
+
+/// A hard-linked file's content counts once per snapshot, as `list`
+/// counts it; each of its names counts as a file.
+#[test]
+fn hard_links_count_once() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("a")).unwrap();
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::write(src.join("a/data"), random_bytes(40_000, 9)).unwrap();
+    fs::hard_link(src.join("a/data"), src.join("b/data")).unwrap();
+    fs::hard_link(src.join("a/data"), src.join("a/again")).unwrap();
+    fs::write(src.join("plain"), random_bytes(1_000, 10)).unwrap();
+    w.save(&src, &[]);
+    let st = stats(&w, &[]);
+    assert_eq!(n(&st, &["logical_files"]), 4, "{st}");
+    assert_eq!(n(&st, &["logical_bytes"]), 41_000, "{st}");
+    assert_eq!(n(&st, &["logical_bytes"]), n(&w.list()[0], &["bytes"]));
+}

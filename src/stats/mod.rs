@@ -66,7 +66,8 @@ pub struct SnapshotFigures {
     pub id: SnapshotId,
     /// Files a restore writes (every name of a hard-linked file counts).
     pub files: u64,
-    /// Their sizes added up: what a restore writes.
+    /// Their sizes added up, a hard-link group's once (as `save` counts):
+    /// what a restore writes.
     pub bytes: u64,
     /// Data chunks this snapshot uses and no other does: what forgetting
     /// it alone lets gc reclaim (besides its own trees).
@@ -158,7 +159,10 @@ struct Loaded {
     /// Distinct chunks its files use, as positions in `chunks`.
     chunks: std::ops::Range<u32>,
     files: u64,
+    /// Sizes of its files that are not hard links.
     bytes: u64,
+    /// Its hard-linked files, (group, size), as positions in `links`.
+    links: std::ops::Range<u32>,
 }
 
 struct Graph<'a> {
@@ -170,6 +174,10 @@ struct Graph<'a> {
     chunk_ids: IdTable,
     /// Per chunk: its mark, and its length as the tree gives it.
     chunks: Vec<(Mark, u32)>,
+    /// Hard-linked files: (group, size). Groups are numbered per snapshot,
+    /// so a group's size is counted once per snapshot, by a walk of the
+    /// subtrees that hold some.
+    links: Vec<(u64, u64)>,
     /// Parts of split trees (tree blobs no entry names directly), with
     /// the tree they belong to.
     parts: Vec<(u32, BlobId)>,
@@ -191,6 +199,7 @@ impl<'a> Graph<'a> {
         let (mut files, mut bytes) = (0u64, 0u64);
         let edges_start = self.edges.len() as u32;
         let refs_start = self.chunk_refs.len();
+        let links_start = self.links.len() as u32;
         for e in &tree.entries {
             match &e.node {
                 Node::Dir { tree } => {
@@ -199,7 +208,10 @@ impl<'a> Graph<'a> {
                 }
                 Node::File { content } => {
                     files += 1;
-                    bytes = bytes.saturating_add(e.size);
+                    match e.hard_link {
+                        Some(l) => self.links.push((l.group, e.size)),
+                        None => bytes = bytes.saturating_add(e.size),
+                    }
                     for x in content {
                         if let Extent::Data { id, len } = x {
                             let next = self.chunks.len() as u32;
@@ -228,6 +240,7 @@ impl<'a> Graph<'a> {
             chunks: refs_start as u32..kept as u32,
             files,
             bytes,
+            links: links_start..self.links.len() as u32,
         };
         self.trees[t as usize].loaded = Some(loaded);
         Ok(())
@@ -301,14 +314,15 @@ impl<'a> Graph<'a> {
         path
     }
 
-    /// Files and bytes a restore of each tree writes, subtrees included,
-    /// computed once per distinct tree (after every snapshot was marked).
-    fn restore_sizes(&self, snap_of: &[(SnapshotId, u32)]) -> Result<Vec<(u64, u64)>, StatsError> {
+    /// Per tree, subtrees included: its files, the bytes of those that
+    /// are not hard links, and whether it holds hard links. Computed once
+    /// per distinct tree (after every snapshot was marked).
+    fn restore_sizes(&self, snap_of: &[(SnapshotId, u32)]) -> Result<Vec<Sizes>, StatsError> {
         const TODO: u8 = 0;
         const OPEN: u8 = 1;
         const DONE: u8 = 2;
         let mut state = vec![TODO; self.trees.len()];
-        let mut sizes = vec![(0u64, 0u64); self.trees.len()];
+        let mut sizes = vec![Sizes::default(); self.trees.len()];
         for &(snapshot, root) in snap_of {
             let mut stack = vec![(root, false)];
             while let Some((t, children_done)) = stack.pop() {
@@ -331,17 +345,46 @@ impl<'a> Graph<'a> {
                     }
                     continue;
                 }
-                let (mut files, mut bytes) = (l.files, l.bytes);
+                let mut total = Sizes { files: l.files, bytes: l.bytes, links: !l.links.is_empty() };
                 for &c in children {
-                    let (f, b) = sizes[c as usize];
-                    files = files.saturating_add(f);
-                    bytes = bytes.saturating_add(b);
+                    let sub = sizes[c as usize];
+                    total.files = total.files.saturating_add(sub.files);
+                    total.bytes = total.bytes.saturating_add(sub.bytes);
+                    total.links |= sub.links;
                 }
-                sizes[t as usize] = (files, bytes);
+                sizes[t as usize] = total;
                 state[t as usize] = DONE;
             }
         }
         Ok(sizes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sizes {
+    files: u64,
+    bytes: u64,
+    links: bool,
+}
+
+impl Graph<'_> {
+    /// The sizes of the hard-link groups under `root`, each once: the
+    /// subtrees holding none are not entered.
+    fn linked_bytes(&self, root: u32, sizes: &[Sizes]) -> u64 {
+        let mut groups: HashMap<u64, u64> = HashMap::new();
+        let mut seen: HashSet<u32> = HashSet::new();
+        let mut stack = vec![root];
+        while let Some(t) = stack.pop() {
+            if !sizes[t as usize].links || !seen.insert(t) {
+                continue;
+            }
+            let Some(l) = &self.trees[t as usize].loaded else { continue };
+            for &(group, size) in &self.links[l.links.start as usize..l.links.end as usize] {
+                groups.entry(group).or_insert(size);
+            }
+            stack.extend(&self.edges[l.children.start as usize..l.children.end as usize]);
+        }
+        groups.values().fold(0, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -378,6 +421,7 @@ pub fn stats(
         chunk_refs: Vec::new(),
         chunk_ids: IdTable::default(),
         chunks: Vec::new(),
+        links: Vec::new(),
         parts: Vec::new(),
     };
     let mut roots = Vec::with_capacity(all.len());
@@ -438,7 +482,8 @@ pub fn stats(
         if !selected.contains(&snap.id) {
             continue;
         }
-        let (files, bytes) = sizes[root as usize];
+        let files = sizes[root as usize].files;
+        let bytes = sizes[root as usize].bytes.saturating_add(g.linked_bytes(root, &sizes));
         out.selected += 1;
         out.logical_files = out.logical_files.saturating_add(files);
         out.logical_bytes = out.logical_bytes.saturating_add(bytes);
