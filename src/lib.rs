@@ -20,6 +20,7 @@ pub mod gc;
 pub mod mounts;
 pub mod restore;
 pub mod save;
+pub mod stats;
 pub mod store;
 pub mod text;
 pub mod walk;

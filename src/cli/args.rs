@@ -63,6 +63,8 @@ pub enum Command {
     Find(FindArgs),
     /// Show what changed between two snapshots (exit status 0 same, 1 different, 2 trouble)
     Diff(DiffArgs),
+    /// Sizes: stored, restored, deduplicated and compressed; what each snapshot alone holds
+    Stats(StatsArgs),
     /// Manage the keys (passwords) of an encrypted repository
     #[command(subcommand)]
     Key(KeyCommand),
@@ -210,6 +212,22 @@ pub struct DiffArgs {
     /// No summary line on standard error
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show these snapshots (unique id prefixes, or `latest`) one by one, and count only them
+    /// in the totals [default: every snapshot --host and --path keep]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Show every snapshot considered, one by one
+    #[arg(long)]
+    pub per_snapshot: bool,
+    /// Print the figures as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

@@ -23,6 +23,7 @@ mod repo_path;
 mod restore;
 mod save;
 mod spec;
+mod stats;
 
 pub use args::Cli;
 pub use exit::ExitCode;
@@ -83,6 +84,7 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Gc(a) => gc::run(ctx, &a),
         Command::Copy(a) => copy::run(ctx, &a),
         Command::Diff(a) => diff::run(ctx, &a),
+        Command::Stats(a) => stats::run(ctx, &a),
         Command::Ls(a) => ls::run(ctx, &a),
         Command::Versions(a) => history::versions_cmd(ctx, &a),
         Command::Find(a) => history::find_cmd(ctx, &a),
