@@ -435,52 +435,8 @@ impl Walker<'_> {
     }
 }
 
-/// The devices of the chkfs filesystems mounted now, from
-/// /proc/self/mountinfo (read once per save): mounts of type
-/// `fuse.chkfs`, or FUSE mounts whose source is `chkfs:...` (the
-/// `FSName` and `Subtype` `chkfs mount` gives). Empty without /proc.
+/// The devices of the chkfs filesystems mounted now (the mount table
+/// is read once per save). Empty without /proc.
 pub fn chkfs_mounts() -> HashSet<u64> {
-    match std::fs::read("/proc/self/mountinfo") {
-        Ok(text) => parse_chkfs_mounts(&text),
-        Err(_) => HashSet::new(),
-    }
-}
-
-fn parse_chkfs_mounts(text: &[u8]) -> HashSet<u64> {
-    let mut devs = HashSet::new();
-    for line in text.split(|&b| b == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        // ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
-        let Some(sep) = fields.iter().skip(6).position(|f| *f == b"-").map(|p| p + 6) else { continue };
-        let (Some(fstype), Some(source)) = (fields.get(sep + 1), fields.get(sep + 2)) else { continue };
-        let chkfs = *fstype == b"fuse.chkfs" || (fstype.starts_with(b"fuse") && source.starts_with(b"chkfs:"));
-        if !chkfs {
-            continue;
-        }
-        let Some(dev) = fields.get(2).and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.split_once(':')) else {
-            continue;
-        };
-        if let (Ok(major), Ok(minor)) = (dev.0.parse::<u32>(), dev.1.parse::<u32>()) {
-            devs.insert(libc::makedev(major, minor));
-        }
-    }
-    devs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chkfs_mounts_are_found_in_mountinfo() {
-        let text = b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
-            40 22 0:51 / /mnt/backups ro,nosuid,nodev,noatime shared:30 - fuse.chkfs chkfs:/r rw,user_id=0\n\
-            41 22 0:52 / /mnt/other ro - fuse chkfs:/srv/r rw\n\
-            42 22 0:53 / /mnt/sshfs rw - fuse.sshfs host:/ rw\n\
-            43 22 0:54 / /mnt/x\\040y rw - fuse.chkfs chkfs:/a\\040b rw\n\
-            broken line\n";
-        let devs = parse_chkfs_mounts(text);
-        let expected: HashSet<u64> = [51, 52, 54].into_iter().map(|m| libc::makedev(0, m)).collect();
-        assert_eq!(devs, expected);
-    }
+    crate::mounts::table().into_iter().filter(|m| m.is_chkfs()).map(|m| m.dev).collect()
 }
