@@ -52,7 +52,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_64, SecretInput};
 
-const KINDS: [ObjectKind; 9] = [
+const KINDS: [ObjectKind; 10] = [
     ObjectKind::Config,
     ObjectKind::Snapshot,
     ObjectKind::Index,
@@ -62,6 +62,7 @@ const KINDS: [ObjectKind; 9] = [
     ObjectKind::SplitTree,
     ObjectKind::WriterMarker,
     ObjectKind::CondemnedList,
+    ObjectKind::TaggedSnapshot,
 ];
 
 /// Repository flag: recompute envelope checksums (see the module docs).
@@ -303,6 +304,7 @@ fn forget_all(snapshots: &[Snapshot]) -> Vec<policy::Decision> {
         time,
         host: s.host.clone(),
         path: s.path.clone(),
+        tags: s.tags.clone(),
     };
     let mut all = Vec::new();
     for (i, s) in snapshots.iter().enumerate() {

@@ -22,5 +22,6 @@ pub mod restore;
 pub mod save;
 pub mod stats;
 pub mod store;
+pub mod tag;
 pub mod text;
 pub mod walk;

@@ -29,6 +29,7 @@ fn repo_on(b: &Arc<MemBackend>) -> Arc<Repository> {
 
 fn save_opts(src: &Path) -> SaveOptions {
     SaveOptions {
+        tags: Vec::new(),
         source: src.to_path_buf(),
         message: String::new(),
         host: Some("h".into()),

@@ -1,6 +1,7 @@
 //! Golden fixtures of every format version (objects are written with the
 //! version that introduced their kind: `v1/` holds the kinds of version 1,
-//! `v2/` the split tree, `v3/` writer markers and condemned lists): every encoder's bytes are pinned, and the
+//! `v2/` the split tree, `v3/` writer markers and condemned lists, `v4/`
+//! encrypted repositories' objects, `v5/` tagged snapshots): every encoder's bytes are pinned, and the
 //! committed bytes must decode to the same values. A change here is a
 //! format change: bump FORMAT_VERSION and keep reading the old files.
 //!
@@ -128,9 +129,34 @@ fn snapshot_v1() {
             duration_ms: 8,
         },
         chkfs_version: "0.1.0".into(),
+        tags: Vec::new(),
     };
     let bytes = fixture("snapshot.bin", &encode_snapshot(&snap).unwrap());
     assert_eq!(decode_snapshot(&bytes).unwrap(), snap);
+}
+
+/// Version 5: a snapshot with tags is a tagged snapshot (kind 12); one
+/// without is still written exactly as version 1 wrote it.
+#[test]
+fn tagged_snapshot_v5() {
+    let v1 = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/snapshot.bin")).unwrap();
+    let mut snap = decode_snapshot(&v1).unwrap();
+    assert!(snap.tags.is_empty());
+    assert_eq!(encode_snapshot(&snap).unwrap(), v1, "an untagged snapshot keeps the version-1 bytes");
+    snap.tags = vec!["daily".into(), "before upgrade".into()];
+    let bytes = versioned_fixture("v5", "tagged_snapshot.bin", &encode_snapshot(&snap).unwrap());
+    assert_eq!((bytes[4], bytes[5]), (12, 5), "kind 12, version 5");
+    assert_eq!(decode_snapshot(&bytes).unwrap(), snap);
+    // Tags a reader must refuse.
+    for bad in [vec![String::new()], vec!["a,b".into()], vec!["x\ny".into()], vec!["t".repeat(256)]] {
+        let mut forged = snap.clone();
+        forged.tags = bad.clone();
+        let bytes = encode_snapshot(&forged).unwrap();
+        assert!(decode_snapshot(&bytes).is_err(), "{bad:?} accepted");
+    }
+    let mut many = snap.clone();
+    many.tags = (0..1025).map(|i| format!("t{i}")).collect();
+    assert!(decode_snapshot(&encode_snapshot(&many).unwrap()).is_err(), "1025 tags accepted");
 }
 
 #[test]

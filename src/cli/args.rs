@@ -68,12 +68,36 @@ pub enum Command {
     /// Manage the keys (passwords) of an encrypted repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Add, remove or set the tags of snapshots (each changed record gets a new id)
+    Tag(TagArgs),
     /// Write the manual (a man page) to standard output: `chkfs man | man -l -`
     Man,
     /// Write a completion script for a shell to standard output
     Completions(CompletionsArgs),
     /// Print the help of chkfs, or of a command
     Help(HelpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Snapshots to change (unique id prefixes, or `latest`) [default: those --host, --path and
+    /// --tag choose]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Add these tags (repeatable, or comma-separated)
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub add: Vec<String>,
+    /// Remove these tags
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub remove: Vec<String>,
+    /// Replace all tags with these
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub set: Vec<String>,
+    /// Print what changed as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +156,9 @@ pub struct FilterArgs {
     /// directory)
     #[arg(long = "path", id = "source_path", value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// Only snapshots with this tag (repeatable, or comma-separated: every one must be there)
+    #[arg(long = "tag", id = "filter_tag", value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +314,9 @@ pub struct SaveArgs {
     /// added
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Label the snapshot with this tag (repeatable, or comma-separated)
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub tag: Vec<String>,
     /// Record this host name instead of the machine's
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,

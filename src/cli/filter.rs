@@ -8,6 +8,7 @@
 //! source, with a warning when there are several.
 
 use super::args::FilterArgs;
+use crate::format::records::Snapshot;
 use crate::format::SnapshotId;
 use crate::store::{Repository, SnapshotEntry};
 use crate::text::{escape_bytes, escape_str};
@@ -22,6 +23,22 @@ pub struct SnapshotFilter {
     /// An absolute, plain path, compared with the source path `save`
     /// recorded (which is canonical).
     pub path: Option<Vec<u8>>,
+    /// Tags a snapshot must all have.
+    pub tags: Vec<String>,
+}
+
+/// Tags as given on the command line: checked, sorted, each once.
+pub fn tags(given: &[String]) -> Result<Vec<String>> {
+    let mut tags = Vec::with_capacity(given.len());
+    for t in given {
+        if let Some(why) = crate::format::records::invalid_tag(t) {
+            return Err(super::exit::UsageError(format!("tag \"{}\": {why}", escape_str(t))).into());
+        }
+        tags.push(t.clone());
+    }
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
 }
 
 impl SnapshotFilter {
@@ -30,20 +47,22 @@ impl SnapshotFilter {
             Some(p) => Some(absolute(p)?.as_os_str().as_bytes().to_vec()),
             None => None,
         };
-        Ok(SnapshotFilter { host: args.host.clone(), path })
+        Ok(SnapshotFilter { host: args.host.clone(), path, tags: tags(&args.tags)? })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.path.is_none()
+        self.host.is_none() && self.path.is_none() && self.tags.is_empty()
     }
 
-    /// True when a snapshot of `host` saved from `path` is kept.
-    pub fn matches(&self, host: &str, path: &[u8]) -> bool {
-        self.host.as_deref().is_none_or(|h| h == host) && self.path.as_deref().is_none_or(|p| p == path)
+    /// True when a snapshot of `host` saved from `path` with `tags` is kept.
+    pub fn matches(&self, host: &str, path: &[u8], tags: &[String]) -> bool {
+        self.host.as_deref().is_none_or(|h| h == host)
+            && self.path.as_deref().is_none_or(|p| p == path)
+            && self.tags.iter().all(|t| tags.contains(t))
     }
 
     pub fn keeps(&self, s: &SnapshotEntry) -> bool {
-        self.matches(&s.snapshot.host, &s.snapshot.path)
+        self.matches(&s.snapshot.host, &s.snapshot.path, &s.snapshot.tags)
     }
 
     /// The options as given: `--host H --path P`.
@@ -55,18 +74,21 @@ impl SnapshotFilter {
         if let Some(p) = &self.path {
             parts.push(format!("--path {}", escape_bytes(p)));
         }
+        if !self.tags.is_empty() {
+            parts.push(format!("--tag {}", escape_str(&self.tags.join(","))));
+        }
         parts.join(" ")
     }
 
     /// An error unless the snapshot named by its id is one the options keep.
-    fn admit(&self, id: SnapshotId, host: &str, path: &[u8]) -> Result<()> {
-        if self.matches(host, path) {
+    fn admit(&self, id: SnapshotId, s: &Snapshot) -> Result<()> {
+        if self.matches(&s.host, &s.path, &s.tags) {
             return Ok(());
         }
         Err(anyhow!(
             "snapshot {id} is of {}:{}, which {} leaves out",
-            escape_str(host),
-            escape_bytes(path),
+            escape_str(&s.host),
+            escape_bytes(&s.path),
             self.describe()
         ))
     }
@@ -100,7 +122,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 pub fn resolve(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
     if spec != "latest" {
         let snap = repo.resolve_snapshot(spec)?;
-        filter.admit(snap.id, &snap.snapshot.host, &snap.snapshot.path)?;
+        filter.admit(snap.id, &snap.snapshot)?;
         return Ok(snap);
     }
     let all = repo.readable_snapshots(&mut |_, _| {})?;
@@ -117,7 +139,7 @@ pub fn resolve_id(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Res
     let id = repo.resolve_snapshot_id(spec)?;
     if !filter.is_empty() {
         let snap = repo.read_snapshot(id)?.ok_or_else(|| anyhow!("snapshot {id} was forgotten meanwhile"))?;
-        filter.admit(id, &snap.host, &snap.path)?;
+        filter.admit(id, &snap)?;
     }
     Ok(id)
 }
@@ -189,10 +211,10 @@ mod tests {
 
     #[test]
     fn host_and_path_both_must_match() {
-        let f = SnapshotFilter { host: Some("a".into()), path: Some(b"/src".to_vec()) };
-        assert!(f.matches("a", b"/src"));
-        assert!(!f.matches("b", b"/src"));
-        assert!(!f.matches("a", b"/src/x"));
-        assert!(SnapshotFilter::default().matches("any", b"/where"));
+        let f = SnapshotFilter { host: Some("a".into()), path: Some(b"/src".to_vec()), tags: Vec::new() };
+        assert!(f.matches("a", b"/src", &[]));
+        assert!(!f.matches("b", b"/src", &[]));
+        assert!(!f.matches("a", b"/src/x", &[]));
+        assert!(SnapshotFilter::default().matches("any", b"/where", &[]));
     }
 }

@@ -39,7 +39,7 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
     let mut candidates =
         forget::candidates(&repo, &mut |id, e| eprintln!("chkfs: warning: snapshot {id} is unreadable: {e}"))?;
     // Snapshots the options leave out are neither candidates nor listed.
-    candidates.retain(|c| filter.matches(&c.host, &c.path));
+    candidates.retain(|c| filter.matches(&c.host, &c.path, &c.tags));
     let decisions = if policy.is_empty() {
         let mut drop = Vec::new();
         for spec in &args.snapshots {

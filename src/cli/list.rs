@@ -20,6 +20,7 @@ struct ListJson {
     bytes: u64,
     added_bytes: u64,
     partial: bool,
+    tags: Vec<String>,
 }
 
 pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
@@ -44,6 +45,7 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
                     bytes: s.stats.bytes,
                     added_bytes: s.stats.added_bytes,
                     partial: s.partial,
+                    tags: s.tags.clone(),
                 }
             })
             .collect();
@@ -64,6 +66,9 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
         }
         if s.partial {
             what.push_str("  (partial)");
+        }
+        if !s.tags.is_empty() {
+            what = format!("{what}  [{}]", escape_str(&s.tags.join(",")));
         }
         println!(
             "{:<8}  {:<19}  {:<12}  {:>8}  {:>10}  {:>10}  {what}",

@@ -24,6 +24,7 @@ mod restore;
 mod save;
 mod spec;
 mod stats;
+mod tag;
 
 pub use args::Cli;
 pub use exit::ExitCode;
@@ -90,6 +91,7 @@ fn run_command(ctx: &repo_path::RepoArgs, command: Command) -> anyhow::Result<Ex
         Command::Find(a) => history::find_cmd(ctx, &a),
         Command::Dump(a) => dump::run(ctx, &a),
         Command::Key(k) => key::run(ctx, k),
+        Command::Tag(a) => tag::run(ctx, &a),
         Command::Man => man::print(),
         Command::Completions(a) => man::completions(a.shell),
         Command::Help(a) => man::help(&a.command),

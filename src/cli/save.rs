@@ -101,6 +101,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
     let opts = SaveOptions {
         source,
         message: args.message.clone(),
+        tags: super::filter::tags(&args.tag)?,
         host: args.host.clone(),
         time,
         excludes: args.exclude.clone(),

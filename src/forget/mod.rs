@@ -16,7 +16,13 @@ pub fn candidates(
     Ok(repo
         .readable_snapshots(on_damaged)?
         .into_iter()
-        .map(|s| Candidate { id: s.id, time: s.snapshot.time, host: s.snapshot.host, path: s.snapshot.path })
+        .map(|s| Candidate {
+            id: s.id,
+            time: s.snapshot.time,
+            host: s.snapshot.host,
+            path: s.snapshot.path,
+            tags: s.snapshot.tags,
+        })
         .collect())
 }
 

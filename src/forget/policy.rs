@@ -37,6 +37,7 @@ pub struct Candidate {
     pub time: Timestamp,
     pub host: String,
     pub path: Vec<u8>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +188,7 @@ mod tests {
                 time: at(t),
                 host: "h".into(),
                 path: b"/src".to_vec(),
+                tags: Vec::new(),
             })
             .collect()
     }

@@ -24,6 +24,7 @@ pub enum ObjectKind {
     CondemnedList = 9,
     EncryptedConfig = 10,
     KeyFile = 11,
+    TaggedSnapshot = 12,
 }
 
 impl ObjectKind {
@@ -40,6 +41,7 @@ impl ObjectKind {
             9 => Self::CondemnedList,
             10 => Self::EncryptedConfig,
             11 => Self::KeyFile,
+            12 => Self::TaggedSnapshot,
             other => return Err(FormatError::UnknownKind(other)),
         })
     }
@@ -57,6 +59,7 @@ impl ObjectKind {
             Self::CondemnedList => "condemned list",
             Self::EncryptedConfig => "encrypted repository's config",
             Self::KeyFile => "key file",
+            Self::TaggedSnapshot => "tagged snapshot",
         }
     }
 
@@ -68,6 +71,7 @@ impl ObjectKind {
             Self::SplitTree => 2,
             Self::WriterMarker | Self::CondemnedList => 3,
             Self::EncryptedConfig | Self::KeyFile => 4,
+            Self::TaggedSnapshot => 5,
             _ => 1,
         }
     }

@@ -21,4 +21,4 @@ pub use id::{BlobId, PackId, SnapshotId};
 
 /// The newest on-disk format version this build reads and writes; it
 /// reads every older one.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;

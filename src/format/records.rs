@@ -2,7 +2,7 @@
 //! Each is a bitcode payload inside an envelope; the structs are frozen for
 //! format version 1 (a change means a new version and a migration).
 
-use super::envelope::{decode_payload, open_envelope, seal_envelope, ObjectKind};
+use super::envelope::{decode_payload, open_envelope, open_envelope_of, seal_envelope, ObjectKind};
 use super::pack::BlockInfo;
 use super::tree::{Entry, Node};
 use super::{BlobId, FormatError, PackId};
@@ -70,6 +70,76 @@ pub struct Snapshot {
     pub errors: Vec<String>,
     pub stats: SnapshotStats,
     pub chkfs_version: String,
+    /// Labels given at save time or later (`chkfs tag`); a record with
+    /// none is written as version 1 wrote it, one with some as a tagged
+    /// snapshot (version 5).
+    pub tags: Vec<String>,
+}
+
+/// A snapshot record as version 1 encodes it: every field but the tags.
+#[derive(bitcode::Encode, bitcode::Decode)]
+struct SnapshotV1 {
+    time: Timestamp,
+    host: String,
+    path: Vec<u8>,
+    message: String,
+    parent: Option<u32>,
+    root: Entry,
+    partial: bool,
+    errors: Vec<String>,
+    stats: SnapshotStats,
+    chkfs_version: String,
+}
+
+impl SnapshotV1 {
+    fn of(s: &Snapshot) -> SnapshotV1 {
+        SnapshotV1 {
+            time: s.time,
+            host: s.host.clone(),
+            path: s.path.clone(),
+            message: s.message.clone(),
+            parent: s.parent,
+            root: s.root.clone(),
+            partial: s.partial,
+            errors: s.errors.clone(),
+            stats: s.stats.clone(),
+            chkfs_version: s.chkfs_version.clone(),
+        }
+    }
+
+    fn with_tags(self, tags: Vec<String>) -> Snapshot {
+        Snapshot {
+            time: self.time,
+            host: self.host,
+            path: self.path,
+            message: self.message,
+            parent: self.parent,
+            root: self.root,
+            partial: self.partial,
+            errors: self.errors,
+            stats: self.stats,
+            chkfs_version: self.chkfs_version,
+            tags,
+        }
+    }
+}
+
+/// The most tags a snapshot may carry, and the longest tag.
+pub const MAX_TAGS: usize = 1024;
+pub const MAX_TAG_LEN: usize = 255;
+
+/// Why `tag` cannot be a tag, if it cannot: empty, too long, or holding a
+/// comma (tags are given as lists) or a control character.
+pub fn invalid_tag(tag: &str) -> Option<&'static str> {
+    if tag.is_empty() {
+        Some("a tag is not empty")
+    } else if tag.len() > MAX_TAG_LEN {
+        Some("a tag is at most 255 bytes")
+    } else if tag.contains(',') || tag.chars().any(char::is_control) {
+        Some("a tag holds no comma and no control character")
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, bitcode::Encode, bitcode::Decode)]
@@ -132,7 +202,23 @@ macro_rules! record_codec {
 }
 
 record_codec!(Config, ObjectKind::Config, "config", encode_config, decode_config_payload);
-record_codec!(Snapshot, ObjectKind::Snapshot, "snapshot", encode_snapshot, decode_snapshot_payload);
+/// A snapshot record: as version 1 wrote it when it has no tags (so an
+/// older chkfs still reads it), else as a tagged snapshot (version 5).
+pub fn encode_snapshot(s: &Snapshot) -> Result<Vec<u8>, FormatError> {
+    match s.tags.is_empty() {
+        true => seal_envelope(ObjectKind::Snapshot, &bitcode::encode(&SnapshotV1::of(s))),
+        false => seal_envelope(ObjectKind::TaggedSnapshot, &bitcode::encode(s)),
+    }
+}
+
+fn decode_snapshot_payload(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    match open_envelope_of(&[ObjectKind::Snapshot, ObjectKind::TaggedSnapshot], bytes)? {
+        (ObjectKind::Snapshot, payload) => {
+            decode_payload::<SnapshotV1>("snapshot", payload).map(|v1| v1.with_tags(Vec::new()))
+        }
+        (_, payload) => decode_payload("snapshot", payload),
+    }
+}
 
 /// Decodes a snapshot record and checks what readers rely on: the root is
 /// a directory, and every time is one that arithmetic and display handle.
@@ -147,6 +233,12 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
         return Err(invalid("a time is out of range"));
     }
     super::tree::validate_entry(&snapshot.root, true)?;
+    if snapshot.tags.len() > MAX_TAGS {
+        return Err(invalid("it has more than 1024 tags"));
+    }
+    if let Some(why) = snapshot.tags.iter().find_map(|t| invalid_tag(t)) {
+        return Err(invalid(why));
+    }
     Ok(snapshot)
 }
 

@@ -53,6 +53,8 @@ impl SaveError {
 pub struct SaveOptions {
     pub source: PathBuf,
     pub message: String,
+    /// Labels recorded with the snapshot.
+    pub tags: Vec<String>,
     pub host: Option<String>,
     pub time: Option<Timestamp>,
     pub excludes: Vec<String>,
@@ -190,6 +192,7 @@ pub fn save(
             duration_ms: 0,
         },
         chkfs_version: env!("CARGO_PKG_VERSION").to_string(),
+        tags: opts.tags.clone(),
     };
     let id = repo.commit_snapshot(&session, &mut snapshot, |s, record_len| {
         s.stats.added_bytes = written.bytes_written + record_len;

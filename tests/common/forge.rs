@@ -137,6 +137,7 @@ pub fn snapshot(repo: &Repository, tree: BlobId, entries: u64) -> SnapshotId {
         errors: Vec::new(),
         stats: SnapshotStats { files: entries.saturating_sub(1), dirs: 1, ..Default::default() },
         chkfs_version: "forged".into(),
+        tags: Vec::new(),
     };
     repo.write_snapshot(&mut snap, |_, _| {}).expect("writing the snapshot record").0
 }
