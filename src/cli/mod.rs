@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod config;
 mod copy;
 mod diff;
 mod dump;
@@ -49,7 +50,15 @@ pub fn main() -> i32 {
         }
     };
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
-    let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
+    let config = match config::load() {
+        Ok(c) => std::sync::Arc::new(c),
+        Err(e) => {
+            eprintln!("chkfs: error: {e:#}");
+            return ExitCode::Usage as i32;
+        }
+    };
+    let repo = cli.global.repo.clone().or_else(|| config.repository.clone());
+    let ctx = repo_path::RepoArgs { repo, from_flag: repo_from_flag, config };
     let result = match cli.command {
         // mount may fork, so it stays on the process's only thread, and no
         // thread pool is started for it.

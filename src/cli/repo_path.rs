@@ -7,10 +7,12 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 pub struct RepoArgs {
-    /// From --repo or CHKFS_REPO.
+    /// From --repo or CHKFS_REPO, else the configuration file.
     pub repo: Option<PathBuf>,
     /// True when `repo` came from the --repo flag (not the environment).
     pub from_flag: bool,
+    /// The configuration file's settings (empty without one).
+    pub config: std::sync::Arc<super::config::ConfigFile>,
 }
 
 pub struct Chosen {

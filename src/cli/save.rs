@@ -101,13 +101,14 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
     let opts = SaveOptions {
         source,
         message: args.message.clone(),
-        tags: super::filter::tags(&args.tag)?,
+        // The configuration file's settings, then the flags'.
+        tags: super::filter::tags(&[&ctx.config.save.tags[..], &args.tag[..]].concat())?,
         host: args.host.clone(),
         time,
-        excludes: args.exclude.clone(),
-        exclude_files: args.exclude_file.clone(),
-        git_ignore: args.git_ignore,
-        one_file_system: args.one_file_system,
+        excludes: [&ctx.config.save.exclude[..], &args.exclude[..]].concat(),
+        exclude_files: [&ctx.config.save.exclude_files[..], &args.exclude_file[..]].concat(),
+        git_ignore: args.git_ignore || ctx.config.save.git_ignore,
+        one_file_system: args.one_file_system || ctx.config.save.one_file_system,
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
