@@ -218,6 +218,7 @@ fn fixture() -> &'static Fixture {
         std::fs::write(source.join(FILE_NAME), text(FILE_LEN as usize)).unwrap();
         let repo = Arc::new(Repository::init_local(&dir.join("repo"), ChunkSizes::DEFAULT).unwrap());
         let opts = SaveOptions {
+            tags: Vec::new(),
             source: source.clone(),
             message: "bench".into(),
             host: Some("bench".into()),
