@@ -47,6 +47,7 @@ pub fn main() -> i32 {
             return ExitCode::Usage as i32;
         }
     };
+    progress::set_verbosity(progress::Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose });
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
     let ctx = repo_path::RepoArgs { repo: cli.global.repo.clone(), from_flag: repo_from_flag };
     let result = match cli.command {
