@@ -98,7 +98,7 @@ impl Display {
         let mode = if v.quiet {
             Mode::Hidden
         } else if std::io::stderr().is_terminal() {
-            Mode::Bar(ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10)))
+            Mode::Bar(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()))
         } else if json {
             Mode::Json
         } else {
@@ -247,7 +247,23 @@ impl Shared {
         let by_bytes = bytes_total > 0;
         let new_phase = *drawn != Some(phase);
         if new_phase {
+            // The last phase's lines go; the new style is drawn only
+            // once its values are set (never a frame of "0 B/0 B").
+            if drawn.is_some() {
+                bar.finish_and_clear();
+            }
+            bar.set_draw_target(ProgressDrawTarget::hidden());
             bar.reset();
+            let template = if phase == Phase::Scan {
+                "{spinner} [{elapsed_precise}] scanning: {msg}".to_string()
+            } else if by_bytes {
+                "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {prefix}\n  {msg}".to_string()
+            } else {
+                format!("{{spinner}} [{{elapsed_precise}}] [{{wide_bar}}] {{pos}}/{{len}} {}", unit(phase))
+            };
+            if let Ok(style) = ProgressStyle::with_template(&template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
             *drawn = Some(phase);
         }
         match phase {
@@ -286,16 +302,7 @@ impl Shared {
             }
         }
         if new_phase {
-            let template = if phase == Phase::Scan {
-                "{spinner} [{elapsed_precise}] scanning: {msg}".to_string()
-            } else if by_bytes {
-                "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {prefix}\n  {msg}".to_string()
-            } else {
-                format!("{{spinner}} [{{elapsed_precise}}] [{{wide_bar}}] {{pos}}/{{len}} {}", unit(phase))
-            };
-            if let Ok(style) = ProgressStyle::with_template(&template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         }
         bar.tick();
     }
@@ -355,13 +362,15 @@ impl Progress for Display {
         // Nothing to go through (an unchanged save): no empty bar.
         let empty = phase != Phase::Scan && items == 0 && bytes == 0;
         c.phase.store(if empty { 0 } else { phase as u8 }, Ordering::Relaxed);
-        if let Mode::Bar(bar) = &self.shared.mode {
-            if empty {
+        match &self.shared.mode {
+            Mode::Bar(bar) if empty => {
                 bar.finish_and_clear();
-            } else {
-                // Drawn at once: a short phase is seen too.
-                self.shared.draw(bar, &mut self.shared.drawn.lock());
+                *self.shared.drawn.lock() = None;
             }
+            // Shown at once: a short phase is seen too.
+            Mode::Bar(bar) => self.shared.draw(bar, &mut self.shared.drawn.lock()),
+            Mode::Json if !empty => self.shared.json_status(),
+            _ => {}
         }
     }
 
