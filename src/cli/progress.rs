@@ -353,6 +353,10 @@ pub fn shorten(text: &str, room: usize) -> String {
 impl Progress for Display {
     fn begin(&self, phase: Phase, items: u64, bytes: u64) {
         let c = &self.shared.counters;
+        // Where the last phase ended, before its counts are reset.
+        if let Mode::Json = self.shared.mode {
+            self.shared.json_status();
+        }
         c.items_done.store(0, Ordering::Relaxed);
         c.bytes_done.store(0, Ordering::Relaxed);
         c.items_total.store(items, Ordering::Relaxed);
