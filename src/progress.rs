@@ -36,7 +36,9 @@ pub enum Phase {
 impl Phase {
     pub fn from_u8(n: u8) -> Option<Phase> {
         use Phase::*;
-        [Scan, Save, Restore, CheckTrees, ReadPacks, GcMark, GcRewrite, GcDelete, Copy].into_iter().find(|p| *p as u8 == n)
+        [Scan, Save, Restore, CheckTrees, ReadPacks, GcMark, GcRewrite, GcDelete, Copy]
+            .into_iter()
+            .find(|p| *p as u8 == n)
     }
 
     /// Its name in JSON status lines.

@@ -17,10 +17,10 @@
 mod packs;
 mod trees;
 
-use crate::progress::{Phase, Progress, Silent};
 use crate::format::pack::BlobKind;
 use crate::format::records::Snapshot;
 use crate::format::{BlobId, PackId, SnapshotId};
+use crate::progress::{Phase, Progress, Silent};
 use crate::store::index::{BlobKey, Index};
 use crate::store::{BlobReader, Repository, StoreError};
 use rayon::prelude::*;

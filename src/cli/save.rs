@@ -27,7 +27,7 @@ pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     if args.json {
         let json = InitJson {
             location: repo.location().to_string(),
-            path: repo.local_root().map(|p| crate::text::escape_path(p)),
+            path: repo.local_root().map(crate::text::escape_path),
             encrypted: repo.is_encrypted(),
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -139,9 +139,8 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         return report_dry_run(&found, args.json);
     }
     let progress = display.clone();
-    let outcome = run_interruptibly(interrupted_flag, &display, move |interrupted| {
-        save(repo, &opts, &*progress, interrupted)
-    })?;
+    let outcome =
+        run_interruptibly(interrupted_flag, &display, move |interrupted| save(repo, &opts, &*progress, interrupted))?;
     let s = &outcome.snapshot;
     let st = &s.stats;
     if args.json {

@@ -10,11 +10,11 @@
 //! run. The target is written as a save writes: marker first, packs and
 //! index durable before the snapshot records.
 
-use crate::progress::{Phase, Progress};
 use crate::format::pack::BlobKind;
 use crate::format::records::Snapshot;
 use crate::format::tree::{Extent, Node, Tree};
 use crate::format::{BlobId, SnapshotId};
+use crate::progress::{Phase, Progress};
 use crate::store::writers::SAVE_LEASE;
 use crate::store::{BlobReader, BlobWriter, BlockBuilder, Repository, SnapshotEntry, StoreError};
 use serde::Serialize;

@@ -1,10 +1,10 @@
 //! Carrying out a gc plan, in the order that keeps every step safe beside
 //! running writers and across a crash at any point.
 
-use crate::progress::{Phase, Progress};
 use super::plan::{Action, GcPlan};
 use crate::format::pack::BlobKind;
 use crate::format::{PackId, SnapshotId};
+use crate::progress::{Phase, Progress};
 use crate::store::{BlobReader, BlobWriter, BlockBuilder, Index, Repository, StoreError, WriterSession};
 use serde::Serialize;
 use std::collections::HashSet;

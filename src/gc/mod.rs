@@ -14,10 +14,10 @@ pub mod plan;
 pub use execute::GcReport;
 pub use plan::{Action, GcPlan};
 
-use crate::progress::{Phase, Progress, Silent};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
 use crate::format::{BlobId, PackId, SnapshotId};
+use crate::progress::{Phase, Progress, Silent};
 use crate::store::index::IdSet;
 use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
 use crate::store::{BlobReader, CondemnedLists, Index, Repository, SnapshotEntry, StoreError, WriterInfo};

@@ -19,8 +19,8 @@ mod plan;
 
 use crate::dirfd::cursor::{Cursor, DirTree};
 use crate::dirfd::{Dir, FileId};
-use crate::progress::{Phase, Progress};
 use crate::format::tree::{Entry, Node};
+use crate::progress::{Phase, Progress};
 use crate::store::{BlobReader, StoreError};
 use crate::text::{escape_bytes, escape_path};
 use crate::walk::{expand, ExpandError, Limits};
@@ -325,11 +325,8 @@ impl Run<'_> {
     /// One leaf done (restored, there already, or failed).
     fn leaf_done(&self, i: u32, level: u8, what: &str) {
         let entry = self.plan.entry(i);
-        let bytes = if matches!(entry.node, Node::File { .. }) && self.plan.link_source(i).is_none() {
-            entry.size
-        } else {
-            0
-        };
+        let bytes =
+            if matches!(entry.node, Node::File { .. }) && self.plan.link_source(i).is_none() { entry.size } else { 0 };
         self.progress.advance(1, bytes);
         if !what.is_empty() && self.progress.wants_paths(level) {
             self.progress.item(level, what, &self.path(i));

@@ -115,6 +115,7 @@ pub struct ScanStats {
 /// Walks `root`, open as `dir`; `prev_root` is the root tree of the
 /// previous snapshot of the same source, whose unchanged files need not be
 /// read.
+#[allow(clippy::too_many_arguments)]
 pub fn scan(
     dir: Dir,
     root: &Path,
@@ -188,9 +189,7 @@ impl Layout {
                         // Renumbered below, once the subdirectory has its place.
                         Pending::Dir(sub as usize)
                     }
-                    WalkedKind::File { stat, reuse, new } => {
-                        self.add_file(&mut entry, index as u32, stat, reuse, new)
-                    }
+                    WalkedKind::File { stat, reuse, new } => self.add_file(&mut entry, index as u32, stat, reuse, new),
                 };
                 entries.push((entry, pending));
             }

@@ -217,7 +217,8 @@ impl Walker<'_> {
             }
         };
         if let Some(kind) = dir.fs_type().ok().and_then(kernel_filesystem) {
-            self.progress.message(&format!("note: {}: a {kind} filesystem; its contents are not saved", escape_path(&path)));
+            self.progress
+                .message(&format!("note: {}: a {kind} filesystem; its contents are not saved", escape_path(&path)));
             let _ = tx.send((task.dir, Vec::new()));
             return;
         }

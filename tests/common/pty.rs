@@ -150,7 +150,8 @@ pub fn render(screen: &str) -> Vec<String> {
             lines.push(Vec::new());
         }
     }
-    let mut out: Vec<String> = lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_string()).collect();
+    let mut out: Vec<String> =
+        lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_string()).collect();
     while out.last().is_some_and(|l| l.is_empty()) {
         out.pop();
     }
