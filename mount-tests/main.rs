@@ -18,6 +18,7 @@ mod damage;
 mod encrypted;
 mod gc;
 mod inodes;
+mod json_ready;
 mod largedir;
 mod lifecycle;
 mod live;

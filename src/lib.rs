@@ -18,6 +18,7 @@ pub mod fuse;
 pub mod fuzzing;
 pub mod gc;
 pub mod mounts;
+pub mod progress;
 pub mod restore;
 pub mod save;
 pub mod stats;

@@ -20,6 +20,7 @@ mod trees;
 use crate::format::pack::BlobKind;
 use crate::format::records::Snapshot;
 use crate::format::{BlobId, PackId, SnapshotId};
+use crate::progress::{Phase, Progress, Silent};
 use crate::store::index::{BlobKey, Index};
 use crate::store::{BlobReader, Repository, StoreError};
 use rayon::prelude::*;
@@ -71,6 +72,12 @@ impl CheckReport {
 type Bad = HashMap<BlobKey, (Vec<PackId>, String)>;
 
 pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, StoreError> {
+    check_with(repo, read_data, &Silent)
+}
+
+/// [`check`], telling `progress` about the packs read and the snapshots
+/// walked.
+pub fn check_with(repo: Arc<Repository>, read_data: bool, progress: &dyn Progress) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
     let records = read_records(&repo, &mut report)?;
     let loaded = repo.load_index_full()?;
@@ -98,7 +105,7 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let mut damage_lists_replaced = false;
     if read_data {
         let complete;
-        (superseded, complete) = read_all_packs(&repo, &index, &missing, &mut bad, &mut report)?;
+        (superseded, complete) = read_all_packs(&repo, &index, &missing, &mut bad, &mut report, progress)?;
         if complete && !loaded.bad_damage_lists.is_empty() {
             repo.prune_damage_lists(&HashSet::new(), true)?;
             damage_lists_replaced = true;
@@ -112,8 +119,10 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
     let mut walker = TreeChecker::new(&reader, &index, &bad);
     let mut used: BTreeMap<BlobKey, (String, Vec<String>)> = BTreeMap::new();
+    progress.begin(Phase::CheckTrees, records.len() as u64, 0);
     for (id, snapshot) in &records {
         let found = walker.snapshot(*id, snapshot.root_tree());
+        progress.advance(1, 0);
         let has_findings = !(found.problems.is_empty() && found.contradictions.is_empty());
         // A snapshot forgotten (and collected) meanwhile lost its blobs
         // legitimately.
@@ -205,9 +214,18 @@ fn read_all_packs(
     known_missing: &[PackId],
     bad: &mut Bad,
     report: &mut CheckReport,
+    progress: &dyn Progress,
 ) -> Result<(u64, bool), StoreError> {
-    let results: Vec<Result<packs::PackResult, StoreError>> =
-        (0..index.packs().len() as u32).into_par_iter().map(|slot| packs::verify_pack(repo, index, slot)).collect();
+    let total: u64 = index.packs().iter().map(|p| p.size).sum();
+    progress.begin(Phase::ReadPacks, index.packs().len() as u64, total);
+    let results: Vec<Result<packs::PackResult, StoreError>> = (0..index.packs().len() as u32)
+        .into_par_iter()
+        .map(|slot| {
+            let result = packs::verify_pack(repo, index, slot);
+            progress.advance(1, index.pack(slot).size);
+            result
+        })
+        .collect();
     let mut copies: Vec<(PackId, BlobKind, BlobId, String)> = Vec::new();
     let mut vanished = Vec::new();
     for (slot, result) in results.into_iter().enumerate() {

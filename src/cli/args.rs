@@ -29,6 +29,13 @@ pub struct GlobalArgs {
     /// ~/.local/share/chkfs/repo]
     #[arg(long, global = true, env = "CHKFS_REPO", value_name = "PATH|URL")]
     pub repo: Option<PathBuf>,
+    /// Print nothing but errors and the output asked for: no progress, no summary lines
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Name each file as it is processed (save: new and changed files; restore: each file; gc:
+    /// each pack deleted); twice (-vv) for more (save: unchanged files too)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +130,9 @@ pub struct InitArgs {
     /// or read from CHKFS_PASSWORD_FILE or CHKFS_PASSWORD_COMMAND
     #[arg(long)]
     pub encrypt: bool,
+    /// Print the new repository's location and whether it is encrypted as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
@@ -236,9 +246,6 @@ pub struct DiffArgs {
     /// Print the changes and counts as JSON on standard output
     #[arg(long)]
     pub json: bool,
-    /// No summary line on standard error
-    #[arg(short, long)]
-    pub quiet: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -404,6 +411,10 @@ pub struct MountArgs {
     /// Threads serving requests
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// Print one JSON line on standard output once the mount is ready: mount point, repository,
+    /// process id
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

@@ -3,14 +3,18 @@
 use super::args::CheckArgs;
 use super::exit::ExitCode;
 use super::format::{bytes, count};
+use super::progress::{summary, Display};
 use super::repo_path::RepoArgs;
-use crate::check::check;
+use crate::check::check_with;
 use anyhow::Result;
 use std::sync::Arc;
 
 pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
     let repo = Arc::new(if args.read_data { ctx.open_uncached()? } else { ctx.open()? });
-    let report = check(repo, args.read_data)?;
+    let display = Display::new(args.json);
+    let report = check_with(repo, args.read_data, &display);
+    drop(display);
+    let report = report?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         value["ok"] = serde_json::Value::Bool(report.is_ok());
@@ -51,7 +55,7 @@ pub fn run(ctx: &RepoArgs, args: &CheckArgs) -> Result<ExitCode> {
         (true, false) => "no damage found in the structure (chunk contents were not read: `--read-data` reads them)",
         (false, _) => "DAMAGE FOUND",
     };
-    eprintln!(
+    summary!(
         "{}, {}, {}{read}: {verdict}",
         count(report.snapshots, "snapshot", "snapshots"),
         count(report.trees, "tree", "trees"),

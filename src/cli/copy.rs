@@ -3,6 +3,7 @@
 use super::args::CopyArgs;
 use super::exit::ExitCode;
 use super::format::{bytes, local};
+use super::progress::{quiet, summary, Display};
 use super::repo_path::{Chosen, RepoArgs};
 use crate::copy::copy;
 use crate::store::{Location, Repository};
@@ -45,17 +46,25 @@ pub fn run(ctx: &RepoArgs, args: &CopyArgs) -> Result<ExitCode> {
     // depth-first, one frame per directory level.
     let flag = interrupted.clone();
     let (s, d) = (src.clone(), dst.clone());
+    let display = Arc::new(Display::new(args.json));
+    let shown = display.clone();
     let worker = std::thread::Builder::new().name("chkfs-copy".into()).stack_size(512 << 20).spawn(move || {
-        copy(&s, &d, &ids, &flag, &mut |s, there| {
-            let what = if there { "already there" } else { "copying" };
-            eprintln!("{}  {}  {}  {what}", s.id, local(s.snapshot.time), escape_bytes(&s.snapshot.path));
-        })
+        let on_snapshot = &mut |s: &crate::store::SnapshotEntry, there| {
+            if !quiet() {
+                let what = if there { "already there" } else { "copying" };
+                let line = format!("{}  {}  {}  {what}", s.id, local(s.snapshot.time), escape_bytes(&s.snapshot.path));
+                shown.println(&line);
+            }
+        };
+        copy(&s, &d, &ids, &flag, on_snapshot, &*shown)
     })?;
-    let report = worker.join().map_err(|_| anyhow::anyhow!("the copy stopped unexpectedly"))??;
+    let report = worker.join().map_err(|_| anyhow::anyhow!("the copy stopped unexpectedly"));
+    display.clear();
+    let report = report??;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    eprintln!(
+    summary!(
         "copied {} snapshot(s) into {} ({} already there): {} new chunks and trees, {}; {} chunks read",
         report.copied.len(),
         dst.location(),

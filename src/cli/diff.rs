@@ -97,7 +97,7 @@ fn compare(ctx: &RepoArgs, args: &DiffArgs) -> Result<ExitCode> {
             removed_bytes: totals.removed_bytes,
         };
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
-    } else if !args.quiet {
+    } else if !super::progress::quiet() {
         eprintln!(
             "chkfs: {} added, {} removed, {} modified, {} metadata only, {} changed type; {} added, {} removed",
             totals.added,

@@ -105,23 +105,23 @@ pub fn run(ctx: &RepoArgs, args: &ForgetArgs) -> Result<ExitCode> {
     if !policy.is_empty() || args.dry_run {
         for d in &decisions {
             let what = if d.keep { format!("keep    ({})", d.reasons.join(", ")) } else { "forget".to_string() };
-            eprintln!("{}  {what}", describe(d.id));
+            super::progress::summary!("{}  {what}", describe(d.id));
         }
     }
     match args.dry_run {
         false => {
             forget::remove(&repo, &doomed)?;
             for id in &doomed {
-                eprintln!("forgot {}", describe(*id));
+                super::progress::summary!("forgot {}", describe(*id));
             }
-            eprintln!(
+            super::progress::summary!(
                 "forgot {}, kept {}; run `chkfs gc` to reclaim space",
                 count(doomed.len() as u64, "snapshot", "snapshots"),
                 decisions.len() - doomed.len()
             );
         }
         true => {
-            eprintln!(
+            super::progress::summary!(
                 "dry run: would forget {}, keep {}",
                 count(doomed.len() as u64, "snapshot", "snapshots"),
                 decisions.len() - doomed.len()

@@ -3,8 +3,9 @@
 use super::args::GcArgs;
 use super::exit::{ExitCode, UsageError};
 use super::format::bytes;
+use super::progress::{summary, Display};
 use super::repo_path::RepoArgs;
-use crate::gc::{gc, Action, GcOptions};
+use crate::gc::{gc_with, Action, GcOptions};
 use anyhow::Result;
 use std::sync::Arc;
 
@@ -14,7 +15,10 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     }
     let repo = Arc::new(if args.dry_run { ctx.open()? } else { ctx.open_for_writing()? });
     let opts = GcOptions { max_waste: args.max_waste / 100.0, dry_run: args.dry_run, grace: args.grace };
-    let (plan, report, notes) = gc(&repo, &opts)?;
+    let display = Display::new(args.json);
+    let result = gc_with(&repo, &opts, &display);
+    drop(display);
+    let (plan, report, notes) = result?;
     for note in notes {
         eprintln!("chkfs: {note}");
     }
@@ -40,14 +44,14 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     if report.packs_condemned > 0 {
-        eprintln!(
+        summary!(
             "{} unused pack(s) wait until these writers finish (the next gc then deletes them): {}",
             report.packs_condemned,
             report.writers_running.join(", ")
         );
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
-    eprintln!(
+    summary!(
         "{verb} {} pack(s), rewrote {} into {}, reclaimed {} ({} -> {}) in {:.2}s",
         report.packs_deleted,
         report.packs_rewritten,

@@ -49,6 +49,7 @@ pub fn main() -> i32 {
             return ExitCode::Usage as i32;
         }
     };
+    progress::set_verbosity(progress::Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose });
     let repo_from_flag = matches!(matches.value_source("repo"), Some(clap::parser::ValueSource::CommandLine));
     let config = match config::load() {
         Ok(c) => std::sync::Arc::new(c),

@@ -89,11 +89,25 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     // path (a device number is not reused while this mount lives).
     let our_dev = std::fs::metadata(&mountpoint).map(|m| m.dev()).ok();
     raise_readahead(our_dev);
+    if args.json {
+        // Before the daemon leaves the terminal: the pid is the serving
+        // process's, the one to signal.
+        let line = serde_json::json!({
+            "message_type": "mounted",
+            "mountpoint": escape_path(&mountpoint),
+            "repository": repo.location(),
+            "pid": std::process::id(),
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
     match ready {
         Some(pipe) => announce_ready(pipe),
-        None => {
-            eprintln!("chkfs: {} mounted at {} (Ctrl-C or umount to leave)", repo.location(), escape_path(&mountpoint))
-        }
+        None => super::progress::summary!(
+            "chkfs: {} mounted at {} (Ctrl-C or umount to leave)",
+            repo.location(),
+            escape_path(&mountpoint)
+        ),
     }
     while !stop.load(Ordering::Relaxed) && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(50));

@@ -3,6 +3,7 @@
 use super::args::{OverwriteArg, RestoreArgs};
 use super::exit::ExitCode;
 use super::format::{bytes, count};
+use super::progress::{summary, Display};
 use super::repo_path::RepoArgs;
 use crate::restore::{find_path, restore, Overwrite, RestoreOptions};
 use crate::store::BlobReader;
@@ -86,7 +87,9 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         too_many,
         max_tree_bytes: affordable.saturating_mul(PLAN_BYTES_PER_ENTRY),
     };
-    let report = restore(&reader, &entry, &args.target, &opts)?;
+    let display = Display::new(args.json);
+    let report = restore(&reader, &entry, &args.target, &opts, &display)?;
+    drop(display);
     for e in &report.errors {
         eprintln!("chkfs: not restored: {e}");
     }
@@ -116,7 +119,7 @@ pub fn run(ctx: &RepoArgs, args: &RestoreArgs) -> Result<ExitCode> {
         restored.push_str(&format!("; {} there already", count(report.unchanged, "entry was", "entries were")));
     }
     if report.errors.is_empty() {
-        eprintln!("restored {restored}");
+        summary!("restored {restored}");
         Ok(ExitCode::Ok)
     } else {
         // One summary: what could not be restored first, then the rest.

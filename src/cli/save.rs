@@ -3,7 +3,7 @@
 use super::args::{InitArgs, SaveArgs};
 use super::exit::{ExitCode, UsageError};
 use super::format::{bytes, parse_rfc3339, rfc3339};
-use super::progress::SaveProgress;
+use super::progress::{summary, Display};
 use super::repo_path::RepoArgs;
 use crate::chunking::ChunkSizes;
 use crate::save::{dry_run, save, DryRun, SaveOptions};
@@ -24,9 +24,26 @@ pub fn init(ctx: &RepoArgs, args: &InitArgs) -> Result<ExitCode> {
     } else {
         Repository::init_at(&location, ChunkSizes::DEFAULT, None)?
     };
+    if args.json {
+        let json = InitJson {
+            location: repo.location().to_string(),
+            path: repo.local_root().map(crate::text::escape_path),
+            encrypted: repo.is_encrypted(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
     let encrypted = if repo.is_encrypted() { "encrypted " } else { "" };
-    eprintln!("chkfs: created {encrypted}repository at {}", repo.location());
+    summary!("chkfs: created {encrypted}repository at {}", repo.location());
     Ok(ExitCode::Ok)
+}
+
+#[derive(Serialize)]
+struct InitJson {
+    /// As given to --repo: a path or an s3:// URL.
+    location: String,
+    /// The local directory, absolute; none for an object store.
+    path: Option<String>,
+    encrypted: bool,
 }
 
 #[derive(Serialize)]
@@ -59,6 +76,7 @@ const STOP_GRACE: Duration = Duration::from_millis(700);
 /// process exits with 130.
 fn run_interruptibly<T: Send + 'static>(
     interrupted: Arc<AtomicBool>,
+    display: &Display,
     work: impl FnOnce(&AtomicBool) -> Result<T, crate::save::SaveError> + Send + 'static,
 ) -> Result<T> {
     let flag = interrupted.clone();
@@ -69,13 +87,17 @@ fn run_interruptibly<T: Send + 'static>(
     let mut asked_at = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(result) => return Ok(result?),
+            Ok(result) => {
+                display.clear();
+                return Ok(result?);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("the save stopped without a result"),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
         if interrupted.load(Ordering::Relaxed) {
             let since = *asked_at.get_or_insert_with(Instant::now);
             if since.elapsed() > STOP_GRACE {
+                display.clear();
                 eprintln!("chkfs: error: interrupted; the data stored so far will be reused by the next save");
                 std::process::exit(ExitCode::Interrupted as i32);
             }
@@ -112,14 +134,15 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         force_read: args.force_read,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
+    let display = Arc::new(Display::new(args.json));
     if args.dry_run {
-        let found = run_interruptibly(interrupted_flag, move |interrupted| dry_run(repo, &opts, interrupted))?;
+        let found =
+            run_interruptibly(interrupted_flag, &display, move |interrupted| dry_run(repo, &opts, interrupted))?;
         return report_dry_run(&found, args.json);
     }
-    let outcome = run_interruptibly(interrupted_flag, move |interrupted| {
-        let progress = SaveProgress::new();
-        save(repo, &opts, &progress, interrupted)
-    })?;
+    let progress = display.clone();
+    let outcome =
+        run_interruptibly(interrupted_flag, &display, move |interrupted| save(repo, &opts, &*progress, interrupted))?;
     let s = &outcome.snapshot;
     let st = &s.stats;
     if args.json {
@@ -143,7 +166,7 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    eprintln!(
+    summary!(
         "snapshot {} saved{}: {} files, {}; read {}, added {} in {:.2}s",
         outcome.id,
         if s.partial { " (partial)" } else { "" },
@@ -198,7 +221,7 @@ fn report_dry_run(found: &DryRun, json: bool) -> Result<ExitCode> {
         Some(p) => format!(" (compared with snapshot {p})"),
         None => String::new(),
     };
-    eprintln!(
+    summary!(
         "dry run, nothing written: would save {} files, {}; would read {} files, {}, and add at most that{against}",
         st.files,
         bytes(st.bytes),

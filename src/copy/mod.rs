@@ -14,6 +14,7 @@ use crate::format::pack::BlobKind;
 use crate::format::records::Snapshot;
 use crate::format::tree::{Extent, Node, Tree};
 use crate::format::{BlobId, SnapshotId};
+use crate::progress::{Phase, Progress};
 use crate::store::writers::SAVE_LEASE;
 use crate::store::{BlobReader, BlobWriter, BlockBuilder, Repository, SnapshotEntry, StoreError};
 use serde::Serialize;
@@ -50,6 +51,7 @@ pub fn copy(
     ids: &[SnapshotId],
     interrupted: &AtomicBool,
     on_snapshot: &mut dyn FnMut(&SnapshotEntry, bool),
+    progress: &dyn Progress,
 ) -> Result<CopyReport, CopyError> {
     let session = dst.begin_writing("copy", SAVE_LEASE)?;
     let mut dst_loaded = dst.load_index()?;
@@ -73,11 +75,14 @@ pub fn copy(
         tree_blocks: BlockBuilder::new(BlobKind::Tree),
         chunks_read: 0,
         interrupted,
+        progress,
     };
     let mut records = Vec::new();
+    progress.begin(Phase::Copy, wanted.len() as u64, 0);
     for s in wanted {
         let there = present.iter().any(|p| same_origin(p, &s.snapshot));
         on_snapshot(&s, there);
+        progress.advance(1, 0);
         if there {
             report.skipped.push(s.id.to_hex());
             continue;
@@ -136,6 +141,7 @@ struct TreeCopier<'a> {
     tree_blocks: BlockBuilder,
     chunks_read: u64,
     interrupted: &'a AtomicBool,
+    progress: &'a dyn Progress,
 }
 
 impl TreeCopier<'_> {
@@ -183,6 +189,7 @@ impl TreeCopier<'_> {
         }
         let bytes = self.reader.read_chunk(id, len)?;
         self.chunks_read += 1;
+        self.progress.advance(0, bytes.len() as u64);
         let new = self.writer.add(&mut self.data, &bytes)?;
         self.chunks.insert(id, new);
         Ok(new)

@@ -4,6 +4,7 @@
 use super::plan::{Action, GcPlan};
 use crate::format::pack::BlobKind;
 use crate::format::{PackId, SnapshotId};
+use crate::progress::{Phase, Progress};
 use crate::store::{BlobReader, BlobWriter, BlockBuilder, Index, Repository, StoreError, WriterSession};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -76,6 +77,7 @@ pub struct Run<'a> {
     /// The index files the index was loaded from: the only ones this run
     /// replaces (a save may have written others since).
     pub index_files: &'a [PackId],
+    pub progress: &'a dyn Progress,
 }
 
 /// Carries out the plan; `due` names the condemned lists whose time has
@@ -117,8 +119,13 @@ pub fn execute(run: Run, due: &[PackId], live: usize, started: Instant) -> Resul
     }
     repo.sync()?;
     session.ensure_alive()?;
+    run.progress.begin(Phase::GcDelete, gone.len() as u64, 0);
     for id in &gone {
         repo.delete_pack(*id)?;
+        run.progress.advance(1, 0);
+        if run.progress.wants_paths(1) {
+            run.progress.item(1, "deleted", &format!("pack {id}"));
+        }
     }
     repo.sync()?;
 
@@ -164,7 +171,10 @@ fn rewrite(run: &Run) -> Result<(Vec<crate::format::records::IndexedPack>, u64, 
     let mut data = BlockBuilder::new(BlobKind::Data);
     let mut trees = BlockBuilder::new(BlobKind::Tree);
     let mut copied = 0u64;
+    let progress = run.progress;
+    progress.begin(Phase::GcRewrite, plan.count(Action::Rewrite) as u64, plan.bytes_to_copy());
     for p in plan.packs.iter().filter(|p| p.action == Action::Rewrite) {
+        progress.advance(1, 0);
         for block in index.blocks_of_pack(p.slot) {
             for b in index.blobs_in_block(block) {
                 if !plan.is_live_copy((b.kind, b.id), block) {
@@ -174,6 +184,7 @@ fn rewrite(run: &Run) -> Result<(Vec<crate::format::records::IndexedPack>, u64, 
                 let builder = if b.kind == BlobKind::Tree { &mut trees } else { &mut data };
                 writer.add(builder, &bytes)?;
                 copied += bytes.len() as u64;
+                progress.advance(0, bytes.len() as u64);
             }
         }
     }

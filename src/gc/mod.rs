@@ -17,6 +17,7 @@ pub use plan::{Action, GcPlan};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
 use crate::format::{BlobId, PackId, SnapshotId};
+use crate::progress::{Phase, Progress, Silent};
 use crate::store::index::IdSet;
 use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
 use crate::store::{BlobReader, CondemnedLists, Index, Repository, SnapshotEntry, StoreError, WriterInfo};
@@ -49,6 +50,16 @@ pub struct GcOptions {
 
 /// Runs a gc. Returns the plan, the report and notes for the user.
 pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport, Vec<String>), GcError> {
+    gc_with(repo, opts, &Silent)
+}
+
+/// [`gc`], telling `progress` about the snapshots marked and the packs
+/// rewritten and deleted.
+pub fn gc_with(
+    repo: &Arc<Repository>,
+    opts: &GcOptions,
+    progress: &dyn Progress,
+) -> Result<(GcPlan, GcReport, Vec<String>), GcError> {
     let started = std::time::Instant::now();
     // Announced before anything is read, as every writer does.
     let session = if opts.dry_run { None } else { Some(repo.begin_writing("gc", GC_LEASE)?) };
@@ -83,7 +94,7 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
     let condemnation = survey.condemnation(&condemned, opts.grace);
     let index = Arc::new(loaded.index);
     let reader = BlobReader::new(repo.clone(), index.clone(), 64 << 20);
-    let (live, marked) = mark(snapshots, &reader, &index)?;
+    let (live, marked) = mark(snapshots, &reader, &index, progress)?;
     let plan = plan::plan(&index, &live, opts.max_waste, &condemnation);
     require_live_packs(repo, &plan)?;
     let running: Vec<String> = survey.live.iter().map(WriterInfo::describe).collect();
@@ -98,6 +109,7 @@ pub fn gc(repo: &Arc<Repository>, opts: &GcOptions) -> Result<(GcPlan, GcReport,
                 plan: &plan,
                 marked: &marked,
                 index_files: &index_files,
+                progress,
             };
             let due: Vec<PackId> =
                 condemned.lists.iter().filter(|l| survey.is_due(l.written, opts.grace)).map(|l| l.name).collect();
@@ -147,13 +159,16 @@ fn mark(
     snapshots: Vec<SnapshotEntry>,
     reader: &BlobReader,
     index: &Index,
+    progress: &dyn Progress,
 ) -> Result<(IdSet, HashSet<SnapshotId>), GcError> {
     let mut live = IdSet::default();
     let mut visited = HashSet::new();
     // The parts of split trees: blobs no entry names directly.
     let mut parts = Vec::new();
     let marked = snapshots.iter().map(|s| s.id).collect();
+    progress.begin(Phase::GcMark, snapshots.len() as u64, 0);
     for snap in snapshots {
+        progress.advance(1, 0);
         let id = snap.id;
         let mut load = |t| {
             let (tree, its_parts) = reader.read_tree_with_parts(t)?;

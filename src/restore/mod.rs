@@ -20,6 +20,7 @@ mod plan;
 use crate::dirfd::cursor::{Cursor, DirTree};
 use crate::dirfd::{Dir, FileId};
 use crate::format::tree::{Entry, Node};
+use crate::progress::{Phase, Progress};
 use crate::store::{BlobReader, StoreError};
 use crate::text::{escape_bytes, escape_path};
 use crate::walk::{expand, ExpandError, Limits};
@@ -98,6 +99,7 @@ pub fn restore(
     entry: &Entry,
     target: &Path,
     opts: &RestoreOptions,
+    progress: &dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let keep = protected(target, opts.repository.as_deref())?;
     // A split tree claiming more entries than may be restored is refused
@@ -119,6 +121,7 @@ pub fn restore(
         keep: &keep,
         errors: Mutex::default(),
         more_errors: AtomicU64::new(0),
+        progress,
     };
     for (dir, e) in &plan.expanded.unlisted {
         run.fail(*dir, &format!("its content could not be read: {e}"));
@@ -130,11 +133,14 @@ pub fn restore(
         report.dirs = run.directories(&root);
     }
     let done: Vec<AtomicBool> = (0..plan.len()).map(|_| AtomicBool::new(false)).collect();
+    let (items, bytes) = run.totals();
+    progress.begin(Phase::Restore, items, bytes);
     let counts = run.leaves(&root, &done);
     run.links(&root, &done, &counts);
     if root_is_dir {
         run.directory_metadata(&root);
     }
+    progress.finished();
     report.files = counts.files.load(Ordering::Relaxed);
     report.other = counts.other.load(Ordering::Relaxed);
     report.bytes = counts.bytes.load(Ordering::Relaxed);
@@ -274,6 +280,7 @@ const BATCH_ITEMS: usize = 4096;
 const BATCH_DIRS: usize = 128;
 
 struct Run<'a> {
+    progress: &'a dyn Progress,
     reader: &'a BlobReader,
     plan: &'a Plan,
     target: &'a Path,
@@ -288,11 +295,42 @@ const MAX_ERRORS: usize = 10_000;
 
 impl Run<'_> {
     fn path(&self, i: u32) -> String {
+        escape_path(&self.raw_path(i))
+    }
+
+    fn raw_path(&self, i: u32) -> PathBuf {
         let rel = self.plan.expanded.path(i);
         if rel.is_empty() && !is_dir(self.plan.entry(i)) {
-            return escape_path(&self.target.join(std::ffi::OsStr::from_bytes(&self.plan.entry(i).name)));
+            return self.target.join(std::ffi::OsStr::from_bytes(&self.plan.entry(i).name));
         }
-        escape_path(&self.target.join(std::ffi::OsStr::from_bytes(&rel)))
+        self.target.join(std::ffi::OsStr::from_bytes(&rel))
+    }
+
+    /// What pass 2 and 3 go through: every leaf, and the bytes of the
+    /// files pass 2 writes.
+    fn totals(&self) -> (u64, u64) {
+        let (mut items, mut bytes) = (0, 0);
+        for (_, leaves) in &self.plan.leaves_by_dir {
+            for &i in leaves {
+                items += 1;
+                let entry = self.plan.entry(i);
+                if matches!(entry.node, Node::File { .. }) && self.plan.link_source(i).is_none() {
+                    bytes += entry.size;
+                }
+            }
+        }
+        (items, bytes)
+    }
+
+    /// One leaf done (restored, there already, or failed).
+    fn leaf_done(&self, i: u32, level: u8, what: &str) {
+        let entry = self.plan.entry(i);
+        let bytes =
+            if matches!(entry.node, Node::File { .. }) && self.plan.link_source(i).is_none() { entry.size } else { 0 };
+        self.progress.advance(1, bytes);
+        if !what.is_empty() && self.progress.wants_paths(level) {
+            self.progress.item(level, what, &self.path(i));
+        }
     }
 
     /// Records what could not be restored; past [`MAX_ERRORS`] messages
@@ -382,17 +420,29 @@ impl Run<'_> {
     }
 
     fn restore_leaf(&self, dir: &Dir, i: u32, done: &[AtomicBool], counts: &LeafCounts) {
+        if self.progress.wants_paths(0) {
+            self.progress.current(&self.raw_path(i));
+        }
+        let what = self.restore_leaf_as(dir, i, done, counts);
+        self.leaf_done(i, if what == "unchanged" { 2 } else { 1 }, what);
+    }
+
+    /// Restores one leaf; returns what became of it for `-v` ("" when it
+    /// failed: the failure is reported).
+    fn restore_leaf_as(&self, dir: &Dir, i: u32, done: &[AtomicBool], counts: &LeafCounts) -> &'static str {
         let entry = self.plan.entry(i);
         if self.plan.group_of(i).is_some_and(|g| !g.consistent) {
             let why = "its hard-link group's names disagree on what the file holds (a damaged or forged tree); \
                        no name of the group is restored";
-            return self.fail(i, why);
+            self.fail(i, why);
+            return "";
         }
         match &entry.node {
             Node::File { .. } => match create::file(self.reader, dir, entry, self.overwrite, self.keep) {
                 Ok(r) if r.unchanged => {
                     done[i as usize].store(true, Ordering::Relaxed);
                     counts.unchanged.fetch_add(1, Ordering::Relaxed);
+                    "unchanged"
                 }
                 Ok(r) => {
                     done[i as usize].store(true, Ordering::Relaxed);
@@ -401,19 +451,28 @@ impl Run<'_> {
                     if let Some(e) = r.metadata_error {
                         self.fail(i, &format!("content restored, metadata not: {e}"));
                     }
+                    "restored"
                 }
-                Err(e) => self.fail(i, &e.to_string()),
+                Err(e) => {
+                    self.fail(i, &e.to_string());
+                    ""
+                }
             },
             _ => match create::special(dir, entry, self.overwrite, self.keep) {
                 Ok(true) => {
                     done[i as usize].store(true, Ordering::Relaxed);
                     counts.unchanged.fetch_add(1, Ordering::Relaxed);
+                    "unchanged"
                 }
                 Ok(false) => {
                     done[i as usize].store(true, Ordering::Relaxed);
                     counts.other.fetch_add(1, Ordering::Relaxed);
+                    "restored"
                 }
-                Err(e) => self.fail(i, &e.to_string()),
+                Err(e) => {
+                    self.fail(i, &e.to_string());
+                    ""
+                }
             },
         }
     }
@@ -427,6 +486,7 @@ impl Run<'_> {
                 let Some(first) = self.plan.link_source(i) else { continue };
                 if self.plan.group_of(i).is_some_and(|g| !g.consistent) {
                     self.fail(i, "its hard-link group's names disagree on what the file holds (a damaged or forged tree); no name of the group is restored");
+                    self.leaf_done(i, 1, "");
                     continue;
                 }
                 if !done[first as usize].load(Ordering::Relaxed) {
@@ -437,6 +497,7 @@ impl Run<'_> {
                             self.path(first)
                         ),
                     );
+                    self.leaf_done(i, 1, "");
                     continue;
                 }
                 let first_dir = self.plan.item(first).parent;
@@ -448,8 +509,12 @@ impl Run<'_> {
                     Ok(()) => {
                         done[i as usize].store(true, Ordering::Relaxed);
                         counts.files.fetch_add(1, Ordering::Relaxed);
+                        self.leaf_done(i, 1, "linked");
                     }
-                    Err(e) => self.fail(i, &e.to_string()),
+                    Err(e) => {
+                        self.fail(i, &e.to_string());
+                        self.leaf_done(i, 1, "");
+                    }
                 }
             }
         }

@@ -50,6 +50,7 @@ pub struct FileSaver<'a> {
     /// The source's root directory (scanned directory 0).
     pub root: &'a Dir,
     pub scan: &'a Scan,
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 impl FileSaver<'_> {
@@ -112,6 +113,9 @@ impl FileSaver<'_> {
     ) -> Result<SavedFile, FileError> {
         let source = |e: io::Error| self.source_error(job, &e);
         cursor.move_to(self.scan, job.dir).map_err(source)?;
+        if self.progress.wants_paths(0) {
+            self.progress.current(&self.scan.path_of(job.dir, &job.name));
+        }
         let first = self.read_once(cursor.dir(), job, builder, chunker)?;
         if !first.changed {
             let n = first.bytes_read;
@@ -120,10 +124,10 @@ impl FileSaver<'_> {
         let second = self.read_once(cursor.dir(), job, builder, chunker)?;
         let total = first.bytes_read + second.bytes_read;
         if second.changed {
-            eprintln!(
-                "chkfs: warning: {} changed while it was being read; stored as last read",
+            self.progress.message(&format!(
+                "warning: {} changed while it was being read; stored as last read",
                 escape_path(&self.scan.path_of(job.dir, &job.name))
-            );
+            ));
         }
         Ok(second.into_saved(total))
     }
@@ -163,6 +167,7 @@ impl FileSaver<'_> {
                     }
                     match self.writer.add(builder, chunk) {
                         Ok(id) => {
+                            self.progress.advance(0, chunk.len() as u64);
                             content.push(Extent::Data { id, len: chunk.len() as u32 });
                             Ok(())
                         }

@@ -68,15 +68,7 @@ pub struct SaveOptions {
     pub threads: usize,
 }
 
-/// Hooks for a progress display; every method has a silent default.
-pub trait Progress: Sync {
-    fn scanned(&self, _stats: &ScanStats) {}
-    fn file_done(&self, _bytes: u64) {}
-    fn finished(&self) {}
-}
-
-pub struct Silent;
-impl Progress for Silent {}
+pub use crate::progress::{Phase, Progress, Silent};
 
 pub struct SaveOutcome {
     pub id: SnapshotId,
@@ -104,13 +96,13 @@ pub fn save(
     repo.remove_stale_temps(STALE_TEMP_AGE)?;
     let mut loaded = repo.load_index()?;
     for w in loaded.warnings() {
-        eprintln!("chkfs: warning: {w}");
+        progress.message(&format!("warning: {w}"));
     }
     // Where every pack was listed, damaged index files are replaced by
     // indexing their packs again; on an object store gc does that.
     if repo.lists_cheaply() {
         for note in repo.repair_index(&mut loaded)? {
-            eprintln!("chkfs: {note}");
+            progress.message(&note);
         }
     }
     let index = Arc::new(loaded.index);
@@ -118,16 +110,20 @@ pub fn save(
 
     let host = opts.host.clone().unwrap_or_else(hostname);
     let path = source.as_os_str().as_bytes().to_vec();
-    let parent = parent_snapshot(&repo, opts, &host, &path)?;
+    let parent = parent_snapshot(&repo, opts, &host, &path, progress)?;
     let scan_opts = scan_options(opts, repo_dir);
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
     let scan_root = root.try_clone().map_err(|e| SaveError::source(&source, e))?;
-    let mut scan = scan::scan(scan_root, &source, prev_root, &reader, &index, &scan_opts, interrupted)?;
-    progress.scanned(&scan.stats);
+    progress.begin(Phase::Scan, 0, 0);
+    let mut scan = scan::scan(scan_root, &source, prev_root, &reader, &index, &scan_opts, interrupted, progress)?;
+    if progress.wants_paths(2) {
+        list_unchanged(&scan, progress);
+    }
+    progress.begin(Phase::Save, scan.jobs.len() as u64, scan.stats.bytes_to_read);
 
     let writer = BlobWriter::new(repo.clone(), index.clone());
     let mut files: Vec<Option<file_saver::SavedFile>> = (0..scan.jobs.len()).map(|_| None).collect();
-    let mut failures = Failures { errors: std::mem::take(&mut scan.errors), store: None, interrupted: false };
+    let mut failures = Failures { progress, errors: std::mem::take(&mut scan.errors), store: None, interrupted: false };
     let mut bytes_read = 0;
     let saver = FileSaver {
         writer: &writer,
@@ -136,18 +132,28 @@ pub fn save(
         interrupted,
         root: &root,
         scan: &scan,
+        progress,
     };
+    let mut added = 0;
     saver.run(&scan.jobs, |i, result| {
+        progress.advance(1, 0);
+        let now_added = writer.raw_bytes_added();
+        progress.added(now_added - added);
+        added = now_added;
         if let Some(saved) = failures.take(result) {
             bytes_read += saved.bytes_read;
-            progress.file_done(saved.bytes_read);
+            let job = &scan.jobs[i];
+            if progress.wants_paths(1) {
+                let what = if job.new { "new" } else { "changed" };
+                progress.item(1, what, &escape_path(&scan.path_of(job.dir, &job.name)));
+            }
             files[i] = Some(saved);
         }
     })?;
     if let Some(e) = failures.failure() {
         return Err(abandon(writer, &session, e));
     }
-    let broken = broken_link_groups(&scan, &files);
+    let broken = broken_link_groups(&scan, &files, progress);
     let mut separate = tree_saver::SeparateNames::new();
     let members: Vec<&scan::FileJob> = broken.iter().flat_map(|g| scan.link_members.get(g)).flatten().collect();
     if !members.is_empty() {
@@ -201,6 +207,17 @@ pub fn save(
     Ok(SaveOutcome { id, snapshot })
 }
 
+/// Names every file the scan found unchanged (for `-vv`).
+fn list_unchanged(scan: &scan::Scan, progress: &dyn Progress) {
+    for (i, dir) in scan.dirs.iter().enumerate() {
+        for (entry, pending) in &dir.entries {
+            if *pending == scan::Pending::Ready && matches!(entry.node, crate::format::tree::Node::File { .. }) {
+                progress.item(2, "unchanged", &escape_path(&scan.path_of(i as u32, &entry.name)));
+            }
+        }
+    }
+}
+
 /// What a save would do, found without writing anything.
 pub struct DryRun {
     /// The snapshot a save would compare with.
@@ -229,10 +246,10 @@ pub fn dry_run(repo: Arc<Repository>, opts: &SaveOptions, interrupted: &AtomicBo
     let reader = BlobReader::new(repo.clone(), index.clone(), 32 << 20);
     let host = opts.host.clone().unwrap_or_else(hostname);
     let path = source.as_os_str().as_bytes().to_vec();
-    let parent = parent_snapshot(&repo, opts, &host, &path)?;
+    let parent = parent_snapshot(&repo, opts, &host, &path, &Silent)?;
     let scan_opts = scan_options(opts, repo_dir);
     let prev_root = parent.as_ref().map(|p| p.snapshot.root_tree());
-    let scan = scan::scan(root, &source, prev_root, &reader, &index, &scan_opts, interrupted)?;
+    let scan = scan::scan(root, &source, prev_root, &reader, &index, &scan_opts, interrupted, &Silent)?;
     Ok(DryRun {
         parent: parent.map(|p| p.id),
         stats: scan.stats,
@@ -248,11 +265,12 @@ fn parent_snapshot(
     opts: &SaveOptions,
     host: &str,
     path: &[u8],
+    progress: &dyn Progress,
 ) -> Result<Option<crate::store::SnapshotEntry>, SaveError> {
     if opts.force_read {
         return Ok(None);
     }
-    let snapshots = repo.readable_snapshots(&mut |id, e| eprintln!("chkfs: warning: snapshot {id}: {e}"))?;
+    let snapshots = repo.readable_snapshots(&mut |id, e| progress.message(&format!("warning: snapshot {id}: {e}")))?;
     Ok(snapshots.into_iter().rev().find(|s| s.snapshot.host == host && s.snapshot.path == path))
 }
 
@@ -271,14 +289,20 @@ fn scan_options(opts: &SaveOptions, repo_dir: Vec<FileId>) -> ScanOptions<'_> {
 /// could not be read: the file read is not the one the other names still
 /// are, so each of them is read on its own (and stored as a separate
 /// file), never given another file's content.
-fn broken_link_groups(scan: &scan::Scan, files: &[Option<file_saver::SavedFile>]) -> HashSet<u64> {
+fn broken_link_groups(
+    scan: &scan::Scan,
+    files: &[Option<file_saver::SavedFile>],
+    progress: &dyn Progress,
+) -> HashSet<u64> {
     let mut broken = HashSet::new();
     for (group, source) in &scan.link_sources {
         let scan::Pending::File(job) = source else { continue };
         let ok = files[*job].as_ref().is_some_and(|f| !f.replaced);
         if !ok {
             let shown = escape_path(&scan.path_of(scan.jobs[*job].dir, &scan.jobs[*job].name));
-            eprintln!("chkfs: warning: {shown} changed during the save; its other names are saved as separate files");
+            progress.message(&format!(
+                "warning: {shown} changed during the save; its other names are saved as separate files"
+            ));
             broken.insert(*group);
         }
     }
@@ -315,7 +339,8 @@ pub fn hostname() -> String {
 }
 
 /// What the file savers reported besides saved files.
-struct Failures {
+struct Failures<'a> {
+    progress: &'a dyn Progress,
     /// Files left out, with why.
     errors: Vec<String>,
     /// The first repository failure: the cause (later ones follow from it).
@@ -323,13 +348,13 @@ struct Failures {
     interrupted: bool,
 }
 
-impl Failures {
+impl Failures<'_> {
     /// The saved file, or None once why not is recorded.
     fn take(&mut self, result: Result<file_saver::SavedFile, FileError>) -> Option<file_saver::SavedFile> {
         match result {
             Ok(saved) => return Some(saved),
             Err(FileError::Source(msg)) => {
-                eprintln!("chkfs: skipped {msg}");
+                self.progress.message(&format!("skipped {msg}"));
                 self.errors.push(msg);
             }
             Err(FileError::Store(e)) => {

@@ -49,6 +49,8 @@ pub struct FileJob {
     pub name: Vec<u8>,
     /// The file the scan found there; another one may be read.
     pub expected: FileId,
+    /// The previous snapshot had nothing by its name (for `-v`).
+    pub new: bool,
 }
 
 pub struct Scan {
@@ -113,6 +115,7 @@ pub struct ScanStats {
 /// Walks `root`, open as `dir`; `prev_root` is the root tree of the
 /// previous snapshot of the same source, whose unchanged files need not be
 /// read.
+#[allow(clippy::too_many_arguments)]
 pub fn scan(
     dir: Dir,
     root: &Path,
@@ -121,11 +124,12 @@ pub fn scan(
     index: &Index,
     opts: &WalkOptions,
     interrupted: &AtomicBool,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Scan, SaveError> {
     let stat = dir.stat().map_err(|e| SaveError::source(root, e))?;
     let xattrs = read_xattrs_fd(&dir.as_file().map_err(|e| SaveError::source(root, e))?)
         .map_err(|e| SaveError::source(root, e))?;
-    let walker = Walker { reader, index, opts, root_dev: stat.dev, interrupted, errors: Default::default() };
+    let walker = Walker { reader, index, opts, root_dev: stat.dev, interrupted, errors: Default::default(), progress };
     let walked = walker.walk(dir, root, prev_root)?;
     let mut layout = Layout::default();
     layout.lay_out(walked);
@@ -185,7 +189,7 @@ impl Layout {
                         // Renumbered below, once the subdirectory has its place.
                         Pending::Dir(sub as usize)
                     }
-                    WalkedKind::File { stat, reuse } => self.add_file(&mut entry, index as u32, stat, reuse),
+                    WalkedKind::File { stat, reuse, new } => self.add_file(&mut entry, index as u32, stat, reuse, new),
                 };
                 entries.push((entry, pending));
             }
@@ -202,14 +206,14 @@ impl Layout {
         }
     }
 
-    fn add_file(&mut self, entry: &mut Entry, dir: u32, stat: Stat, reuse: Option<Vec<Extent>>) -> Pending {
+    fn add_file(&mut self, entry: &mut Entry, dir: u32, stat: Stat, reuse: Option<Vec<Extent>>, new: bool) -> Pending {
         self.stats.files += 1;
         let group = (stat.nlink > 1).then(|| self.link_group(&stat));
         let expected = stat.id();
         if let Some((group, names)) = group {
             entry.hard_link = Some(HardLink { group, nlink: 0 });
             if names > 1 {
-                let job = FileJob { dir, name: entry.name.clone(), expected };
+                let job = FileJob { dir, name: entry.name.clone(), expected, new };
                 self.link_members.entry(group).or_default().push(job);
                 return Pending::Link(group);
             }
@@ -225,7 +229,7 @@ impl Layout {
             }
             None => {
                 self.stats.bytes_to_read += stat.size;
-                self.jobs.push(FileJob { dir, name: entry.name.clone(), expected });
+                self.jobs.push(FileJob { dir, name: entry.name.clone(), expected, new });
                 Pending::File(self.jobs.len() - 1)
             }
         };

@@ -51,7 +51,8 @@ pub enum WalkedKind {
     /// A subdirectory: walked directory N.
     Dir(u32),
     /// A regular file, with its previous chunk list if it is unchanged.
-    File { stat: Stat, reuse: Option<Vec<Extent>> },
+    /// `new`: the previous snapshot has nothing by its name.
+    File { stat: Stat, reuse: Option<Vec<Extent>>, new: bool },
 }
 
 pub struct WalkOptions<'a> {
@@ -73,6 +74,7 @@ pub struct Walker<'a> {
     pub root_dev: u64,
     pub interrupted: &'a AtomicBool,
     pub errors: Mutex<Vec<String>>,
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// Where each directory is: what a cursor needs, shared by the workers
@@ -215,7 +217,8 @@ impl Walker<'_> {
             }
         };
         if let Some(kind) = dir.fs_type().ok().and_then(kernel_filesystem) {
-            eprintln!("chkfs: note: {}: a {kind} filesystem; its contents are not saved", escape_path(&path));
+            self.progress
+                .message(&format!("note: {}: a {kind} filesystem; its contents are not saved", escape_path(&path)));
             let _ = tx.send((task.dir, Vec::new()));
             return;
         }
@@ -275,6 +278,8 @@ impl Walker<'_> {
             }
             entries.push(walked);
         }
+        let dirs = entries.iter().filter(|w| matches!(w.kind, WalkedKind::Dir(_))).count() as u64;
+        self.progress.found(entries.len() as u64 - dirs, dirs);
         let _ = tx.send((task.dir, entries));
     }
 
@@ -302,7 +307,7 @@ impl Walker<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 let shown = escape_path(path);
-                eprintln!("chkfs: warning: {shown}: previous tree unreadable, reading everything: {e}");
+                self.progress.message(&format!("warning: {shown}: previous tree unreadable, reading everything: {e}"));
                 None
             }
         }
@@ -327,7 +332,8 @@ impl Walker<'_> {
                     (Some(_), Some(p)) => p.xattrs.clone(),
                     _ => Vec::new(),
                 };
-                (Node::File { content: Vec::new() }, WalkedKind::File { stat, reuse }, xattrs)
+                let new = prev.is_none();
+                (Node::File { content: Vec::new() }, WalkedKind::File { stat, reuse, new }, xattrs)
             }
             libc::S_IFDIR => {
                 if self.opts.skip_dirs.contains(&stat.id()) {
@@ -337,7 +343,8 @@ impl Walker<'_> {
                 // snapshots again (and again at every save). Its root is
                 // asked nothing more than the lstat already made.
                 if stat.dev != dir_dev && self.opts.chkfs_mounts.contains(&stat.dev) {
-                    eprintln!("chkfs: note: {}: a chkfs mount; saved as an empty directory", escape_path(path));
+                    self.progress
+                        .message(&format!("note: {}: a chkfs mount; saved as an empty directory", escape_path(path)));
                     let entry = to_entry(&stat, name, Node::Dir { tree: BlobId(0) }, Vec::new());
                     return Some((Walked { entry, kind: WalkedKind::Ready }, false));
                 }
@@ -424,13 +431,13 @@ impl Walker<'_> {
     /// Something left out of the snapshot (it becomes partial).
     fn error(&self, path: &Path, e: &std::io::Error) {
         let msg = format!("{}: {e}", escape_path(path));
-        eprintln!("chkfs: skipped {msg}");
+        self.progress.message(&format!("skipped {msg}"));
         self.errors.lock().push(msg);
     }
 
     /// Something not applied as asked (it makes the snapshot partial too).
     fn warn(&self, msg: String) {
-        eprintln!("chkfs: warning: {msg}");
+        self.progress.message(&format!("warning: {msg}"));
         self.errors.lock().push(msg);
     }
 }

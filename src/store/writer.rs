@@ -114,6 +114,11 @@ impl BlobWriter {
         }
     }
 
+    /// The raw bytes of the blobs added so far (a running count).
+    pub fn raw_bytes_added(&self) -> u64 {
+        self.raw_bytes_added.load(Ordering::Relaxed)
+    }
+
     pub fn repo(&self) -> &Arc<Repository> {
         &self.repo
     }

@@ -84,3 +84,76 @@ pub fn run_on_pty(mut cmd: Command, prompt: &str, answers: &[&str], timeout: Dur
     let screen = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
     PtyRun { code, screen }
 }
+
+/// What a terminal shows at the end of `screen` (the raw output): lines
+/// after carriage returns, cursor moves up and down (ESC [ n A / B) and
+/// line erasures (ESC [ 2K, ESC [ K) are applied; other escape
+/// sequences are dropped. Trailing spaces are trimmed.
+pub fn render(screen: &str) -> Vec<String> {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+            }
+            '\u{1b}' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut arg = String::new();
+                let mut cmd = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_digit() || c == ';' || c == '?' {
+                        arg.push(c);
+                    } else {
+                        cmd = c;
+                        break;
+                    }
+                }
+                let n: usize = arg.parse().unwrap_or(1).max(1);
+                match cmd {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => row += n,
+                    'K' if arg == "2" => {
+                        if let Some(l) = lines.get_mut(row) {
+                            l.clear();
+                        }
+                    }
+                    'K' => {
+                        if let Some(l) = lines.get_mut(row) {
+                            l.truncate(col);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                while lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+        while lines.len() <= row {
+            lines.push(Vec::new());
+        }
+    }
+    let mut out: Vec<String> =
+        lines.into_iter().map(|l| l.into_iter().collect::<String>().trim_end().to_string()).collect();
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out
+}
