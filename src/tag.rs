@@ -40,9 +40,12 @@ pub struct Retagged {
 
 /// Changes the tags of the snapshots `ids`.
 pub fn retag(repo: &Repository, ids: &[SnapshotId], change: &TagChange) -> Result<Vec<Retagged>, StoreError> {
+    let mut once = ids.to_vec();
+    once.sort();
+    once.dedup();
     let session = repo.begin_writing("tag", SAVE_LEASE)?;
-    let mut done = Vec::with_capacity(ids.len());
-    for &old in ids {
+    let mut done = Vec::with_capacity(once.len());
+    for old in once {
         let Some(mut snapshot): Option<Snapshot> = repo.read_snapshot(old)? else {
             return Err(StoreError::SnapshotNotFound(old.to_hex()));
         };
@@ -51,8 +54,20 @@ pub fn retag(repo: &Repository, ids: &[SnapshotId], change: &TagChange) -> Resul
             done.push(Retagged { old, new: None, tags });
             continue;
         }
+        if let Some(why) = crate::format::records::invalid_tags(&tags) {
+            return Err(StoreError::Inconsistent { what: format!("snapshot {old}"), reason: why.into() });
+        }
         snapshot.tags = tags.clone();
         let new = repo.commit_snapshot(&session, &mut snapshot, |_, _| {})?;
+        // Another command retagged or forgot it meanwhile: ours would be
+        // a second copy, or bring it back.
+        if repo.read_snapshot(old)?.is_none() {
+            repo.delete_snapshots(&[new])?;
+            return Err(StoreError::Inconsistent {
+                what: format!("snapshot {old}"),
+                reason: "another command changed or forgot it meanwhile; nothing was changed, try again".into(),
+            });
+        }
         repo.delete_snapshots(&[old])?;
         done.push(Retagged { old, new: Some(new), tags });
     }

@@ -81,3 +81,14 @@ fn a_wrong_configuration_is_refused_with_its_place() {
     fs::remove_file(&path).unwrap();
     run(&["list"]).ok();
 }
+
+#[test]
+fn a_configuration_that_is_not_a_regular_file_never_hangs_a_command() {
+    let w = World::with_repo();
+    let dir = w.home.join(".config/chkfs");
+    fs::create_dir_all(&dir).unwrap();
+    sh("mkfifo", [dir.join("config.toml").as_os_str()]).ok();
+    let out = run_with_timeout(w.cmd().arg("list"), std::time::Duration::from_secs(20));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+}

@@ -487,3 +487,27 @@ fn one_lost_file_is_restored_back_in_place_among_the_others() {
     assert_eq!(fs::read(src.join("sub/lost")).unwrap(), b"lost one\n");
     assert_eq!(fs::read(src.join("sub/kept")).unwrap(), b"edited since\n");
 }
+
+#[test]
+fn a_hard_link_already_in_place_is_left_alone_not_reported() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "linked content").unwrap();
+    fs::hard_link(src.join("f"), src.join("hl")).unwrap();
+    fs::write(src.join("other"), "other").unwrap();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let target = w.path("t");
+    w.restore(&id, &target);
+    // Everything there already: nothing restored, nothing reported.
+    let again = w.chkfs(["restore", "--json", &id, target.to_str().unwrap()]);
+    again.ok();
+    let report = again.json();
+    assert_eq!((report["files"].as_u64(), report["unchanged"].as_u64()), (Some(0), Some(3)), "{report}");
+    // One name lost: it comes back; the other name, equal, is left alone.
+    fs::remove_file(target.join("f")).unwrap();
+    let out = w.chkfs(["restore", &id, target.to_str().unwrap()]);
+    out.ok();
+    assert_eq!(fs::read(target.join("f")).unwrap(), b"linked content");
+    assert_eq!(fs::read(target.join("hl")).unwrap(), b"linked content");
+}

@@ -108,3 +108,47 @@ fn tag_changes_records_under_new_ids_and_leaves_the_rest() {
     let (code, _, check) = w.check();
     assert_eq!(code, 0, "{}", check.stderr);
 }
+
+#[test]
+fn too_many_tags_are_refused_before_anything_is_written() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "content").unwrap();
+    let id = id_of(&w.save(&src, &[]));
+    let many: Vec<String> = (0..1030).map(|i| format!("t{i}")).collect();
+    let many = many.join(",");
+    let out = w.chkfs(["tag", "--add", &many, &id]);
+    assert_ne!(out.code, 0, "1030 tags accepted: {}", out.stderr);
+    let saved = w.chkfs(["save", "--tag", &many, src.to_str().unwrap()]);
+    assert_eq!(saved.code, 2, "{}", saved.stderr);
+    // Below the bound, through several runs: refused at the record that
+    // would cross it, the snapshot intact.
+    let half: Vec<String> = (0..600).map(|i| format!("a{i}")).collect();
+    let out = w.chkfs(["tag", "--json", "--add", &half.join(","), &id]);
+    out.ok();
+    let id2 = out.json()[0]["new"].as_str().unwrap().to_string();
+    let more: Vec<String> = (0..600).map(|i| format!("b{i}")).collect();
+    let out = w.chkfs(["tag", "--add", &more.join(","), &id2]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ids_listed(&w, &[]), set(&[&id2]), "the snapshot is still there, once");
+    let (code, _, check) = w.check();
+    assert_eq!(code, 0, "{}", check.stderr);
+}
+
+#[test]
+fn one_snapshot_named_twice_is_changed_once_and_quiet_means_quiet() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "content").unwrap();
+    let id = id_of(&w.save(&src, &[]));
+    let out = w.chkfs(["tag", "-q", "--add", "x", &id, &id[..6], "latest"]);
+    out.ok();
+    assert_eq!(out.stderr, "", "-q prints nothing on success");
+    assert_eq!(ids_listed(&w, &["--tag", "x"]).len(), 1);
+    assert_eq!(ids_listed(&w, &[]).len(), 1);
+    let list = w.chkfs(["-q", "list"]);
+    list.ok();
+    assert_eq!(list.stderr, "");
+}

@@ -93,3 +93,21 @@ fn counts_agree_and_plain_check_says_what_it_did_not_read() {
     forget.ok();
     assert!(forget.stderr.contains("forgot 1 snapshot, kept 0"), "{}", forget.stderr);
 }
+
+#[test]
+fn gc_speaks_in_one_tense() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("one"), "1").unwrap();
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    w.chkfs(["forget", &id]).ok();
+    let dry = w.chkfs(["gc", "-n"]);
+    dry.ok();
+    let last = dry.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("would delete 2 packs, rewrite 0 into 0, reclaim "), "{last}");
+    let real = w.chkfs(["gc"]);
+    real.ok();
+    let last = real.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("deleted 2 packs, rewrote 0 into 0, reclaimed "), "{last}");
+}

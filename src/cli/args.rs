@@ -317,8 +317,8 @@ pub struct SaveArgs {
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
     /// Walk and decide as a save would, writing nothing: print how many files and bytes would be
-    /// saved and read (new or changed files); the bytes read are an upper bound of the bytes
-    /// added
+    /// saved and read (new or changed files); what is added is at most the bytes read, beside a
+    /// few KiB of trees and records
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Label the snapshot with this tag (repeatable, or comma-separated)

@@ -93,10 +93,17 @@ pub fn load() -> Result<ConfigFile> {
     Ok(config)
 }
 
+/// The file's text: a regular file (after symlinks) of at most 1 MiB. It
+/// is opened without blocking, so a FIFO put there never hangs a command.
 fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut text = String::new();
-    std::fs::File::open(path)?.take(MAX_CONFIG + 1).read_to_string(&mut text)?;
+    file.take(MAX_CONFIG + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_CONFIG {
         return Err(std::io::Error::other("larger than 1 MiB"));
     }

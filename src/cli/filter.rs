@@ -38,6 +38,9 @@ pub fn tags(given: &[String]) -> Result<Vec<String>> {
     }
     tags.sort();
     tags.dedup();
+    if tags.len() > crate::format::records::MAX_TAGS {
+        return Err(super::exit::UsageError("a snapshot has at most 1024 tags".into()).into());
+    }
     Ok(tags)
 }
 

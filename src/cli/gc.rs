@@ -2,7 +2,7 @@
 
 use super::args::GcArgs;
 use super::exit::{ExitCode, UsageError};
-use super::format::bytes;
+use super::format::{bytes, count};
 use super::progress::{summary, Display};
 use super::repo_path::RepoArgs;
 use crate::gc::{gc_with, Action, GcOptions};
@@ -45,15 +45,17 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     }
     if report.packs_condemned > 0 {
         summary!(
-            "{} unused pack(s) wait until these writers finish (the next gc then deletes them): {}",
-            report.packs_condemned,
+            "{} until these writers finish (the next gc then deletes them): {}",
+            count(report.packs_condemned as u64, "unused pack waits", "unused packs wait"),
             report.writers_running.join(", ")
         );
     }
-    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    // One tense throughout: what a dry run would do, or what was done.
+    let [delete, rewrite, reclaim] =
+        if args.dry_run { ["would delete", "rewrite", "reclaim"] } else { ["deleted", "rewrote", "reclaimed"] };
     summary!(
-        "{verb} {} pack(s), rewrote {} into {}, reclaimed {} ({} -> {}) in {:.2}s",
-        report.packs_deleted,
+        "{delete} {}, {rewrite} {} into {}, {reclaim} {} ({} -> {}) in {:.2}s",
+        count(report.packs_deleted as u64, "pack", "packs"),
         report.packs_rewritten,
         report.packs_written,
         bytes(report.bytes_reclaimed),

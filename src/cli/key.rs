@@ -27,12 +27,12 @@ pub fn run(ctx: &RepoArgs, command: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Add { kdf } => {
             let password = password::NEW.new_password("password for the new key")?;
             let id = repo.add_key(&password, kdf.cost())?;
-            eprintln!("chkfs: added key {id:032x}");
+            super::progress::summary!("chkfs: added key {id:032x}");
         }
         KeyCommand::Remove { id } => {
             let id = find(&repo.list_keys()?, &id)?;
             repo.remove_key(id)?;
-            eprintln!("chkfs: removed key {id:032x}");
+            super::progress::summary!("chkfs: removed key {id:032x}");
         }
         KeyCommand::Passwd { kdf } => {
             let old = repo.list_keys()?.into_iter().find(|k| k.current).map(|k| k.id);
@@ -42,7 +42,7 @@ pub fn run(ctx: &RepoArgs, command: KeyCommand) -> Result<ExitCode> {
             if let Some(old) = old {
                 repo.replace_key_file(old)?;
             }
-            eprintln!("chkfs: password changed (key {id:032x})");
+            super::progress::summary!("chkfs: password changed (key {id:032x})");
         }
     }
     Ok(ExitCode::Ok)

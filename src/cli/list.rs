@@ -80,6 +80,6 @@ pub fn run(ctx: &RepoArgs, args: &ListArgs) -> Result<ExitCode> {
             bytes(s.stats.added_bytes)
         );
     }
-    eprintln!("{}", super::format::count(snaps.len() as u64, "snapshot", "snapshots"));
+    super::progress::summary!("{}", super::format::count(snaps.len() as u64, "snapshot", "snapshots"));
     Ok(ExitCode::Ok)
 }

@@ -191,8 +191,8 @@ fn parse_options(options: &[String]) -> Result<bool> {
 fn check_mountpoint(mnt: &Path, repo_root: Option<&Path>) -> Result<PathBuf> {
     let dead = || {
         anyhow::anyhow!(
-            "mount point {0} is a dead mount (the process that served it has ended): `umount {0}` \
-             (as a normal user: `fusermount3 -u {0}`) clears it",
+            "mount point {0} is, or lies in, a dead mount (the process that served it has ended): \
+             `umount` of that mount (as a normal user: `fusermount3 -u`) clears it",
             escape_path(mnt)
         )
     };

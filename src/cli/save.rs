@@ -193,7 +193,8 @@ struct DryRunJson<'a> {
     bytes: u64,
     files_to_read: u64,
     bytes_to_read: u64,
-    /// An upper bound: chunks already stored are not added again.
+    /// An upper bound of the file data added (chunks already stored are
+    /// not added again); trees and records add a few KiB beside it.
     added_bytes_at_most: u64,
     partial: bool,
     errors: &'a [String],
@@ -222,7 +223,8 @@ fn report_dry_run(found: &DryRun, json: bool) -> Result<ExitCode> {
         None => String::new(),
     };
     summary!(
-        "dry run, nothing written: would save {} files, {}; would read {} files, {}, and add at most that{against}",
+        "dry run, nothing written: would save {} files, {}; would read {} files, {}, and add at most that \
+         (and a few KiB of trees){against}",
         st.files,
         bytes(st.bytes),
         found.files_to_read,

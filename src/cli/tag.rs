@@ -3,6 +3,7 @@
 use super::args::TagArgs;
 use super::exit::{ExitCode, UsageError};
 use super::filter::{self, SnapshotFilter};
+use super::progress::summary;
 use super::repo_path::RepoArgs;
 use crate::tag::{retag, TagChange};
 use anyhow::Result;
@@ -41,6 +42,9 @@ pub fn run(ctx: &RepoArgs, args: &TagArgs) -> Result<ExitCode> {
             args.snapshots.iter().map(|spec| filter::resolve_id(&repo, spec, &filter)).collect::<Result<Vec<_>>>()?
         }
     };
+    if ids.is_empty() {
+        summary!("no snapshot matches {}: nothing to change", filter.describe());
+    }
     let done = retag(&repo, &ids, &change)?;
     if args.json {
         let rows: Vec<TaggedJson> = done
@@ -52,8 +56,8 @@ pub fn run(ctx: &RepoArgs, args: &TagArgs) -> Result<ExitCode> {
     for r in &done {
         let tags = crate::text::escape_str(&r.tags.join(","));
         match r.new {
-            Some(new) => eprintln!("{} is now {new}: tags [{tags}]", r.old),
-            None => eprintln!("{}: tags [{tags}], unchanged", r.old),
+            Some(new) => summary!("{} is now {new}: tags [{tags}]", r.old),
+            None => summary!("{}: tags [{tags}], unchanged", r.old),
         }
     }
     Ok(ExitCode::Ok)

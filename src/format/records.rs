@@ -128,6 +128,14 @@ impl SnapshotV1 {
 pub const MAX_TAGS: usize = 1024;
 pub const MAX_TAG_LEN: usize = 255;
 
+/// Why `tags` cannot be a snapshot's tags, if they cannot.
+pub fn invalid_tags(tags: &[String]) -> Option<&'static str> {
+    if tags.len() > MAX_TAGS {
+        return Some("a snapshot has at most 1024 tags");
+    }
+    tags.iter().find_map(|t| invalid_tag(t))
+}
+
 /// Why `tag` cannot be a tag, if it cannot: empty, too long, or holding a
 /// comma (tags are given as lists) or a control character.
 pub fn invalid_tag(tag: &str) -> Option<&'static str> {
@@ -205,6 +213,10 @@ record_codec!(Config, ObjectKind::Config, "config", encode_config, decode_config
 /// A snapshot record: as version 1 wrote it when it has no tags (so an
 /// older chkfs still reads it), else as a tagged snapshot (version 5).
 pub fn encode_snapshot(s: &Snapshot) -> Result<Vec<u8>, FormatError> {
+    // What readers refuse is never written.
+    if let Some(why) = invalid_tags(&s.tags) {
+        return Err(FormatError::Invalid { what: "snapshot", detail: why.into() });
+    }
     match s.tags.is_empty() {
         true => seal_envelope(ObjectKind::Snapshot, &bitcode::encode(&SnapshotV1::of(s))),
         false => seal_envelope(ObjectKind::TaggedSnapshot, &bitcode::encode(s)),
@@ -233,10 +245,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
         return Err(invalid("a time is out of range"));
     }
     super::tree::validate_entry(&snapshot.root, true)?;
-    if snapshot.tags.len() > MAX_TAGS {
-        return Err(invalid("it has more than 1024 tags"));
-    }
-    if let Some(why) = snapshot.tags.iter().find_map(|t| invalid_tag(t)) {
+    if let Some(why) = invalid_tags(&snapshot.tags) {
         return Err(invalid(why));
     }
     Ok(snapshot)

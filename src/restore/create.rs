@@ -105,24 +105,35 @@ pub fn file(
 /// replaced. Checked again when the new entry is named (`place`), so a
 /// race only turns into a conflict.
 fn already_there(dir: &Dir, entry: &Entry, overwrite: Overwrite) -> io::Result<bool> {
-    let st = match dir.stat_at(&entry.name) {
-        Ok(st) => st,
+    let same = match dir.stat_at(&entry.name) {
+        Ok(st) => equal(dir, &st, entry),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let same = st.file_type() == special_type(&entry.node)
-        && match &entry.node {
-            Node::File { .. } => st.size == entry.size && st.mtime == entry.mtime,
-            Node::Symlink { target } => dir.readlink(&entry.name).is_ok_and(|t| t == *target),
-            Node::CharDevice { rdev } | Node::BlockDevice { rdev } => st.rdev == *rdev,
-            Node::Fifo | Node::Socket | Node::Dir { .. } => true,
-        };
     match overwrite {
         Overwrite::Always => Ok(false),
         Overwrite::IfChanged => Ok(same),
         Overwrite::Never if same => Ok(true),
         Overwrite::Never => Err(conflict()),
     }
+}
+
+/// Whether what `st` describes, at `entry`'s name in `dir`, equals the
+/// saved entry: the same type; for a file the same size and modification
+/// time; for a symlink the same target; for a device the same number.
+fn equal(dir: &Dir, st: &dirfd::Stat, entry: &Entry) -> bool {
+    st.file_type() == special_type(&entry.node)
+        && match &entry.node {
+            Node::File { .. } => st.size == entry.size && st.mtime == entry.mtime,
+            Node::Symlink { target } => dir.readlink(&entry.name).is_ok_and(|t| t == *target),
+            Node::CharDevice { rdev } | Node::BlockDevice { rdev } => st.rdev == *rdev,
+            Node::Fifo | Node::Socket | Node::Dir { .. } => true,
+        }
+}
+
+/// Whether an entry equal to `entry` is at its name in `dir`.
+pub fn equal_at(dir: &Dir, entry: &Entry) -> io::Result<bool> {
+    Ok(equal(dir, &dir.stat_at(&entry.name)?, entry))
 }
 
 /// Something other than the saved entry is where it belongs.

@@ -506,7 +506,12 @@ impl Run<'_> {
                     self.link(&here, &there, first, i)
                 });
                 match linked {
-                    Ok(()) => {
+                    Ok(true) => {
+                        done[i as usize].store(true, Ordering::Relaxed);
+                        counts.unchanged.fetch_add(1, Ordering::Relaxed);
+                        self.leaf_done(i, 2, "unchanged");
+                    }
+                    Ok(false) => {
                         done[i as usize].store(true, Ordering::Relaxed);
                         counts.files.fetch_add(1, Ordering::Relaxed);
                         self.leaf_done(i, 1, "linked");
@@ -528,22 +533,26 @@ impl Run<'_> {
         cursor.move_to(self.plan, dir)
     }
 
-    fn link(&self, here: &Cursor, there: &Cursor, first: u32, i: u32) -> std::io::Result<()> {
+    /// Links name `i` to `first`; true when it was there already (this
+    /// file's other name, or a file equal to the saved one, left alone).
+    fn link(&self, here: &Cursor, there: &Cursor, first: u32, i: u32) -> std::io::Result<bool> {
         let (from, name) = (&self.plan.entry(first).name, &self.plan.entry(i).name);
         match here.dir().link_from(there.dir(), from, name) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                // Already this file's other name: nothing to do.
                 let (a, b) = (here.dir().stat_at(name)?, there.dir().stat_at(from)?);
                 if a.id() == b.id() {
-                    return Ok(());
+                    return Ok(true);
                 }
-                if self.overwrite == Overwrite::Never {
-                    return Err(create::conflict());
+                let equal = create::equal_at(here.dir(), self.plan.entry(i))?;
+                match self.overwrite {
+                    Overwrite::Never | Overwrite::IfChanged if equal => return Ok(true),
+                    Overwrite::Never => return Err(create::conflict()),
+                    Overwrite::IfChanged | Overwrite::Always => {}
                 }
                 here.dir().remove_all(name, self.keep)?;
-                here.dir().link_from(there.dir(), from, name)
+                here.dir().link_from(there.dir(), from, name).map(|()| false)
             }
-            other => other,
+            other => other.map(|()| false),
         }
     }
 
