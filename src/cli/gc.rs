@@ -46,7 +46,7 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     if report.packs_condemned > 0 {
         summary!(
             "{} until these writers finish (the next gc then deletes them): {}",
-            count(report.packs_condemned as u64, "unused pack waits", "unused packs wait"),
+            count(report.packs_condemned, "unused pack waits", "unused packs wait"),
             report.writers_running.join(", ")
         );
     }
@@ -55,7 +55,7 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
         if args.dry_run { ["would delete", "rewrite", "reclaim"] } else { ["deleted", "rewrote", "reclaimed"] };
     summary!(
         "{delete} {}, {rewrite} {} into {}, {reclaim} {} ({} -> {}) in {:.2}s",
-        count(report.packs_deleted as u64, "pack", "packs"),
+        count(report.packs_deleted, "pack", "packs"),
         report.packs_rewritten,
         report.packs_written,
         bytes(report.bytes_reclaimed),
