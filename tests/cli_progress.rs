@@ -234,3 +234,31 @@ fn verbose_names_new_and_changed_files_and_very_verbose_the_rest() {
         assert!(restore.stderr.contains(&format!("restored  {target_s}/{name}\n")), "{}", restore.stderr);
     }
 }
+
+/// Ctrl-C typed at the terminal while the bar is drawn: the bar goes
+/// before the message that says what happened.
+#[test]
+fn ctrl_c_clears_the_bar_before_the_message() {
+    let w = World::with_repo();
+    let src = w.path("big");
+    fs::create_dir_all(&src).unwrap();
+    // Large enough to be mid-way when the first frame is drawn.
+    for i in 0..48u64 {
+        fs::write(src.join(format!("f{i:02}")), random_bytes(4 << 20, i + 100)).unwrap();
+    }
+    let mut cmd: Command = w.cmd();
+    cmd.args(["save", src.to_str().unwrap()]);
+    // "eta" is on the first frame of the bar; ^C is then typed (the pty's
+    // line discipline turns it into SIGINT for the command).
+    let run = run_on_pty(cmd, " eta ", &["\u{3}"], TIMEOUT);
+    assert_ne!(run.code, 0, "the save was not interrupted; screen:\n{}", run.screen);
+    let shown: Vec<String> =
+        render(&run.screen).into_iter().filter(|l| !l.trim().is_empty() && l.trim() != "^C").collect();
+    let end = shown.last().cloned().unwrap_or_default();
+    assert!(end.contains("interrupted"), "the last line should say the save was interrupted: {shown:#?}");
+    for line in &shown {
+        assert!(!line.contains("[=") && !line.contains(" eta "), "a bar was left on the screen: {line:?}\n{shown:#?}");
+    }
+    let listed = w.chkfs(["list", "--json"]);
+    assert_eq!(listed.json().as_array().map(|a| a.len()), Some(0), "an interrupted save makes no snapshot");
+}

@@ -62,22 +62,8 @@ pub fn run(ctx: &RepoArgs, args: &MountArgs) -> Result<ExitCode> {
     }
     let fuse_fs = FuseFs::new(fs.clone());
     let linger = fuse_fs.linger_slot();
-    let session = fuser::Session::new(fuse_fs, &mountpoint, &config).map_err(|e| {
-        // The call that failed may have been opening the FUSE device:
-        // say so, since the mount point is then not the problem.
-        match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
-            Err(dev)
-                if e.kind() == std::io::ErrorKind::PermissionDenied || dev.kind() == std::io::ErrorKind::NotFound =>
-            {
-                anyhow::anyhow!(
-                    "cannot mount on {}: cannot open /dev/fuse ({dev}); FUSE needs that device readable and \
-                     writable (load the fuse module, or ask the administrator for access)",
-                    escape_path(&mountpoint)
-                )
-            }
-            _ => anyhow::Error::new(e).context(format!("cannot mount on {}", escape_path(&mountpoint))),
-        }
-    })?;
+    let session = fuser::Session::new(fuse_fs, &mountpoint, &config)
+        .map_err(|e| mount_failure(e, &mountpoint, &|| open_fuse_device().map(drop)))?;
     // Without a duplicate of the device, serving goes on without lingering.
     if let Ok(device) = session.as_fd().try_clone_to_owned() {
         let _ = linger.set(Linger::new(device));
@@ -171,6 +157,25 @@ fn top_mount_at(path: &Path) -> Option<u64> {
 /// True when `path` is where a chkfs filesystem is mounted.
 fn is_chkfs_mount(path: &Path) -> bool {
     crate::mounts::table().iter().any(|m| m.at == path && m.is_chkfs())
+}
+
+fn open_fuse_device() -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse")
+}
+
+/// Why mounting failed: the call that failed may have been opening the
+/// FUSE device (`open_device` tries it again), and then the mount point
+/// is not the problem.
+fn mount_failure(e: std::io::Error, mountpoint: &Path, open_device: &dyn Fn() -> std::io::Result<()>) -> anyhow::Error {
+    use std::io::ErrorKind::{NotFound, PermissionDenied};
+    match open_device() {
+        Err(dev) if e.kind() == PermissionDenied || dev.kind() == NotFound => anyhow::anyhow!(
+            "cannot mount on {}: cannot open /dev/fuse ({dev}); FUSE needs that device readable and writable \
+             (load the fuse module, or ask the administrator for access)",
+            escape_path(mountpoint)
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot mount on {}", escape_path(mountpoint))),
+    }
 }
 
 /// Returns whether allow_other was asked for.
@@ -289,6 +294,22 @@ fn lazy_unmount(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_device_that_cannot_be_opened_is_named_instead_of_the_mount_point() {
+        use std::io::{Error, ErrorKind};
+        let mnt = std::path::Path::new("/mnt/x");
+        let denied = || Err(Error::from(ErrorKind::PermissionDenied));
+        let msg = super::mount_failure(Error::from(ErrorKind::PermissionDenied), mnt, &denied).to_string();
+        assert!(msg.contains("cannot open /dev/fuse") && msg.contains("/mnt/x"), "{msg}");
+        let missing = || Err(Error::from(ErrorKind::NotFound));
+        let msg = super::mount_failure(Error::other("no such device"), mnt, &missing).to_string();
+        assert!(msg.contains("/dev/fuse"), "{msg}");
+        // The device opens: the mount point is what failed.
+        let fine = || Ok(());
+        let msg = format!("{:#}", super::mount_failure(Error::from(ErrorKind::PermissionDenied), mnt, &fine));
+        assert!(!msg.contains("/dev/fuse") && msg.contains("cannot mount on /mnt/x"), "{msg}");
+    }
+
     #[test]
     fn the_root_filesystem_is_found_in_mountinfo() {
         use std::os::unix::fs::MetadataExt;
