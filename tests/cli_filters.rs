@@ -253,3 +253,26 @@ fn an_option_leaving_out_a_named_snapshot_is_an_error() {
     // The same id with options that keep it works.
     w.chkfs(["ls", &t.a1, "--path", t.a.to_str().unwrap()]).ok();
 }
+
+/// The current directory is a source saved under another host name (a
+/// renamed machine): `latest` says which one it used and how to get that
+/// source's.
+#[test]
+fn latest_warns_of_a_deeper_source_saved_under_another_host_name() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("inner")).unwrap();
+    fs::write(src.join("top"), "top").unwrap();
+    fs::write(src.join("inner/f"), "inner").unwrap();
+    w.save(&src, &[]);
+    w.save(&src.join("inner"), &["--host", "oldname"]);
+    let out = run_with_timeout(w.cmd().current_dir(src.join("inner")).args(["ls", "latest"]), TIMEOUT);
+    out.ok();
+    assert!(out.stderr.contains("another host name") && out.stderr.contains("--host oldname"), "{}", out.stderr);
+    let chosen =
+        run_with_timeout(w.cmd().current_dir(src.join("inner")).args(["ls", "--host", "oldname", "latest"]), TIMEOUT);
+    chosen.ok();
+    assert!(chosen.stdout_str().lines().any(|l| l == "/f"), "{}", chosen.stdout_str());
+    let empty = w.chkfs(["save", "--host", "", src.to_str().unwrap()]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+}

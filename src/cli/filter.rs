@@ -166,6 +166,21 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
         true => source_here(&sources).map(|(h, p)| (h.to_string(), p.to_vec())),
         false => None,
     };
+    // A deeper source holding the current directory, saved under another
+    // host name (a renamed machine, `save --host`): the user may mean it.
+    if filter.is_empty() {
+        let depth = here.as_ref().map_or(0, |(_, p)| p.len());
+        if let Some((h, p)) = sources_holding_cwd(&sources).into_iter().find(|(_, p)| p.len() > depth) {
+            eprintln!(
+                "chkfs: warning: the current directory is in {}:{}, saved under another host name; \
+                 `latest` is of this host's snapshots{}: pass --host {} for that source",
+                escape_str(h),
+                escape_bytes(p),
+                if here.is_some() { "" } else { " (of any source)" },
+                escape_str(h)
+            );
+        }
+    }
     drop(sources);
     let pick = match &here {
         Some((host, path)) => {
@@ -189,14 +204,19 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
 /// The deepest source of this host whose directory holds (or is) the
 /// current one.
 fn source_here<'a>(sources: &BTreeSet<(&'a str, &'a [u8])>) -> Option<(&'a str, &'a [u8])> {
-    let cwd = std::env::current_dir().ok()?;
-    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
     let host = crate::save::hostname();
-    sources
-        .iter()
-        .filter(|(h, p)| *h == host && cwd.starts_with(Path::new(std::ffi::OsStr::from_bytes(p))))
-        .max_by_key(|(_, p)| p.len())
-        .copied()
+    sources_holding_cwd(sources).into_iter().find(|(h, _)| *h == host)
+}
+
+/// The sources of any host whose directory holds (or is) the current
+/// one, deepest first.
+fn sources_holding_cwd<'a>(sources: &BTreeSet<(&'a str, &'a [u8])>) -> Vec<(&'a str, &'a [u8])> {
+    let Ok(cwd) = std::env::current_dir() else { return Vec::new() };
+    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let mut holding: Vec<_> =
+        sources.iter().filter(|(_, p)| cwd.starts_with(Path::new(std::ffi::OsStr::from_bytes(p)))).copied().collect();
+    holding.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+    holding
 }
 
 #[cfg(test)]

@@ -51,13 +51,14 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
         );
     }
     // One tense throughout: what a dry run would do, or what was done.
-    let [delete, rewrite, reclaim] =
-        if args.dry_run { ["would delete", "rewrite", "reclaim"] } else { ["deleted", "rewrote", "reclaimed"] };
+    // A dry run cannot know how many packs a rewrite makes.
+    let (delete, rewrite, reclaim) = match args.dry_run {
+        true => ("would delete", format!("rewrite {}", report.packs_rewritten), "reclaim about"),
+        false => ("deleted", format!("rewrote {} into {}", report.packs_rewritten, report.packs_written), "reclaimed"),
+    };
     summary!(
-        "{delete} {}, {rewrite} {} into {}, {reclaim} {} ({} -> {}) in {:.2}s",
+        "{delete} {}, {rewrite}, {reclaim} {} ({} -> {}) in {:.2}s",
         count(report.packs_deleted, "pack", "packs"),
-        report.packs_rewritten,
-        report.packs_written,
         bytes(report.bytes_reclaimed),
         bytes(report.bytes_before),
         bytes(report.bytes_after),

@@ -120,6 +120,14 @@ pub fn run(ctx: &RepoArgs, args: &SaveArgs) -> Result<ExitCode> {
         signal_hook::flag::register(sig, interrupted.clone())?;
     }
     let interrupted_flag = interrupted.clone();
+    if let Some(h) = &args.host {
+        if h.is_empty() || h.chars().any(char::is_control) {
+            return Err(super::exit::UsageError(
+                "--host: a host name is not empty and holds no control character".into(),
+            )
+            .into());
+        }
+    }
     let opts = SaveOptions {
         source,
         message: args.message.clone(),

@@ -51,9 +51,10 @@ impl GcReport {
             bytes_before: before,
             bytes_copied: plan.bytes_to_copy(),
             bytes_unused: plan.bytes_unused(),
-            // An estimate: rewritten data comes back compressed.
-            bytes_reclaimed: plan.bytes_removed().saturating_sub(plan.bytes_to_copy()),
-            bytes_after: before.saturating_sub(plan.bytes_removed()) + plan.bytes_to_copy(),
+            // An estimate: a rewritten pack keeps its live share of its
+            // stored size (live and dead data compress alike, roughly).
+            bytes_reclaimed: plan.bytes_removed().saturating_sub(plan.stored_bytes_kept()),
+            bytes_after: before.saturating_sub(plan.bytes_removed()) + plan.stored_bytes_kept(),
             duration_ms: started.elapsed().as_millis() as u64,
             ..Default::default()
         }

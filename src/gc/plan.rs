@@ -75,6 +75,19 @@ impl GcPlan {
         self.packs.iter().map(|p| p.dead_bytes).sum()
     }
 
+    /// Stored bytes the live data of rewritten packs will take, estimated
+    /// as each pack's live share of its size (raw shares, stored size).
+    pub fn stored_bytes_kept(&self) -> u64 {
+        self.packs
+            .iter()
+            .filter(|p| p.action == Action::Rewrite)
+            .map(|p| {
+                let raw = p.live_bytes.saturating_add(p.dead_bytes).max(1);
+                (u128::from(p.size) * u128::from(p.live_bytes) / u128::from(raw)) as u64
+            })
+            .sum()
+    }
+
     /// Raw bytes copied by rewrites.
     pub fn bytes_to_copy(&self) -> u64 {
         self.packs.iter().filter(|p| p.action == Action::Rewrite).map(|p| p.live_bytes).sum()
