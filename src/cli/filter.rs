@@ -162,15 +162,14 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
     let sources: BTreeSet<(&str, &[u8])> =
         all.iter().map(|s| (s.snapshot.host.as_str(), s.snapshot.path.as_slice())).collect();
     let count = sources.len();
-    let here = match filter.is_empty() {
-        true => source_here(&sources).map(|(h, p)| (h.to_string(), p.to_vec())),
-        false => None,
-    };
+    let holding = if filter.is_empty() { sources_holding_cwd(&sources) } else { Vec::new() };
+    let host = crate::save::hostname();
+    let here = holding.iter().find(|(h, _)| *h == host).map(|(h, p)| (h.to_string(), p.to_vec()));
     // A deeper source holding the current directory, saved under another
     // host name (a renamed machine, `save --host`): the user may mean it.
-    if filter.is_empty() {
+    {
         let depth = here.as_ref().map_or(0, |(_, p)| p.len());
-        if let Some((h, p)) = sources_holding_cwd(&sources).into_iter().find(|(_, p)| p.len() > depth) {
+        if let Some((h, p)) = holding.iter().find(|(_, p)| p.len() > depth) {
             eprintln!(
                 "chkfs: warning: the current directory is in {}:{}, saved under another host name; \
                  `latest` is of this host's snapshots{}: pass --host {} for that source",
@@ -199,13 +198,6 @@ fn latest(mut all: Vec<SnapshotEntry>, filter: &SnapshotFilter) -> Result<Snapsh
         );
     }
     Ok(chosen)
-}
-
-/// The deepest source of this host whose directory holds (or is) the
-/// current one.
-fn source_here<'a>(sources: &BTreeSet<(&'a str, &'a [u8])>) -> Option<(&'a str, &'a [u8])> {
-    let host = crate::save::hostname();
-    sources_holding_cwd(sources).into_iter().find(|(h, _)| *h == host)
 }
 
 /// The sources of any host whose directory holds (or is) the current

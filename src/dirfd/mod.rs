@@ -157,16 +157,7 @@ impl Dir {
 
     /// The names in this directory, without `.` and `..`.
     pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
-        let mut dir = rfs::Dir::read_from(&self.fd).map_err(err)?;
-        let mut out = Vec::new();
-        while let Some(entry) = dir.read() {
-            let entry = entry.map_err(err)?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                out.push(name.to_vec());
-            }
-        }
-        Ok(out)
+        Ok(self.typed_names()?.into_iter().map(|(name, _)| name).collect())
     }
 
     /// The names in this directory, without `.` and `..`, each with

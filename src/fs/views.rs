@@ -153,10 +153,31 @@ impl SnapshotFs {
         items
     }
 
+    /// One name of by-path directory `dir`, found without making the
+    /// listing (a source may have ten thousand snapshots, and `ls -l`
+    /// looks up each).
     fn by_path_child(&self, dir: &Arc<ViewDir>, name: &[u8]) -> Result<(Option<u128>, NodeKind), FsError> {
-        let items = self.by_path_items(dir);
-        let (_, key, node) = items.into_iter().find(|(n, _, _)| n == name).ok_or(FsError::NotFound)?;
-        Ok((key, node))
+        let sources = self.sources();
+        let path = dir.path();
+        if let Some(source) = sources.of_host(&dir.host).iter().find(|s| s.path == path) {
+            // Time names sort as the snapshots do, but for the hour a clock
+            // goes back: search, then look through.
+            let snap = match name {
+                b"latest" => source.snaps.last().map(|(_, id)| *id),
+                _ => match source.snaps.binary_search_by(|(n, _)| n.as_bytes().cmp(name)) {
+                    Ok(i) => Some(source.snaps[i].1),
+                    Err(_) => source.snaps.iter().find(|(n, _)| n.as_bytes() == name).map(|(_, id)| *id),
+                },
+            };
+            if let Some(snap) = snap {
+                let node = NodeKind::SourceLink { snap, depth: dir.link_depth() };
+                return Ok((Some(source_link_key(dir, name, snap)), node));
+            }
+        }
+        if plain_name(name) && below(&sources, &dir.host, &path).contains(name) {
+            return Ok(view(dir.child(name)));
+        }
+        Err(FsError::NotFound)
     }
 
     // ------------------------------------------------------------- history
