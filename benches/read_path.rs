@@ -160,6 +160,7 @@ fn synthetic_index(blobs: usize) -> (Index, Vec<BlobId>) {
     let mut rng = Rng::new(2);
     let ids: Vec<BlobId> = (0..blobs).map(|_| BlobId(rng.next_u128())).collect();
     let mut index = Index::new([]);
+    let mut packs = Vec::new();
     for pack_ids in ids.chunks(BLOBS_PER_BLOCK * BLOCKS_PER_PACK) {
         let blocks: Vec<BlockInfo> = pack_ids
             .chunks(BLOBS_PER_BLOCK)
@@ -182,15 +183,16 @@ fn synthetic_index(blobs: usize) -> (Index, Vec<BlobId>) {
             })
             .collect();
         let size = 16 + blocks.len() as u64 * (64 << 10);
-        index.add_pack(&IndexedPack { id: PackId(rng.next_u128()), size, blocks });
+        packs.push(IndexedPack { id: PackId(rng.next_u128()), size, blocks });
     }
+    index.add_packs(&packs);
     (index, ids)
 }
 
 #[divan::bench]
 fn index_locations_100k(b: Bencher) {
     let (index, ids) = synthetic_index(100_000);
-    assert_eq!(index.blob_count(), ids.len());
+    assert_eq!(index.blob_count() as usize, ids.len());
     let mut rng = Rng::new(3);
     b.counter(ItemsCount::new(1usize))
         .with_inputs(|| ids[rng.below(ids.len())])
@@ -234,9 +236,9 @@ fn fixture() -> &'static Fixture {
         std::fs::remove_dir_all(&source).unwrap();
         let index = Arc::new(repo.load_index().unwrap().index);
         let mut chunks = Vec::new();
-        for slot in 0..index.packs().len() as u32 {
+        for slot in 0..index.pack_count() {
             for block in index.blocks_of_pack(slot) {
-                let blobs = index.blobs_in_block(block).iter().filter(|l| l.kind == BlobKind::Data);
+                let blobs = index.blobs_in_block(block).into_iter().filter(|l| l.kind == BlobKind::Data);
                 chunks.extend(blobs.map(|l| (l.id, l.len)));
             }
         }

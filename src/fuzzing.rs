@@ -188,15 +188,53 @@ pub fn index(data: &[u8]) {
     });
 }
 
+/// An index table as the cache maps it: opened, every pack, block and
+/// blob read, ids looked up, then merged with itself, which must give a
+/// table that opens and checks. Nothing may panic, whatever the bytes.
+pub fn index_table(data: &[u8]) {
+    use crate::format::index_table::{merge_tables, TableView};
+    use crate::store::index::Table;
+    let Ok(view) = TableView::open(data) else { return };
+    let _ = view.verify_body();
+    let _ = view.covers().take(1000).count();
+    for slot in 0..view.pack_count().min(1000) {
+        let pack = view.indexed_pack(slot);
+        let _ = view.find_pack(pack.id);
+        for b in pack.blocks.iter().flat_map(|b| &b.blobs).take(1000) {
+            let _ = view.find(b.kind, b.id);
+        }
+    }
+    for i in 0..view.blob_count().min(1000) {
+        let b = view.blob(view.sorted(i));
+        let _ = view.find(crate::format::pack::BlobKind::Data, b.id);
+        let _ = view.blobs_of_block(b.block);
+    }
+    let Ok(table) = Table::owned(data.to_vec()) else { return };
+    let mut index = Index::new(Vec::new());
+    index.add_table(Arc::new(table));
+    for n in 0..index.block_count().min(1000) {
+        for l in index.blobs_in_block(n) {
+            let _ = index.pack_of(&l);
+            let _ = index.locations(l.kind, l.id).count();
+        }
+    }
+    if view.blob_count() <= 100_000 {
+        let merged = merge_tables(&[view, view], std::io::Cursor::new(Vec::new())).map(|c| c.into_inner());
+        if let Ok(bytes) = merged {
+            let again = TableView::open(&bytes).expect("a merged table opens");
+            again.verify_body().expect("a merged table checks");
+            assert_eq!(again.blob_count(), 2 * view.blob_count());
+        }
+    }
+}
+
 /// Loads the file into an index as `load_index` does, looks every blob up,
 /// and checks that the index lists each pack as the file does: gc writes
 /// the packs that stay from the index.
 fn use_index(file: &IndexFile) {
     let mut index = Index::new(Vec::new());
-    for pack in &file.packs {
-        index.add_pack(pack);
-    }
-    for slot in 0..index.packs().len() as u32 {
+    index.add_packs(&file.packs);
+    for slot in 0..index.pack_count() {
         let pack = index.indexed_pack(slot);
         let listed = file.packs.iter().find(|p| p.id == pack.id);
         assert_eq!(listed, Some(&pack), "the index lists pack {} otherwise than its index file", pack.id);

@@ -52,11 +52,8 @@ fn big_tree(w: &World) -> TreeObject {
 fn tree_blobs(repo: &Path) -> usize {
     let (reader, _) = reader(repo);
     let index = reader.index();
-    index
-        .packs()
-        .iter()
-        .enumerate()
-        .flat_map(|(slot, _)| index.blocks_of_pack(slot as u32))
+    (0..index.pack_count())
+        .flat_map(|slot| index.blocks_of_pack(slot))
         .map(|n| index.blobs_in_block(n).iter().filter(|b| b.kind == BlobKind::Tree).count())
         .sum()
 }

@@ -80,7 +80,13 @@ pub fn check(repo: Arc<Repository>, read_data: bool) -> Result<CheckReport, Stor
 pub fn check_with(repo: Arc<Repository>, read_data: bool, progress: &dyn Progress) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
     let records = read_records(&repo, &mut report)?;
-    let loaded = repo.load_index_full()?;
+    // Damaged tables are dropped first, so the load below makes them
+    // again from the index files.
+    let bad_tables = repo.verify_index_tables();
+    if bad_tables > 0 {
+        report.notes.push(format!("{} of the local index tables were damaged; they were made again", bad_tables));
+    }
+    let loaded = repo.load_index_verified()?;
     for (key, e) in &loaded.bad_files {
         report.errors.push(format!("index file {key}: {}", e.detail()));
     }
@@ -190,7 +196,7 @@ fn check_packs_exist(repo: &Repository, index: &Index, report: &mut CheckReport)
     let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     report.packs = on_disk.len() as u64;
     let mut absent = Vec::new();
-    for pack in index.packs() {
+    for (_, pack) in index.packs() {
         match on_disk.get(&pack.id) {
             None => absent.push(pack.id),
             Some(&size) if size != pack.size => {
@@ -216,10 +222,12 @@ fn read_all_packs(
     report: &mut CheckReport,
     progress: &dyn Progress,
 ) -> Result<(u64, bool), StoreError> {
-    let total: u64 = index.packs().iter().map(|p| p.size).sum();
-    progress.begin(Phase::ReadPacks, index.packs().len() as u64, total);
-    let results: Vec<Result<packs::PackResult, StoreError>> = (0..index.packs().len() as u32)
-        .into_par_iter()
+    let total: u64 = index.packs().map(|(_, p)| p.size).sum();
+    let slots: Vec<u32> = index.pack_slots().collect();
+    progress.begin(Phase::ReadPacks, slots.len() as u64, total);
+    let results: Vec<Result<packs::PackResult, StoreError>> = slots
+        .par_iter()
+        .copied()
         .map(|slot| {
             let result = packs::verify_pack(repo, index, slot);
             progress.advance(1, index.pack(slot).size);
@@ -228,14 +236,14 @@ fn read_all_packs(
         .collect();
     let mut copies: Vec<(PackId, BlobKind, BlobId, String)> = Vec::new();
     let mut vanished = Vec::new();
-    for (slot, result) in results.into_iter().enumerate() {
+    for (&slot, result) in slots.iter().zip(results) {
         let result = result?;
-        let pack = index.pack(slot as u32).id;
+        let pack = index.pack(slot).id;
         report.packs_read += 1;
         report.bytes_read += result.bytes_read;
         report.blobs_verified += result.blobs_verified;
         if result.vanished {
-            vanished.push(slot as u32);
+            vanished.push(slot);
             continue;
         }
         for s in result.structure {

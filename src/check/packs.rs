@@ -63,7 +63,7 @@ pub fn verify_pack(repo: &Repository, index: &Index, slot: u32) -> Result<PackRe
     let mut blocks: Vec<u32> = index.blocks_of_pack(slot).collect();
     blocks.sort_by_key(|&b| index.block(b).offset);
     for b in blocks {
-        let loc = *index.block(b);
+        let loc = index.block(b);
         if loc.offset != pos {
             // Bytes no block claims (a writer leaves none): damage, and not
             // read, whatever their length claims to be.

@@ -6,7 +6,7 @@ use std::fmt;
 
 macro_rules! hex_id {
     ($name:ident, $int:ty, $digits:expr) => {
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bitcode::Encode, bitcode::Decode)]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, bitcode::Encode, bitcode::Decode)]
         pub struct $name(pub $int);
 
         impl $name {

@@ -7,6 +7,7 @@
 mod envelope;
 mod error;
 pub mod id;
+pub mod index_table;
 pub mod keyfile;
 pub mod pack;
 pub mod records;

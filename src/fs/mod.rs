@@ -1085,7 +1085,7 @@ impl SnapshotFs {
     /// as used space, the free space of the filesystem holding it as free.
     pub fn statfs(&self) -> StatFs {
         let index = self.reader.index();
-        let used: u64 = index.packs().iter().map(|p| p.size).sum();
+        let used: u64 = index.packs().map(|(_, p)| p.size).sum();
         let free = self.repo.free_space().unwrap_or(0);
         // Inodes are made as they are looked at, never run out, and
         // cannot be created: "none free" would read as a full filesystem

@@ -73,6 +73,8 @@ pub struct Run<'a> {
     pub index: &'a Arc<Index>,
     pub reader: &'a BlobReader,
     pub plan: &'a GcPlan,
+    /// The copies kept.
+    pub live: &'a super::marks::Marks,
     /// The snapshots the mark walked.
     pub marked: &'a HashSet<SnapshotId>,
     /// The index files the index was loaded from: the only ones this run
@@ -163,11 +165,8 @@ pub fn execute(run: Run, due: &[PackId], live: usize, started: Instant) -> Resul
 /// only against the packs that stay. Returns the new packs, their count
 /// and the raw bytes copied.
 fn rewrite(run: &Run) -> Result<(Vec<crate::format::records::IndexedPack>, u64, u64), StoreError> {
-    let Run { repo, index, reader, plan, .. } = *run;
-    let mut staying = Index::with_condemned(index.damaged().iter().copied(), index.condemned().iter().copied());
-    for p in plan.packs.iter().filter(|p| p.action == Action::Keep) {
-        staying.add_pack(&index.indexed_pack(p.slot));
-    }
+    let Run { repo, index, reader, plan, live, .. } = *run;
+    let staying = index.with_unusable(plan.packs.iter().filter(|p| p.action != Action::Keep).map(|p| p.id));
     let writer = BlobWriter::new((*repo).clone(), Arc::new(staying));
     let mut data = BlockBuilder::new(BlobKind::Data);
     let mut trees = BlockBuilder::new(BlobKind::Tree);
@@ -178,7 +177,7 @@ fn rewrite(run: &Run) -> Result<(Vec<crate::format::records::IndexedPack>, u64, 
         progress.advance(1, 0);
         for block in index.blocks_of_pack(p.slot) {
             for b in index.blobs_in_block(block) {
-                if !plan.is_live_copy((b.kind, b.id), block) {
+                if !live.is_marked(b.pos) {
                     continue;
                 }
                 let bytes = reader.read(b.kind, b.id)?;

@@ -9,6 +9,7 @@
 //! then delete, each step durable before the next.
 
 mod execute;
+pub mod marks;
 pub mod plan;
 
 pub use execute::GcReport;
@@ -18,11 +19,11 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
 use crate::format::{BlobId, PackId, SnapshotId};
 use crate::progress::{Phase, Progress, Silent};
-use crate::store::index::IdSet;
 use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
 use crate::store::{BlobReader, CondemnedLists, Index, Repository, SnapshotEntry, StoreError, WriterInfo};
 use crate::text::escape_bytes;
 use crate::walk::each_distinct_tree;
+use marks::Marks;
 use plan::Condemnation;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -99,7 +100,7 @@ pub fn gc_with(
     require_live_packs(repo, &plan)?;
     let running: Vec<String> = survey.live.iter().map(WriterInfo::describe).collect();
     let report = match &session {
-        None => GcReport::planned(&plan, live.len(), running, started),
+        None => GcReport::planned(&plan, live.count(), running, started),
         Some(session) => {
             let run = execute::Run {
                 repo,
@@ -107,13 +108,14 @@ pub fn gc_with(
                 index: &index,
                 reader: &reader,
                 plan: &plan,
+                live: &live,
                 marked: &marked,
                 index_files: &index_files,
                 progress,
             };
             let due: Vec<PackId> =
                 condemned.lists.iter().filter(|l| survey.is_due(l.written, opts.grace)).map(|l| l.name).collect();
-            execute::execute(run, &due, live.len(), started)?
+            execute::execute(run, &due, live.count(), started)?
         }
     };
     Ok((plan, report, notes))
@@ -160,8 +162,8 @@ fn mark(
     reader: &BlobReader,
     index: &Index,
     progress: &dyn Progress,
-) -> Result<(IdSet, HashSet<SnapshotId>), GcError> {
-    let mut live = IdSet::default();
+) -> Result<(Marks, HashSet<SnapshotId>), GcError> {
+    let mut live = Marks::new(index);
     let mut visited = HashSet::new();
     // The parts of split trees: blobs no entry names directly.
     let mut parts = Vec::new();
@@ -184,13 +186,14 @@ fn mark(
                     let path = escape_bytes(&paths.path(node));
                     GcError::Unprovable(format!("snapshot {id}: tree {tree_id} at {path}/: {e}"))
                 })?;
-                live.insert((BlobKind::Tree, tree_id));
+                live.mark(index, BlobKind::Tree, tree_id);
                 for entry in &tree.entries {
                     let Node::File { content } = &entry.node else { continue };
                     for x in content {
                         if let Extent::Data { id: chunk, .. } = x {
-                            require(index, *chunk, id, || paths.path(node), &entry.name)?;
-                            live.insert((BlobKind::Data, *chunk));
+                            if !live.mark(index, BlobKind::Data, *chunk) {
+                                return Err(missing(*chunk, id, || paths.path(node), &entry.name));
+                            }
                         }
                     }
                 }
@@ -198,7 +201,9 @@ fn mark(
             },
         )?;
     }
-    live.extend(parts.into_iter().map(|p| (BlobKind::Tree, p)));
+    for part in parts {
+        live.mark(index, BlobKind::Tree, part);
+    }
     Ok((live, marked))
 }
 
@@ -216,13 +221,10 @@ fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
     Ok(())
 }
 
-fn require(index: &Index, id: BlobId, snap: SnapshotId, dir: impl Fn() -> Vec<u8>, name: &[u8]) -> Result<(), GcError> {
-    if index.contains(BlobKind::Data, id) {
-        return Ok(());
-    }
-    Err(GcError::Unprovable(format!(
+fn missing(id: BlobId, snap: SnapshotId, dir: impl Fn() -> Vec<u8>, name: &[u8]) -> GcError {
+    GcError::Unprovable(format!(
         "snapshot {snap}: chunk {id} of {}/{} is missing from the index",
         escape_bytes(&dir()),
         escape_bytes(name)
-    )))
+    ))
 }

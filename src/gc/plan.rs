@@ -2,8 +2,9 @@
 //! live, and whether it is kept, condemned, rewritten or deleted.
 //! Computing it reads nothing; `--dry-run` prints it.
 
+use super::marks::Marks;
 use crate::format::PackId;
-use crate::store::index::{BlobKey, IdMap, IdSet, Index};
+use crate::store::index::Index;
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +56,6 @@ pub struct PackPlan {
 #[derive(Debug, Clone, Default)]
 pub struct GcPlan {
     pub packs: Vec<PackPlan>,
-    /// Live blob -> the block holding the copy that is kept.
-    pub keepers: IdMap<u32>,
 }
 
 impl GcPlan {
@@ -92,27 +91,15 @@ impl GcPlan {
     pub fn bytes_to_copy(&self) -> u64 {
         self.packs.iter().filter(|p| p.action == Action::Rewrite).map(|p| p.live_bytes).sum()
     }
-
-    pub fn is_live_copy(&self, key: BlobKey, block: u32) -> bool {
-        self.keepers.get(&key) == Some(&block)
-    }
 }
 
-/// Plans a gc keeping exactly the blobs in `live`. A pack whose dead share
+/// Plans a gc keeping exactly the copies marked in `live`. A pack whose dead share
 /// of raw bytes exceeds `max_waste` (0.0..=1.0) is rewritten. A condemned
 /// pack that turns out live again is kept (and no longer condemned once
 /// its list is carried out).
-pub fn plan(index: &Index, live: &IdSet, max_waste: f64, condemned: &Condemnation) -> GcPlan {
-    let mut keepers = IdMap::default();
-    for &(kind, id) in live {
-        let healthy = index.locations(kind, id).find(|l| index.is_usable(l));
-        if let Some(loc) = healthy.or_else(|| index.locations(kind, id).next()) {
-            keepers.insert((kind, id), loc.block);
-        }
-    }
+pub fn plan(index: &Index, live: &Marks, max_waste: f64, condemned: &Condemnation) -> GcPlan {
     let mut packs = Vec::new();
-    for (slot, meta) in index.packs().iter().enumerate() {
-        let slot = slot as u32;
+    for (slot, meta) in index.packs() {
         let mut p = PackPlan {
             id: meta.id,
             slot,
@@ -125,7 +112,7 @@ pub fn plan(index: &Index, live: &IdSet, max_waste: f64, condemned: &Condemnatio
         };
         for block in index.blocks_of_pack(slot) {
             for b in index.blobs_in_block(block) {
-                if keepers.get(&(b.kind, b.id)) == Some(&block) {
+                if live.is_marked(b.pos) {
                     p.live_blobs += 1;
                     p.live_bytes += u64::from(b.len);
                 } else {
@@ -152,7 +139,7 @@ pub fn plan(index: &Index, live: &IdSet, max_waste: f64, condemned: &Condemnatio
         };
         packs.push(p);
     }
-    GcPlan { packs, keepers }
+    GcPlan { packs }
 }
 
 #[cfg(test)]
@@ -178,8 +165,12 @@ mod tests {
         }
     }
 
-    fn live(ids: &[u128]) -> IdSet {
-        ids.iter().map(|&i| (BlobKind::Data, BlobId(i))).collect()
+    fn live(index: &Index, ids: &[u128]) -> Marks {
+        let mut marks = Marks::new(index);
+        for &i in ids {
+            assert!(marks.mark(index, BlobKind::Data, BlobId(i)));
+        }
+        marks
     }
 
     #[test]
@@ -189,12 +180,12 @@ mod tests {
         idx.add_pack(&pack(2, &[(20, 100), (21, 900)])); // 90% dead
         idx.add_pack(&pack(3, &[(30, 950), (31, 50)])); // 5% dead
         let none = Condemnation::default();
-        let p = plan(&idx, &live(&[20, 30]), 0.10, &none);
+        let p = plan(&idx, &live(&idx, &[20, 30]), 0.10, &none);
         let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
         assert_eq!(actions, vec![(1, Action::Condemn), (2, Action::Rewrite), (3, Action::Keep)]);
         assert_eq!(p.bytes_to_copy(), 100);
         assert_eq!(p.count(Action::Condemn), 1);
-        let p = plan(&idx, &live(&[20, 30]), 0.95, &none);
+        let p = plan(&idx, &live(&idx, &[20, 30]), 0.95, &none);
         assert_eq!(p.packs[1].action, Action::Keep);
     }
 
@@ -203,7 +194,7 @@ mod tests {
         let mut idx = Index::new([(PackId(1), BlobId(7))]);
         idx.add_pack(&pack(1, &[(7, 100)]));
         idx.add_pack(&pack(2, &[(7, 100)]));
-        let p = plan(&idx, &live(&[7]), 0.10, &Condemnation::default());
+        let p = plan(&idx, &live(&idx, &[7]), 0.10, &Condemnation::default());
         let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
         assert_eq!(actions, vec![(1, Action::Condemn), (2, Action::Keep)]);
     }
@@ -219,7 +210,7 @@ mod tests {
             due: [PackId(1), PackId(2)].into_iter().collect(),
             waiting: [PackId(3)].into_iter().collect(),
         };
-        let p = plan(&idx, &live(&[10, 20, 40]), 0.10, &condemned);
+        let p = plan(&idx, &live(&idx, &[10, 20, 40]), 0.10, &condemned);
         let actions: Vec<_> = p.packs.iter().map(|x| (x.id.0, x.action)).collect();
         assert_eq!(actions, vec![(1, Action::Delete), (2, Action::Keep), (3, Action::Wait), (4, Action::Keep)]);
     }
@@ -229,7 +220,7 @@ mod tests {
         let mut idx = Index::new([]);
         idx.add_pack(&pack(1, &[(1, 10)]));
         idx.add_pack(&pack(2, &[(2, 10)]));
-        let p = plan(&idx, &IdSet::default(), 0.10, &Condemnation::default());
+        let p = plan(&idx, &Marks::new(&idx), 0.10, &Condemnation::default());
         assert_eq!(p.count(Action::Condemn), 2);
     }
 }

@@ -501,10 +501,10 @@ fn count_packs(
     parts: &HashMap<BlobId, bool, BuildHasherDefault<IdHasher>>,
     out: &mut RepoStats,
 ) {
-    for (slot, meta) in index.packs().iter().enumerate() {
+    for (slot, meta) in index.packs() {
         out.packs += 1;
         out.pack_bytes += meta.size;
-        for block in index.blocks_of_pack(slot as u32) {
+        for block in index.blocks_of_pack(slot) {
             for b in index.blobs_in_block(block) {
                 let stored = stored_share(index, block, b.len);
                 let used = match b.kind {

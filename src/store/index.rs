@@ -1,17 +1,21 @@
-//! The in-memory index: where every blob lives (pack, block, offset).
+//! The index: where every blob lives (pack, block, offset).
 //!
-//! Built from the repository's index files, which hold the same block
-//! lists as the pack footers. A blob may be stored more than once (a
+//! Made of index tables (see [`crate::format::index_table`]): mapped from
+//! the local cache, so that opening it costs the same at any size, or
+//! built in memory from index files the cache does not hold yet. Index
+//! files hold the same block lists as the pack footers. A blob may be stored more than once (a
 //! damaged copy healed by a later save); a healthy copy is preferred.
 //!
 //! Blobs are found by kind and id together: a file whose bytes equal an
 //! encoded tree has the tree's id, and must stay a different blob.
 
-use crate::format::pack::{BlobEntry, BlobKind, BlockInfo, Codec};
+use crate::format::index_table::{self, TableParts, TableRecords, TableView};
+use crate::format::pack::{BlobKind, BlockInfo, Codec};
 use crate::format::records::IndexedPack;
-use crate::format::{BlobId, PackId};
+use crate::format::{BlobId, FormatError, PackId};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// Hashes blob ids for the index's tables. The ids in an index file are
 /// whatever its writer put there: a forged index whose ids share the bits
@@ -78,12 +82,10 @@ pub type BlobKey = (BlobKind, BlobId);
 pub type IdMap<V> = HashMap<BlobKey, V, BuildHasherDefault<IdHasher>>;
 pub type IdSet = HashSet<BlobKey, BuildHasherDefault<IdHasher>>;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PackMeta {
     pub id: PackId,
     pub size: u64,
-    first_block: u32,
-    block_count: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +95,6 @@ pub struct BlockLoc {
     pub stored_len: u32,
     pub raw_len: u32,
     pub codec: Codec,
-    pub first_blob: u32,
-    pub blob_count: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +104,8 @@ pub struct BlobLoc {
     pub block: u32,
     pub offset: u32,
     pub len: u32,
+    /// Where this copy is in the index: what a gc marks.
+    pub pos: u32,
 }
 
 /// Which blobs an index holds: all, or the trees only (every pack is
@@ -121,19 +123,27 @@ impl Holding {
     }
 }
 
+/// The index: index tables (mapped from the local cache, or built in
+/// memory), each numbered after the ones before it, so that a pack, a
+/// block and a blob copy each have one number across the whole index.
 #[derive(Default)]
 pub struct Index {
-    packs: Vec<PackMeta>,
-    pack_slots: HashMap<PackId, u32>,
-    blocks: Vec<BlockLoc>,
-    blobs: Vec<BlobLoc>,
-    /// Blob id -> position in `blobs` of the preferred copy.
-    primary: IdMap<u32>,
-    /// Further copies, for blobs stored more than once.
-    alternates: IdMap<Vec<u32>>,
+    tables: Vec<Numbered>,
+    /// Pack slots listing a pack an earlier slot lists too (index files
+    /// that overlap, as after a crash between a gc's writing of new ones
+    /// and its deleting of the old): ignored, so that each pack counts
+    /// once and gc never takes a second listing for a dead pack.
+    shadowed: HashSet<u32>,
     damaged: HashSet<(PackId, BlobId)>,
     /// Packs a gc condemned: readable, never deduplicated against.
     condemned: HashSet<PackId>,
+}
+
+struct Numbered {
+    table: Arc<Table>,
+    packs: u32,
+    blocks: u32,
+    blobs: u32,
 }
 
 impl Index {
@@ -150,6 +160,19 @@ impl Index {
         Index { condemned: condemned.into_iter().collect(), ..Self::new(damaged) }
     }
 
+    /// The same tables (shared, not copied), with the copies in `packs`
+    /// never deduplicated against as well.
+    pub fn with_unusable(&self, packs: impl IntoIterator<Item = PackId>) -> Index {
+        let mut condemned = self.condemned.clone();
+        condemned.extend(packs);
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| Numbered { table: t.table.clone(), packs: t.packs, blocks: t.blocks, blobs: t.blobs })
+            .collect();
+        Index { tables, shadowed: self.shadowed.clone(), damaged: self.damaged.clone(), condemned }
+    }
+
     pub fn condemned(&self) -> &HashSet<PackId> {
         &self.condemned
     }
@@ -159,7 +182,7 @@ impl Index {
     /// deduplicated against, so that a save stores its chunks afresh
     /// instead of pointing at nothing.
     pub fn mark_missing(&mut self, present: &HashSet<PackId>) -> usize {
-        let missing: Vec<PackId> = self.packs.iter().map(|p| p.id).filter(|id| !present.contains(id)).collect();
+        let missing: Vec<PackId> = self.packs().map(|(_, p)| p.id).filter(|id| !present.contains(id)).collect();
         self.condemned.extend(missing.iter().copied());
         missing.len()
     }
@@ -167,113 +190,119 @@ impl Index {
     /// True when this copy may be deduplicated against: neither found
     /// damaged nor in a condemned pack.
     pub fn is_usable(&self, loc: &BlobLoc) -> bool {
+        if self.damaged.is_empty() && self.condemned.is_empty() {
+            return true;
+        }
         let pack = self.pack_of(loc).id;
         !self.condemned.contains(&pack) && !self.damaged.contains(&(pack, loc.id))
     }
 
     pub fn contains_pack(&self, id: PackId) -> bool {
-        self.pack_slots.contains_key(&id)
+        self.tables.iter().any(|t| t.table.view().find_pack(id).is_some())
     }
 
-    pub fn packs(&self) -> &[PackMeta] {
-        &self.packs
+    pub fn pack_count(&self) -> u32 {
+        self.tables.last().map_or(0, |t| t.packs + t.table.view().pack_count())
     }
 
-    /// About the memory the index holds, in bytes (tables by capacity,
-    /// plus a control byte per hash slot).
+    pub fn block_count(&self) -> u32 {
+        self.tables.last().map_or(0, |t| t.blocks + t.table.view().block_count())
+    }
+
+    /// Blob copies listed (a blob stored twice counts twice).
+    pub fn blob_count(&self) -> u32 {
+        self.tables.last().map_or(0, |t| t.blobs + t.table.view().blob_count())
+    }
+
+    /// Every pack once, with its slot.
+    pub fn packs(&self) -> impl Iterator<Item = (u32, PackMeta)> + '_ {
+        self.pack_slots().map(|slot| (slot, self.pack(slot)))
+    }
+
+    /// Every pack's slot, once per pack.
+    pub fn pack_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.pack_count()).filter(|s| !self.shadowed.contains(s))
+    }
+
+    /// Bytes the index holds in memory: tables built in memory and the
+    /// sets of damaged and condemned copies. Mapped tables are page cache.
     pub fn memory_size(&self) -> u64 {
         use std::mem::size_of;
-        fn table<K, V>(capacity: usize) -> usize {
-            capacity * (size_of::<K>() + size_of::<V>() + 1)
+        let owned: usize = self.tables.iter().filter(|t| !t.table.is_mapped()).map(|t| t.table.len()).sum();
+        let sets = self.damaged.capacity() * (size_of::<(PackId, BlobId)>() + 1)
+            + self.condemned.capacity() * (size_of::<PackId>() + 1);
+        (owned + sets) as u64
+    }
+
+    /// Bytes of index tables mapped from the local cache.
+    pub fn mapped_size(&self) -> u64 {
+        self.tables.iter().filter(|t| t.table.is_mapped()).map(|t| t.table.len() as u64).sum()
+    }
+
+    /// The tables, in order.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<Table>> + '_ {
+        self.tables.iter().map(|t| &t.table)
+    }
+
+    /// This index with `tables` numbered before its own.
+    pub fn with_tables_first(self, tables: Vec<Arc<Table>>) -> Index {
+        let mut out = Index { damaged: self.damaged, condemned: self.condemned, ..Default::default() };
+        tables.into_iter().chain(self.tables.into_iter().map(|t| t.table)).for_each(|t| out.add_table(t));
+        out
+    }
+
+    /// Adds a table after the others.
+    pub fn add_table(&mut self, table: Arc<Table>) {
+        let (packs, blocks, blobs) = (self.pack_count(), self.block_count(), self.blob_count());
+        let view = table.view();
+        let mut previous = None;
+        for i in 0..view.pack_count() {
+            let slot = view.pack_in_order(i);
+            let id = view.pack(slot).id;
+            if previous == Some(id) || self.contains_pack(id) {
+                self.shadowed.insert(packs.saturating_add(slot));
+            }
+            previous = Some(id);
         }
-        let bytes = self.packs.capacity() * size_of::<PackMeta>()
-            + table::<PackId, u32>(self.pack_slots.capacity())
-            + self.blocks.capacity() * size_of::<BlockLoc>()
-            + self.blobs.capacity() * size_of::<BlobLoc>()
-            + table::<BlobKey, u32>(self.primary.capacity())
-            + table::<BlobKey, Vec<u32>>(self.alternates.capacity())
-            + table::<(PackId, BlobId), ()>(self.damaged.capacity());
-        bytes as u64
+        self.tables.push(Numbered { table, packs, blocks, blobs });
     }
 
-    pub fn blob_count(&self) -> usize {
-        self.primary.len()
-    }
-
-    /// Adds the packs of an index file, its tables grown once.
+    /// Adds the packs of an index file as one table built in memory.
     pub fn add_packs(&mut self, packs: &[IndexedPack]) {
         self.add_packs_holding(packs, Holding::All)
     }
 
-    /// `add_packs`, keeping the blocks `holding` keeps.
+    /// `add_packs`, keeping the blocks `holding` keeps. A pack already
+    /// known is ignored.
     pub fn add_packs_holding(&mut self, packs: &[IndexedPack], holding: Holding) {
-        let kept = || packs.iter().flat_map(|p| &p.blocks).filter(|b| holding.keeps(b));
-        let blocks = kept().count();
-        let blobs: usize = kept().map(|b| b.blobs.len()).sum();
-        self.packs.reserve(packs.len());
-        self.pack_slots.reserve(packs.len());
-        self.blocks.reserve(blocks);
-        self.blobs.reserve(blobs);
-        self.primary.reserve(blobs);
-        packs.iter().for_each(|p| self.add_pack_holding(p, holding));
+        let mut seen = HashSet::new();
+        let mut records = TableRecords::default();
+        records.add_packs(packs, |b| holding.keeps(b), |id| self.contains_pack(id) || !seen.insert(id));
+        if records.packs.is_empty() {
+            return;
+        }
+        let flags = if holding == Holding::Trees { index_table::TREES_ONLY } else { 0 };
+        // Encoding plain records into memory cannot fail short of 2^32
+        // records, which one index file cannot hold.
+        if let Ok(table) = records.encode(flags).and_then(Table::owned) {
+            self.add_table(Arc::new(table));
+        }
     }
 
-    /// Adds a pack's blocks; a pack already known is ignored.
     pub fn add_pack(&mut self, pack: &IndexedPack) {
-        self.add_pack_holding(pack, Holding::All)
+        self.add_packs(std::slice::from_ref(pack))
     }
 
-    /// `add_pack`, keeping the blocks `holding` keeps.
     pub fn add_pack_holding(&mut self, pack: &IndexedPack, holding: Holding) {
-        if self.pack_slots.contains_key(&pack.id) {
-            return;
-        }
-        let slot = self.packs.len() as u32;
-        let first_block = self.blocks.len() as u32;
-        let block_count = pack.blocks.iter().filter(|b| holding.keeps(b)).count() as u32;
-        self.packs.push(PackMeta { id: pack.id, size: pack.size, first_block, block_count });
-        self.pack_slots.insert(pack.id, slot);
-        for block in pack.blocks.iter().filter(|b| holding.keeps(b)) {
-            let block_no = self.blocks.len() as u32;
-            self.blocks.push(BlockLoc {
-                pack: slot,
-                offset: block.offset,
-                stored_len: block.stored_len,
-                raw_len: block.raw_len,
-                codec: block.codec,
-                first_blob: self.blobs.len() as u32,
-                blob_count: block.blobs.len() as u32,
-            });
-            for b in &block.blobs {
-                let pos = self.blobs.len() as u32;
-                self.blobs.push(BlobLoc { id: b.id, kind: b.kind, block: block_no, offset: b.offset, len: b.len });
-                self.insert_location((b.kind, b.id), pos, pack.id);
-            }
-        }
+        self.add_packs_holding(std::slice::from_ref(pack), holding)
     }
 
-    fn insert_location(&mut self, key: BlobKey, pos: u32, pack: PackId) {
-        let Some(&current) = self.primary.get(&key) else {
-            self.primary.insert(key, pos);
-            return;
-        };
-        let current_damaged = self.is_damaged_at(current);
-        let new_damaged = self.condemned.contains(&pack) || self.damaged.contains(&(pack, key.1));
-        let keep = if current_damaged && !new_damaged {
-            self.primary.insert(key, pos);
-            current
-        } else {
-            pos
-        };
-        self.alternates.entry(key).or_default().push(keep);
-    }
-
-    /// True when the copy at `pos` is damaged or condemned.
-    fn is_damaged_at(&self, pos: u32) -> bool {
-        if self.damaged.is_empty() && self.condemned.is_empty() {
-            return false;
-        }
-        !self.is_usable(&self.blobs[pos as usize])
+    /// The table holding global number `n` of the kind `count` picks, and
+    /// `n` within it.
+    fn locate(&self, n: u32, base: impl Fn(&Numbered) -> u32) -> Option<(&Numbered, u32)> {
+        let i = self.tables.partition_point(|t| base(t) <= n).checked_sub(1)?;
+        let t = &self.tables[i];
+        Some((t, n - base(t)))
     }
 
     /// True when some blob copy is known to be damaged.
@@ -287,65 +316,116 @@ impl Index {
         !self.damaged.is_empty() || !self.condemned.is_empty()
     }
 
+    /// Every copy of the blob, in index order.
+    fn copies(&self, kind: BlobKind, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
+        let copies = self.tables.iter().flat_map(move |t| {
+            let view = t.table.view();
+            view.find(kind, id).map(move |i| {
+                let pos = view.sorted(i);
+                let r = view.blob(pos);
+                BlobLoc {
+                    id: r.id,
+                    kind,
+                    block: t.blocks.saturating_add(r.block),
+                    offset: r.offset,
+                    len: r.len,
+                    pos: t.blobs.saturating_add(pos),
+                }
+            })
+        });
+        copies.filter(|l| self.shadowed.is_empty() || !self.shadowed.contains(&self.block(l.block).pack))
+    }
+
     /// True when a healthy copy exists: what a save may deduplicate against.
     pub fn has_healthy(&self, kind: BlobKind, id: BlobId) -> bool {
-        self.primary.get(&(kind, id)).is_some_and(|&p| !self.is_damaged_at(p))
+        self.copies(kind, id).any(|l| self.is_usable(&l))
     }
 
     /// True when some copy is listed, healthy or not.
     pub fn contains(&self, kind: BlobKind, id: BlobId) -> bool {
-        self.primary.contains_key(&(kind, id))
+        self.copies(kind, id).next().is_some()
     }
 
-    /// Every stored copy of the blob, the preferred one first.
-    pub fn locations(&self, kind: BlobKind, id: BlobId) -> impl Iterator<Item = BlobLoc> + '_ {
-        let key = (kind, id);
-        let first = self.primary.get(&key).copied();
-        let rest = if self.alternates.is_empty() { None } else { self.alternates.get(&key) };
-        let rest = rest.into_iter().flatten().copied();
-        first.into_iter().chain(rest).map(|p| self.blobs[p as usize])
+    /// Every stored copy of the blob, healthy ones first.
+    pub fn locations(&self, kind: BlobKind, id: BlobId) -> impl Iterator<Item = BlobLoc> {
+        let mut all: Vec<BlobLoc> = self.copies(kind, id).collect();
+        if self.has_unusable() {
+            all.sort_by_key(|l| !self.is_usable(l));
+        }
+        all.into_iter()
+    }
+
+    /// The copy a reader prefers: the first healthy one, else the first.
+    pub fn preferred(&self, kind: BlobKind, id: BlobId) -> Option<BlobLoc> {
+        let mut first = None;
+        for l in self.copies(kind, id) {
+            if self.is_usable(&l) {
+                return Some(l);
+            }
+            first = first.or(Some(l));
+        }
+        first
     }
 
     /// The pack in `slot` as an index file lists it.
     pub fn indexed_pack(&self, slot: u32) -> IndexedPack {
-        let meta = self.packs[slot as usize];
-        let blocks = self
-            .blocks_of_pack(slot)
-            .map(|n| {
-                let b = self.blocks[n as usize];
-                let blobs = self
-                    .blobs_in_block(n)
-                    .iter()
-                    .map(|l| BlobEntry { id: l.id, kind: l.kind, offset: l.offset, len: l.len })
-                    .collect();
-                BlockInfo { offset: b.offset, stored_len: b.stored_len, raw_len: b.raw_len, codec: b.codec, blobs }
-            })
-            .collect();
-        IndexedPack { id: meta.id, size: meta.size, blocks }
+        match self.locate(slot, |t| t.packs) {
+            Some((t, s)) => t.table.view().indexed_pack(s),
+            None => IndexedPack { id: PackId(0), size: 0, blocks: Vec::new() },
+        }
     }
 
     /// The blocks of the pack in `slot`.
     pub fn blocks_of_pack(&self, slot: u32) -> std::ops::Range<u32> {
-        let p = &self.packs[slot as usize];
-        p.first_block..p.first_block + p.block_count
+        let Some((t, s)) = self.locate(slot, |t| t.packs) else { return 0..0 };
+        let r = t.table.view().blocks_of_pack(s);
+        t.blocks + r.start..t.blocks + r.end
     }
 
-    pub fn block(&self, n: u32) -> &BlockLoc {
-        &self.blocks[n as usize]
+    pub fn block(&self, n: u32) -> BlockLoc {
+        let Some((t, k)) = self.locate(n, |t| t.blocks) else {
+            return BlockLoc { pack: u32::MAX, offset: 0, stored_len: 0, raw_len: 0, codec: Codec::Raw };
+        };
+        let b = t.table.view().block(k);
+        BlockLoc {
+            pack: t.packs.saturating_add(b.pack),
+            offset: b.offset,
+            stored_len: b.stored_len,
+            raw_len: b.raw_len,
+            // A codec byte no writer wrote: decompression then fails, and
+            // every blob is checked against its id anyway.
+            codec: index_table::codec_of(b.codec).unwrap_or(Codec::Lz4),
+        }
     }
 
     pub fn pack_of(&self, loc: &BlobLoc) -> PackMeta {
-        self.packs[self.blocks[loc.block as usize].pack as usize]
+        self.pack(self.block(loc.block).pack)
     }
 
     pub fn pack(&self, slot: u32) -> PackMeta {
-        self.packs[slot as usize]
+        let Some((t, s)) = self.locate(slot, |t| t.packs) else { return PackMeta::default() };
+        let p = t.table.view().pack(s);
+        PackMeta { id: p.id, size: p.size }
     }
 
-    /// The blobs stored in block `n`.
-    pub fn blobs_in_block(&self, n: u32) -> &[BlobLoc] {
-        let b = &self.blocks[n as usize];
-        &self.blobs[b.first_blob as usize..(b.first_blob + b.blob_count) as usize]
+    /// The blobs stored in block `n` (a blob of a kind no writer wrote is
+    /// left out).
+    pub fn blobs_in_block(&self, n: u32) -> Vec<BlobLoc> {
+        let Some((t, k)) = self.locate(n, |t| t.blocks) else { return Vec::new() };
+        let view = t.table.view();
+        view.blobs_of_block(k)
+            .filter_map(|pos| {
+                let r = view.blob(pos);
+                Some(BlobLoc {
+                    id: r.id,
+                    kind: index_table::kind_of(r.kind)?,
+                    block: n,
+                    offset: r.offset,
+                    len: r.len,
+                    pos: t.blobs.saturating_add(pos),
+                })
+            })
+            .collect()
     }
 
     pub fn damaged(&self) -> &HashSet<(PackId, BlobId)> {
@@ -353,9 +433,71 @@ impl Index {
     }
 }
 
+/// One index table: its bytes, mapped from the local cache or held in
+/// memory, and where its sections start.
+pub struct Table {
+    bytes: TableBytes,
+    parts: TableParts,
+    /// The cache file it was mapped from.
+    path: Option<std::path::PathBuf>,
+}
+
+enum TableBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Table {
+    pub fn owned(bytes: Vec<u8>) -> Result<Table, FormatError> {
+        let parts = TableView::open(&bytes)?.parts();
+        Ok(Table { bytes: TableBytes::Owned(bytes), parts, path: None })
+    }
+
+    /// A table mapped from `file`, which nothing may change while mapped
+    /// (cache files are written once, then renamed into place).
+    pub fn mapped(file: &std::fs::File, path: std::path::PathBuf) -> Result<Table, FormatError> {
+        // SAFETY: the cache writes a table file once, under a temporary
+        // name, and renames it into place; no chkfs process writes to it
+        // again, so the mapping never changes under the reader.
+        let map = unsafe { memmap2::Mmap::map(file) }
+            .map_err(|e| FormatError::Invalid { what: "index table", detail: format!("mapping: {e}") })?;
+        let _ = map.advise(memmap2::Advice::Random);
+        let parts = TableView::open(&map)?.parts();
+        Ok(Table { bytes: TableBytes::Mapped(map), parts, path: Some(path) })
+    }
+
+    pub fn view(&self) -> TableView<'_> {
+        TableView::from_parts(self.bytes(), self.parts)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            TableBytes::Mapped(m) => m,
+            TableBytes::Owned(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, TableBytes::Mapped(_))
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::pack::BlobEntry;
 
     fn pack(id: u128, blobs: &[u128]) -> IndexedPack {
         let entries = blobs
@@ -388,8 +530,8 @@ mod tests {
         idx.add_pack(&pack(1, &[10, 11]));
         idx.add_pack(&pack(2, &[11, 12]));
         idx.add_pack(&pack(2, &[11, 12]));
-        assert_eq!(idx.packs().len(), 2);
-        assert_eq!(idx.blob_count(), 3);
+        assert_eq!(idx.pack_count(), 2);
+        assert_eq!(idx.blob_count(), 4, "copies: blob 11 twice");
         let locs: Vec<_> = idx.locations(BlobKind::Data, BlobId(11)).map(|l| idx.pack_of(&l).id).collect();
         assert_eq!(locs, vec![PackId(1), PackId(2)]);
         assert!(idx.has_healthy(BlobKind::Data, BlobId(12)));

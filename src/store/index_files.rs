@@ -5,8 +5,10 @@
 use super::condemned::CondemnedLists;
 use super::index::{Holding, Index};
 use super::{keys, Repository, StoreError};
+use crate::format::index_table::TableRecords;
 use crate::format::records::{decode_index, encode_index, IndexFile, IndexedPack};
 use crate::format::{ObjectKind, PackId};
+use std::collections::HashSet;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// No index file is written larger than about this; readers accept up to
@@ -86,21 +88,29 @@ impl Repository {
         self.load_index_holding(Holding::All)
     }
 
-    /// `load_index`, always looking for unindexed packs (gc and check).
+    /// `load_index`, always looking for unindexed packs (gc).
     pub fn load_index_full(&self) -> Result<LoadedIndex, StoreError> {
-        self.load_with_retries(Holding::All, true)
+        self.load_with_retries(Load { holding: Holding::All, find_unindexed: true, verify_files: false })
+    }
+
+    /// `load_index_full`, reading every index file even where the local
+    /// cache of index tables holds it (check): a damaged file is reported,
+    /// and the tables made from it are dropped, so that the next writer
+    /// reads it and repairs it.
+    pub fn load_index_verified(&self) -> Result<LoadedIndex, StoreError> {
+        self.load_with_retries(Load { holding: Holding::All, find_unindexed: true, verify_files: true })
     }
 
     /// `load_index` of the blobs `holding` keeps (every pack is listed).
     pub fn load_index_holding(&self, holding: Holding) -> Result<LoadedIndex, StoreError> {
-        self.load_with_retries(holding, self.backend().lists_cheaply())
+        self.load_with_retries(Load { holding, find_unindexed: self.backend().lists_cheaply(), verify_files: false })
     }
 
-    fn load_with_retries(&self, holding: Holding, find_unindexed: bool) -> Result<LoadedIndex, StoreError> {
+    fn load_with_retries(&self, load: Load) -> Result<LoadedIndex, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_load_index(holding, find_unindexed)? {
+            match self.try_load_index(load)? {
                 Some(loaded) => return Ok(loaded),
                 None if attempt < LOAD_ATTEMPTS => continue,
                 None => return Err(StoreError::Busy(self.location())),
@@ -109,27 +119,56 @@ impl Repository {
     }
 
     /// None when an index file vanished between listing and reading (a gc
-    /// replaced it): the caller starts over with a fresh listing.
-    fn try_load_index(&self, holding: Holding, find_unindexed: bool) -> Result<Option<LoadedIndex>, StoreError> {
+    /// replaced it), or when a check dropped cached tables made from a
+    /// damaged file: the caller starts over with a fresh listing.
+    fn try_load_index(&self, load: Load) -> Result<Option<LoadedIndex>, StoreError> {
+        let Load { holding, find_unindexed, verify_files } = load;
         let condemned = self.condemned_lists()?;
         let damage = self.load_damage_lists()?;
         let mut index = Index::with_condemned(damage.entries, condemned.packs());
         let mut bad_files = Vec::new();
         let files = self.index_files()?;
+        let cache = self.table_cache();
+        let listed: HashSet<PackId> = files.iter().copied().collect();
+        let chosen = cache.as_ref().map(|c| c.choose(&listed));
+        let covered = chosen.as_ref().map(|c| c.covered.clone()).unwrap_or_default();
+        let mut tables = chosen.map(|c| c.tables).unwrap_or_default();
+        let mut damaged_covered = HashSet::new();
         for &name in &files {
+            let is_covered = covered.contains(&name);
+            if is_covered && !verify_files {
+                continue;
+            }
             let key = keys::index(name);
             let read = self.read_enveloped(&key, ObjectKind::Index, MAX_INDEX_FILE, Some(name));
             let decoded = read
                 .and_then(|bytes| decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)));
             match decoded {
-                Ok(file) => index.add_packs_holding(&file.packs, holding),
+                Ok(_) if is_covered => {}
+                Ok(file) => match (&cache, holding) {
+                    (Some(cache), Holding::All) => tables.push(cache.write(&records_of(name, &file))?),
+                    _ => index.add_packs_holding(&file.packs, holding),
+                },
                 Err(e) if e.is_missing() => return Ok(None),
                 Err(e @ (StoreError::NewerFormat { .. } | StoreError::Io { .. } | StoreError::Unsupported(_))) => {
                     return Err(e)
                 }
+                Err(_) if is_covered => {
+                    damaged_covered.insert(name);
+                }
                 Err(e) => bad_files.push((key, e)),
             }
         }
+        if let (Some(cache), false) = (&cache, damaged_covered.is_empty()) {
+            cache.forget(&damaged_covered);
+            return Ok(None);
+        }
+        let tables = match &cache {
+            Some(cache) => cache.compact(tables),
+            None => tables,
+        };
+        let in_memory = std::mem::take(&mut index);
+        index = in_memory.with_tables_first(tables);
         let mut adopted = Vec::new();
         let mut bad_packs = Vec::new();
         let mut missing_packs = 0;
@@ -152,9 +191,7 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        for pack in &adopted {
-            index.add_pack_holding(pack, holding);
-        }
+        index.add_packs_holding(&adopted, holding);
         Ok(Some(LoadedIndex {
             index,
             bad_files,
@@ -186,12 +223,19 @@ impl Repository {
     /// packs must be durable already. Returns each file's name and size.
     pub fn write_index(&self, packs: Vec<IndexedPack>) -> Result<Vec<(PackId, u64)>, StoreError> {
         let mut written = Vec::new();
+        let cache = self.table_cache();
         for group in split_for_index_files(packs) {
-            let bytes = encode_index(&IndexFile { packs: group }).map_err(|e| StoreError::format("index file", e))?;
+            let file = IndexFile { packs: group };
+            let bytes = encode_index(&file).map_err(|e| StoreError::format("index file", e))?;
             let bytes = self.seal_object(ObjectKind::Index, "", bytes)?;
             let name = PackId(xxh3_128(&bytes));
             self.backend().write_if_absent(&keys::index(name), &bytes)?;
             written.push((name, bytes.len() as u64));
+            // The next load then maps it instead of decoding the file; a
+            // cache that cannot be written only costs that decoding.
+            if let Some(cache) = &cache {
+                let _ = cache.write(&records_of(name, &file));
+            }
         }
         if !written.is_empty() {
             self.sync()?;
@@ -236,6 +280,21 @@ impl Repository {
         done.extend(self.index_adopted(loaded)?);
         Ok(done)
     }
+}
+
+#[derive(Clone, Copy)]
+struct Load {
+    holding: Holding,
+    find_unindexed: bool,
+    verify_files: bool,
+}
+
+/// The records of a table covering index file `name`.
+fn records_of(name: PackId, file: &IndexFile) -> TableRecords {
+    let mut seen = HashSet::new();
+    let mut records = TableRecords { covers: vec![name], ..Default::default() };
+    records.add_packs(&file.packs, |_| true, |id| !seen.insert(id));
+    records
 }
 
 /// Groups packs so that each group's index file stays near the target.

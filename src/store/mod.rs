@@ -24,6 +24,7 @@ mod records;
 mod repo;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod table_cache;
 mod temp_file;
 pub mod writer;
 pub mod writers;

@@ -265,7 +265,7 @@ pub fn check_block_len(repo: &Repository, index: &Index, n: u32) -> Result<(), c
 
 /// Reads, decompresses and verifies block `n` of `index`.
 fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlock>, StoreError> {
-    let b = *index.block(n);
+    let b = index.block(n);
     let pack = index.pack(b.pack);
     let what = || format!("pack {} block at {}", pack.id, b.offset);
     check_block_len(repo, index, n).map_err(|e| StoreError::format(what(), e))?;

@@ -172,6 +172,18 @@ impl Repository {
         self
     }
 
+    /// The local cache of this repository's index tables, when there is
+    /// one this user may use.
+    pub(crate) fn table_cache(&self) -> Option<super::table_cache::TableCache> {
+        super::table_cache::TableCache::open(self.config.repo_id)
+    }
+
+    /// Checks the local index tables in full, deleting damaged ones;
+    /// returns how many were.
+    pub fn verify_index_tables(&self) -> usize {
+        self.table_cache().map_or(0, |c| c.verify())
+    }
+
     /// A repository in a local directory.
     pub fn open_local(root: &Path) -> Result<Repository, StoreError> {
         Self::open(Arc::new(LocalBackend::new(&absolute(root)?)))
