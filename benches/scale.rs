@@ -117,7 +117,7 @@ fn measure(chkfs: &Path, work: &Path, chunks: u64, snapshots: usize) -> Figures 
 
     let started = Instant::now();
     for r in [&repo, &small] {
-        run(chkfs, env, &["init", r.to_str().unwrap()]).ok();
+        run(chkfs, env, &["init", r.to_str().unwrap()]);
     }
     let extra = build_bulk(&repo, chunks);
     make_source(&src, 1);
@@ -144,7 +144,7 @@ fn measure(chkfs: &Path, work: &Path, chunks: u64, snapshots: usize) -> Figures 
     let r = |args: &[&str]| {
         let mut all = vec!["--repo", repo.to_str().unwrap()];
         all.extend_from_slice(args);
-        run(chkfs, env, &all).ok()
+        run(chkfs, env, &all)
     };
     f.list_s = r(&["list"]).0;
     f.forget_s = r(&["forget", "--keep-last", "10"]).0;
@@ -277,10 +277,8 @@ fn make_source(src: &Path, round: u64) {
 fn save(chkfs: &Path, env: impl Fn(&mut Command), repo: &Path, src: &Path) -> (String, f64, u64) {
     let out = dir_of(repo).join("save.json");
     let file = std::fs::File::create(&out).unwrap();
-    let mut c = Command::new(chkfs);
-    c.args(["--repo", repo.to_str().unwrap(), "save", "--json", "--host", "bench", src.to_str().unwrap()]);
-    c.stdout(file);
-    let (t, rss) = measured(&mut c, env);
+    let args = ["--repo", repo.to_str().unwrap(), "save", "--json", "--host", "bench", src.to_str().unwrap()];
+    let (t, rss) = measured(chkfs, &args, env, file.into());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     (v["id"].as_str().unwrap().to_string(), t, rss)
 }
@@ -289,35 +287,26 @@ fn dir_of(p: &Path) -> &Path {
     p.parent().unwrap()
 }
 
-struct Ran(f64, u64);
-
-impl Ran {
-    fn ok(self) -> (f64, u64) {
-        (self.0, self.1)
-    }
+fn run(chkfs: &Path, env: impl Fn(&mut Command), args: &[&str]) -> (f64, u64) {
+    measured(chkfs, args, env, Stdio::null())
 }
 
-fn run(chkfs: &Path, env: impl Fn(&mut Command), args: &[&str]) -> Ran {
-    let mut c = Command::new(chkfs);
-    c.args(args).stdout(Stdio::null());
-    let (t, rss) = measured(&mut c, env);
-    Ran(t, rss)
-}
-
-/// Runs the command to its end: wall time in seconds and peak RSS in KiB
-/// (from wait4); panics when it fails.
-fn measured(c: &mut Command, env: impl Fn(&mut Command)) -> (f64, u64) {
-    env(c);
+/// Runs chkfs to its end under GNU time: wall time in seconds and peak
+/// RSS in KiB; panics when it fails. (The peak RSS of a child this process
+/// forked itself would start at this process's own size.)
+fn measured(chkfs: &Path, args: &[&str], env: impl Fn(&mut Command), stdout: Stdio) -> (f64, u64) {
+    let report = std::env::temp_dir().join(format!("chkfs-scale-time-{}", std::process::id()));
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-f").arg("%e %M").arg("-o").arg(&report).arg(chkfs).args(args);
+    env(&mut c);
+    c.stdout(stdout).stderr(Stdio::piped());
     let started = Instant::now();
-    // Reaped by wait4 below, which also gives its peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = c.spawn().expect("spawning chkfs");
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{c:?} failed: {status}");
-    (started.elapsed().as_secs_f64(), usage.ru_maxrss as u64)
+    let out = c.output().expect("running /usr/bin/time (apt-get install time)");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "chkfs {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let figures = std::fs::read_to_string(&report).unwrap_or_default();
+    let rss = figures.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    (elapsed, rss)
 }
 
 /// Time from starting `chkfs mount` to reading a file of the newest

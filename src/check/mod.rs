@@ -84,7 +84,7 @@ pub fn check_with(repo: Arc<Repository>, read_data: bool, progress: &dyn Progres
     // again from the index files.
     let bad_tables = repo.verify_index_tables();
     if bad_tables > 0 {
-        report.notes.push(format!("{} of the local index tables were damaged; they were made again", bad_tables));
+        report.notes.push(format!("{bad_tables} of the local index tables were damaged; they were made again"));
     }
     let loaded = repo.load_index_verified()?;
     for (key, e) in &loaded.bad_files {

@@ -62,6 +62,8 @@ pub struct BlobReader {
     index: RwLock<Arc<Index>>,
     cache: BlockCache,
     reload: parking_lot::Mutex<()>,
+    /// The local index tables were checked after a read failed.
+    tables_checked: std::sync::atomic::AtomicBool,
 }
 
 /// True when a read failed because the blob or its pack is no longer where
@@ -74,7 +76,7 @@ impl BlobReader {
     /// A reader whose cache of decompressed blocks holds about `cache_bytes`.
     pub fn new(repo: Arc<Repository>, index: Arc<Index>, cache_bytes: u64) -> Self {
         let cache = BlockCache::with_weighter((cache_bytes / (64 << 10)).max(16) as usize, cache_bytes, BlockWeighter);
-        Self { repo, index: RwLock::new(index), cache, reload: Default::default() }
+        Self { repo, index: RwLock::new(index), cache, reload: Default::default(), tables_checked: Default::default() }
     }
 
     /// Changes the weight the cache of decompressed blocks may hold.
@@ -102,7 +104,9 @@ impl BlobReader {
     /// The bytes of blob `id`, from the first copy that reads and verifies.
     /// When the blob is not where the index says (a concurrent gc moved it
     /// and deleted its pack), the index is reloaded once and the read
-    /// tried again.
+    /// tried again. When no copy verifies, the local index tables are
+    /// checked (once per reader): a damaged table gives wrong locations,
+    /// and is made again from the index files before the read is retried.
     pub fn read(&self, kind: BlobKind, id: BlobId) -> Result<BlobBytes, StoreError> {
         let index = self.index();
         match self.read_in(&index, kind, id) {
@@ -111,6 +115,20 @@ impl BlobReader {
                 // Another thread may have reloaded while this one waited.
                 if Arc::ptr_eq(&index, &self.index()) {
                     self.set_index(Arc::new(self.repo.load_index()?.index));
+                }
+                self.read_in(&self.index(), kind, id)
+            }
+            Err(e) if e.is_damage() && index.mapped_size() > 0 => {
+                let _one_at_a_time = self.reload.lock();
+                if Arc::ptr_eq(&index, &self.index()) {
+                    if self.tables_checked.swap(true, std::sync::atomic::Ordering::Relaxed)
+                        || self.repo.verify_index_tables() == 0
+                    {
+                        return Err(e);
+                    }
+                    self.set_index(Arc::new(self.repo.load_index()?.index));
+                    // Blocks were checked against the damaged locations.
+                    self.cache.clear();
                 }
                 self.read_in(&self.index(), kind, id)
             }

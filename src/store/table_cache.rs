@@ -51,11 +51,17 @@ impl TableCache {
         if std::env::var_os("CHKFS_NO_INDEX_CACHE").is_some() {
             return None;
         }
-        let dir = super::cache::cache_dir(repo_id)?.join(SUBDIR);
+        let repo_dir = super::cache::cache_dir(repo_id)?;
+        let dir = repo_dir.join(SUBDIR);
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
-        let meta = fs::symlink_metadata(&dir).ok()?;
-        let private = meta.is_dir() && meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0;
-        private.then_some(TableCache { dir })
+        // Tables are mapped and trusted for locations: no other user may
+        // be able to put one there, or swap a directory on the way.
+        let private = |p: &Path| {
+            fs::symlink_metadata(p)
+                .is_ok_and(|m| m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0)
+        };
+        let chain = [dir.as_path(), repo_dir.as_path(), repo_dir.parent()?];
+        chain.iter().all(|p| private(p)).then_some(TableCache { dir })
     }
 
     /// Every table in the cache that opens (a damaged one is deleted).
