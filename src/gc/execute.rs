@@ -109,18 +109,23 @@ pub fn execute(run: Run, due: &[PackId], live: usize, started: Instant) -> Resul
     // 3. Index files for everything that stays, durable before anything
     //    goes (the new packs are durable already).
     let old_index_files = run.index_files;
-    let mut all = new_packs;
-    all.extend(plan.packs.iter().filter(|p| !gone.contains(&p.id)).map(|p| index.indexed_pack(p.slot)));
+    let staying = plan.packs.iter().filter(|p| !gone.contains(&p.id)).map(|p| index.indexed_pack(p.slot));
     session.ensure_alive()?;
-    let new_index: HashSet<PackId> = repo.write_index(all)?.into_iter().map(|(name, _)| name).collect();
+    let new_index: HashSet<PackId> =
+        repo.write_index(new_packs.into_iter().chain(staying))?.into_iter().map(|(name, _)| name).collect();
 
     // 4. The old index files, durably, and only then the packs nothing
     //    lists any more: an old index file that came back after a crash
     //    would name packs that are gone.
-    for name in old_index_files.iter().filter(|n| !new_index.contains(n)) {
+    let old: HashSet<PackId> = old_index_files.iter().copied().filter(|n| !new_index.contains(n)).collect();
+    for name in &old {
         repo.delete_index_file(*name)?;
     }
     repo.sync()?;
+    // The local tables follow: those of the old files go now, the new
+    // ones are merged, so the next command maps a few large tables.
+    repo.forget_index_tables(&old);
+    repo.compact_index_tables()?;
     session.ensure_alive()?;
     run.progress.begin(Phase::GcDelete, gone.len() as u64, 0);
     for id in &gone {

@@ -204,6 +204,24 @@ impl Repository {
         }))
     }
 
+    /// Deletes the local index tables covering any of `names` (index files
+    /// this command deleted).
+    pub fn forget_index_tables(&self, names: &HashSet<PackId>) {
+        if let Some(cache) = self.table_cache() {
+            cache.forget(names);
+        }
+    }
+
+    /// Merges the local index tables of the listed index files when there
+    /// are more than a lookup should search.
+    pub fn compact_index_tables(&self) -> Result<(), StoreError> {
+        if let Some(cache) = self.table_cache() {
+            let listed: HashSet<PackId> = self.index_files()?.into_iter().collect();
+            cache.compact(cache.choose(&listed).tables);
+        }
+        Ok(())
+    }
+
     /// The names of the index files in storage.
     pub fn index_files(&self) -> Result<Vec<PackId>, StoreError> {
         Ok(self.backend().list(keys::INDEX)?.iter().filter_map(|l| keys::parse_index(&l.key)).collect())
@@ -221,10 +239,12 @@ impl Repository {
     /// Writes index files listing `packs` (none for no packs), split so
     /// that none exceeds the target size, and makes them durable. The
     /// packs must be durable already. Returns each file's name and size.
-    pub fn write_index(&self, packs: Vec<IndexedPack>) -> Result<Vec<(PackId, u64)>, StoreError> {
+    /// Packs are taken one group at a time: writing every pack of a large
+    /// repository (a gc) holds one index file's worth in memory.
+    pub fn write_index(&self, packs: impl IntoIterator<Item = IndexedPack>) -> Result<Vec<(PackId, u64)>, StoreError> {
         let mut written = Vec::new();
         let cache = self.table_cache();
-        for group in split_for_index_files(packs) {
+        for group in (IndexGroups { packs: packs.into_iter().peekable() }) {
             let file = IndexFile { packs: group };
             let bytes = encode_index(&file).map_err(|e| StoreError::format("index file", e))?;
             let bytes = self.seal_object(ObjectKind::Index, "", bytes)?;
@@ -297,20 +317,31 @@ fn records_of(name: PackId, file: &IndexFile) -> TableRecords {
     records
 }
 
-/// Groups packs so that each group's index file stays near the target.
-fn split_for_index_files(packs: Vec<IndexedPack>) -> Vec<Vec<IndexedPack>> {
-    let mut groups: Vec<Vec<IndexedPack>> = Vec::new();
-    let mut size = usize::MAX;
-    for pack in packs {
-        let estimate = 32 + pack.blocks.iter().map(|b| 24 + 30 * b.blobs.len()).sum::<usize>();
-        if size.saturating_add(estimate) > INDEX_FILE_TARGET {
-            groups.push(Vec::new());
-            size = 0;
+/// Groups packs, as they come, so that each group's index file stays near
+/// the target (a pack larger than the target makes a group of its own).
+struct IndexGroups<I: Iterator<Item = IndexedPack>> {
+    packs: std::iter::Peekable<I>,
+}
+
+impl<I: Iterator<Item = IndexedPack>> Iterator for IndexGroups<I> {
+    type Item = Vec<IndexedPack>;
+
+    fn next(&mut self) -> Option<Vec<IndexedPack>> {
+        let estimate = |p: &IndexedPack| 32 + p.blocks.iter().map(|b| 24 + 30 * b.blobs.len()).sum::<usize>();
+        let first = self.packs.next()?;
+        let mut size = estimate(&first);
+        let mut group = vec![first];
+        while let Some(pack) = self.packs.next_if(|p| size.saturating_add(estimate(p)) <= INDEX_FILE_TARGET) {
+            size += estimate(&pack);
+            group.push(pack);
         }
-        size += estimate;
-        groups.last_mut().expect("pushed above").push(pack);
+        Some(group)
     }
-    groups
+}
+
+#[cfg(test)]
+fn split_for_index_files(packs: Vec<IndexedPack>) -> Vec<Vec<IndexedPack>> {
+    IndexGroups { packs: packs.into_iter().peekable() }.collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! Writes new blobs: each worker fills its own block (so compression runs
-//! on every core), sealed blocks go to one thread that appends them to
-//! packs and writes each pack once it is full: packs are written
+//! Writes new blobs: each worker fills its own block, full blocks are
+//! compressed (and sealed) by a pool of threads, one per core, so that
+//! even a single large file, chunked and hashed on one thread, is
+//! compressed on every core; sealed blocks go to one thread that appends
+//! them to packs and writes each pack once it is full: packs are written
 //! sequentially while workers go on chunking.
 
 use super::index::{IdSet, Index};
@@ -73,11 +75,20 @@ impl FirstError {
     }
 }
 
+/// A full block on its way to compression.
+struct RawBlock {
+    raw: Vec<u8>,
+    blobs: Vec<BlobEntry>,
+}
+
 pub struct BlobWriter {
     repo: Arc<Repository>,
     index: Arc<Index>,
     claimed: Mutex<IdSet>,
-    tx: Option<Sender<SealedBlock>>,
+    /// Full blocks, to the compressors (bounded: at most two blocks per
+    /// compressor wait, so memory stays a few MiB).
+    raw_tx: Option<Sender<RawBlock>>,
+    compressors: Vec<JoinHandle<()>>,
     thread: Option<PackThread>,
     first_error: FirstError,
     blobs_added: AtomicU64,
@@ -102,11 +113,31 @@ impl BlobWriter {
                 packer.finish().map_err(|e| errors.record(e))
             })
             .expect("spawning the pack writer thread");
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (raw_tx, raw_rx) = bounded::<RawBlock>(2 * threads);
+        let compressors = (0..threads)
+            .map(|_| {
+                let (rx, tx, repo, errors) = (raw_rx.clone(), tx.clone(), repo.clone(), first_error.clone());
+                std::thread::Builder::new()
+                    .name("chkfs-compress".into())
+                    .spawn(move || {
+                        for block in rx {
+                            let sent = seal(&repo, block).and_then(|b| tx.send(b).map_err(|_| errors.get()));
+                            if let Err(e) = sent {
+                                errors.record(e);
+                                return;
+                            }
+                        }
+                    })
+                    .expect("spawning a compression thread")
+            })
+            .collect();
         Self {
             repo,
             index,
             claimed: Mutex::new(IdSet::default()),
-            tx: Some(tx),
+            raw_tx: Some(raw_tx),
+            compressors,
             thread: Some(thread),
             first_error,
             blobs_added: AtomicU64::new(0),
@@ -183,16 +214,11 @@ impl BlobWriter {
         self.seal(builder)
     }
 
+    /// Hands the builder's block to the compressors.
     fn seal(&self, builder: &mut BlockBuilder) -> Result<(), StoreError> {
-        let mut block = seal_block(&builder.raw, std::mem::take(&mut builder.blobs));
-        builder.raw.clear();
-        if let Some(cipher) = self.repo.cipher() {
-            let kind = block.blobs.first().map_or(BlobKind::Data, |b| b.kind);
-            let stored = std::mem::take(&mut block.bytes);
-            let ids: Vec<BlobId> = block.blobs.iter().map(|b| b.id).collect();
-            block.bytes = cipher.seal_block(kind, &ids, stored).map_err(|e| StoreError::format("new block", e))?;
-        }
-        let tx = self.tx.as_ref().expect("sender lives until finish");
+        let raw = std::mem::replace(&mut builder.raw, Vec::with_capacity(BLOCK_TARGET));
+        let block = RawBlock { raw, blobs: std::mem::take(&mut builder.blobs) };
+        let tx = self.raw_tx.as_ref().expect("sender lives until finish");
         tx.send(block).map_err(|_| self.first_error.get())
     }
 
@@ -228,7 +254,10 @@ impl BlobWriter {
     /// Writes the last packs, makes them durable and returns them, leaving
     /// the index to the caller.
     pub fn finish_packs(mut self) -> Result<(Vec<IndexedPack>, WriteSummary), StoreError> {
-        drop(self.tx.take());
+        drop(self.raw_tx.take());
+        for c in std::mem::take(&mut self.compressors) {
+            c.join().map_err(|_| self.first_error.get())?;
+        }
         let thread = self.thread.take().expect("finish is called once");
         let joined = thread.join().map_err(|_| self.first_error.get())?;
         let (packs, pack_bytes) = joined.map_err(|_| self.first_error.get())?;
@@ -243,6 +272,18 @@ impl BlobWriter {
         };
         Ok((packs, summary))
     }
+}
+
+/// Compresses a block and, in an encrypted repository, seals it.
+fn seal(repo: &Repository, block: RawBlock) -> Result<SealedBlock, StoreError> {
+    let mut sealed = seal_block(&block.raw, block.blobs);
+    if let Some(cipher) = repo.cipher() {
+        let kind = sealed.blobs.first().map_or(BlobKind::Data, |b| b.kind);
+        let stored = std::mem::take(&mut sealed.bytes);
+        let ids: Vec<BlobId> = sealed.blobs.iter().map(|b| b.id).collect();
+        sealed.bytes = cipher.seal_block(kind, &ids, stored).map_err(|e| StoreError::format("new block", e))?;
+    }
+    Ok(sealed)
 }
 
 /// Assembles blocks into packs and hands full packs to writer threads.
