@@ -77,15 +77,20 @@ pub struct SealedBlock {
 /// Compresses `raw` with lz4, keeping it raw when that saves too little
 /// to be worth decompressing.
 pub fn seal_block(raw: &[u8], blobs: Vec<BlobEntry>) -> SealedBlock {
+    seal_block_owned(raw.to_vec(), blobs).0
+}
+
+/// [`seal_block`] of a buffer it may keep: stored raw, the buffer becomes
+/// the block; compressed, it comes back for reuse.
+pub fn seal_block_owned(raw: Vec<u8>, blobs: Vec<BlobEntry>) -> (SealedBlock, Option<Vec<u8>>) {
     let raw_len = raw.len() as u32;
-    let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(raw.len())];
-    let compressed = lz4_flex::block::compress_into(raw, &mut out).ok();
-    match compressed {
-        Some(n) if n + n / 32 < raw.len() => {
-            out.truncate(n);
-            SealedBlock { codec: Codec::Lz4, raw_len, bytes: out, blobs }
-        }
-        _ => SealedBlock { codec: Codec::Raw, raw_len, bytes: raw.to_vec(), blobs },
+    // Not `compress_into` a zeroed buffer: zeroing it cost as much as
+    // copying the block.
+    let out = lz4_flex::block::compress(&raw);
+    if out.len() + out.len() / 32 < raw.len() {
+        (SealedBlock { codec: Codec::Lz4, raw_len, bytes: out, blobs }, Some(raw))
+    } else {
+        (SealedBlock { codec: Codec::Raw, raw_len, bytes: raw, blobs }, None)
     }
 }
 

@@ -9,7 +9,7 @@ use super::index::{IdSet, Index};
 use super::repo::random_bytes;
 use super::{Repository, StoreError, WriterSession};
 use crate::format::pack::{
-    salt_pack, seal_block, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
+    salt_pack, seal_block_owned, BlobEntry, BlobKind, PackBuilder, SealedBlock, FOOTER_TARGET, MAX_BLOCK_RAW,
 };
 use crate::format::records::IndexedPack;
 use crate::format::tree::{encode_split_tree, encode_tree, split_entries, Part, SplitTree, Tree};
@@ -88,6 +88,9 @@ pub struct BlobWriter {
     /// Full blocks, to the compressors (bounded: at most two blocks per
     /// compressor wait, so memory stays a few MiB).
     raw_tx: Option<Sender<RawBlock>>,
+    /// Block buffers back from the compressors: a fresh 128 KiB buffer is
+    /// a fresh mapping, and its pages faults.
+    spare_raw: Receiver<Vec<u8>>,
     compressors: Vec<JoinHandle<()>>,
     thread: Option<PackThread>,
     first_error: FirstError,
@@ -115,15 +118,23 @@ impl BlobWriter {
             .expect("spawning the pack writer thread");
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (raw_tx, raw_rx) = bounded::<RawBlock>(2 * threads);
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4 * threads);
         let compressors = (0..threads)
             .map(|_| {
                 let (rx, tx, repo, errors) = (raw_rx.clone(), tx.clone(), repo.clone(), first_error.clone());
+                let spare = spare_tx.clone();
                 std::thread::Builder::new()
                     .name("chkfs-compress".into())
                     .spawn(move || {
                         for block in rx {
-                            let sent = seal(&repo, block).and_then(|b| tx.send(b).map_err(|_| errors.get()));
-                            if let Err(e) = sent {
+                            let sealed = seal(&repo, block).map(|(sealed, buffer)| {
+                                if let Some(mut buffer) = buffer {
+                                    buffer.clear();
+                                    let _ = spare.try_send(buffer);
+                                }
+                                sealed
+                            });
+                            if let Err(e) = sealed.and_then(|b| tx.send(b).map_err(|_| errors.get())) {
                                 errors.record(e);
                                 return;
                             }
@@ -137,6 +148,7 @@ impl BlobWriter {
             index,
             claimed: Mutex::new(IdSet::default()),
             raw_tx: Some(raw_tx),
+            spare_raw: spare_rx,
             compressors,
             thread: Some(thread),
             first_error,
@@ -216,7 +228,8 @@ impl BlobWriter {
 
     /// Hands the builder's block to the compressors.
     fn seal(&self, builder: &mut BlockBuilder) -> Result<(), StoreError> {
-        let raw = std::mem::replace(&mut builder.raw, Vec::with_capacity(BLOCK_TARGET));
+        let fresh = self.spare_raw.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK_TARGET));
+        let raw = std::mem::replace(&mut builder.raw, fresh);
         let block = RawBlock { raw, blobs: std::mem::take(&mut builder.blobs) };
         let tx = self.raw_tx.as_ref().expect("sender lives until finish");
         tx.send(block).map_err(|_| self.first_error.get())
@@ -275,15 +288,16 @@ impl BlobWriter {
 }
 
 /// Compresses a block and, in an encrypted repository, seals it.
-fn seal(repo: &Repository, block: RawBlock) -> Result<SealedBlock, StoreError> {
-    let mut sealed = seal_block(&block.raw, block.blobs);
+/// Returns the raw buffer when it was not kept.
+fn seal(repo: &Repository, block: RawBlock) -> Result<(SealedBlock, Option<Vec<u8>>), StoreError> {
+    let (mut sealed, buffer) = seal_block_owned(block.raw, block.blobs);
     if let Some(cipher) = repo.cipher() {
         let kind = sealed.blobs.first().map_or(BlobKind::Data, |b| b.kind);
         let stored = std::mem::take(&mut sealed.bytes);
         let ids: Vec<BlobId> = sealed.blobs.iter().map(|b| b.id).collect();
         sealed.bytes = cipher.seal_block(kind, &ids, stored).map_err(|e| StoreError::format("new block", e))?;
     }
-    Ok(sealed)
+    Ok((sealed, buffer))
 }
 
 /// Assembles blocks into packs and hands full packs to writer threads.
