@@ -219,7 +219,7 @@ pub fn index_table(data: &[u8]) {
         }
     }
     if view.blob_count() <= 100_000 {
-        let merged = merge_tables(&[view, view], std::io::Cursor::new(Vec::new())).map(|c| c.into_inner());
+        let merged = merge_tables(&[view, view], std::io::Cursor::new(Vec::new()), &mut || {}).map(|c| c.into_inner());
         if let Ok(bytes) = merged {
             let again = TableView::open(&bytes).expect("a merged table opens");
             again.verify_body().expect("a merged table checks");

@@ -1,5 +1,5 @@
 //! The local cache of index tables: written beside each index file,
-//! mapped by later commands, merged past eight, dropped when stale or
+//! mapped by later commands, merged past four, dropped when stale or
 //! damaged, and never a reason for a wrong byte.
 
 mod common;
@@ -53,7 +53,7 @@ fn restores_exactly(w: &World, id: &str, expect: &Path) {
 }
 
 #[test]
-fn each_index_file_gets_a_table_and_past_eight_they_are_merged() {
+fn each_index_file_gets_a_table_and_past_four_they_are_merged() {
     let w = World::with_repo();
     let saved = versions(&w, 0..1);
     let t = tables(&w);
@@ -61,13 +61,13 @@ fn each_index_file_gets_a_table_and_past_eight_they_are_merged() {
     assert_eq!(covers(&t[0]).into_iter().collect::<BTreeSet<_>>(), index_names(&w));
 
     let saved: Vec<_> = saved.into_iter().chain(versions(&w, 1..12)).collect();
-    // Each save loaded the tables before writing its own: at most 8 were
+    // Each save loaded the tables before writing its own: at most 4 were
     // ever searched, and the merged ones cover exactly the index files.
     let t = tables(&w);
-    assert!(t.len() <= 9, "{} tables", t.len());
+    assert!(t.len() <= 5, "{} tables", t.len());
     w.chkfs(["check"]).ok();
     let t = tables(&w);
-    assert!(t.len() <= 8, "{} tables after a load", t.len());
+    assert!(t.len() <= 4, "{} tables after a load", t.len());
     let mut covered = BTreeSet::new();
     for table in &t {
         for c in covers(table) {

@@ -48,6 +48,8 @@ struct Verdicts<'a> {
     /// Blobs with no healthy copy left, found by reading the packs.
     bad: &'a HashMap<BlobKey, (Vec<PackId>, String)>,
     trees_checked: u64,
+    /// Lookups made, for [`Index::count_lookup`].
+    lookups: u32,
     /// The chunk problems of each tree already checked (most have none).
     per_tree: HashMap<BlobId, Vec<(BlobKey, Vec<u8>, String)>>,
     contradictions: HashMap<BlobId, Vec<String>>,
@@ -56,7 +58,7 @@ struct Verdicts<'a> {
 impl<'a> TreeChecker<'a> {
     pub fn new(reader: &'a BlobReader, index: &'a Index, bad: &'a HashMap<BlobKey, (Vec<PackId>, String)>) -> Self {
         let verdicts =
-            Verdicts { index, bad, trees_checked: 0, per_tree: HashMap::new(), contradictions: HashMap::new() };
+            Verdicts { index, bad, trees_checked: 0, lookups: 0, per_tree: HashMap::new(), contradictions: HashMap::new() };
         let cache = quick_cache::unsync::Cache::with_weighter(65536, TREE_CACHE_BYTES, TreeWeighter);
         TreeChecker { reader, cache, verdicts }
     }
@@ -154,7 +156,8 @@ impl Verdicts<'_> {
                 }
                 let key = (BlobKind::Data, chunk);
                 let name = escape_bytes(&entry.name);
-                match self.index.locations(BlobKind::Data, chunk).next() {
+                self.index.count_lookup(&mut self.lookups);
+                match self.index.preferred(BlobKind::Data, chunk) {
                     None if self.index.contains(BlobKind::Tree, chunk) => {
                         contradictions.push(format!("{name}: chunk {chunk} is stored as a tree, not as file content"));
                         problems.push((key, entry.name.clone(), "stored only as a tree".into()));

@@ -24,6 +24,10 @@ pub const TABLE_MAGIC: &[u8; 8] = b"CHKFSIDX";
 pub const TABLE_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 80;
 const RECORD_LEN: u64 = 32;
+/// A sorted entry: the id's high 64 bits, then the blob's position. A
+/// search compares the prefixes in one contiguous run (a few cache lines)
+/// and reads a blob record only to settle a tie and to confirm.
+const SORTED_LEN: u64 = 12;
 /// The fan-out table never grows past 2^22 buckets (16 MiB): at 100 M
 /// blobs a bucket holds about 24, five comparisons.
 const MAX_FANOUT_BITS: u32 = 22;
@@ -129,7 +133,7 @@ impl TableHeader {
         let packs = next(self.packs.checked_mul(RECORD_LEN))?;
         let blocks = next(self.blocks.checked_mul(RECORD_LEN))?;
         let blobs = next(self.blobs.checked_mul(RECORD_LEN))?;
-        let sorted = next(self.blobs.checked_mul(4))?;
+        let sorted = next(self.blobs.checked_mul(SORTED_LEN))?;
         let pack_order = next(self.packs.checked_mul(4))?;
         let fanout = next(4u64.checked_shl(self.fanout_bits))?;
         Some(Layout { covers, packs, blocks, blobs, sorted, pack_order, fanout, end: usize::try_from(at).ok()? })
@@ -331,12 +335,27 @@ impl<'a> TableView<'a> {
 
     /// The position of the `i`th blob in id order.
     pub fn sorted(&self, i: u32) -> u32 {
-        u32_at(self.bytes, self.layout.sorted + 4 * i as usize)
+        u32_at(self.bytes, self.layout.sorted + SORTED_LEN as usize * i as usize + 8)
+    }
+
+    fn prefix_of_sorted(&self, i: u32) -> u64 {
+        u64_at(self.bytes, self.layout.sorted + SORTED_LEN as usize * i as usize)
     }
 
     fn id_of_sorted(&self, i: u32) -> (u128, u8) {
         let b = self.blob(self.sorted(i));
         (b.id.0, b.kind)
+    }
+
+    /// True when the `i`th sorted entry comes before `key`: by prefix
+    /// when the prefixes differ, else by the blob record.
+    fn sorted_before(&self, i: u32, key: (u128, u8)) -> bool {
+        let prefix = self.prefix_of_sorted(i);
+        let key_prefix = (key.0 >> 64) as u64;
+        if prefix != key_prefix {
+            return prefix < key_prefix;
+        }
+        self.id_of_sorted(i) < key
     }
 
     /// The sorted entries (indexes into [`TableView::sorted`]) of the
@@ -350,7 +369,7 @@ impl<'a> TableView<'a> {
         let (mut lo, mut hi) = (start, end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.id_of_sorted(mid) < key {
+            if self.sorted_before(mid, key) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -358,7 +377,7 @@ impl<'a> TableView<'a> {
         }
         let first = lo;
         let mut last = first;
-        while last < end && self.id_of_sorted(last) == key {
+        while last < end && self.prefix_of_sorted(last) == (key.0 >> 64) as u64 && self.id_of_sorted(last) == key {
             last += 1;
         }
         first..last
@@ -579,7 +598,10 @@ impl<W: Write + Seek> TableWriter<W> {
     pub fn sorted(&mut self, pos: u32, id: BlobId) -> io::Result<()> {
         let b = bucket(id, self.header.fanout_bits);
         self.fanout[b] = self.fanout[b].saturating_add(1);
-        self.u32(pos)
+        let mut entry = [0u8; SORTED_LEN as usize];
+        entry[..8].copy_from_slice(&((id.0 >> 64) as u64).to_le_bytes());
+        entry[8..].copy_from_slice(&pos.to_le_bytes());
+        self.put(&entry)
     }
 
     /// Pads the section written last to 8 bytes.
@@ -614,7 +636,17 @@ impl<W: Write + Seek> TableWriter<W> {
 /// are copied with their numbers shifted, and the sorted sections are
 /// merged. Memory: the fan-out table, the packs' order and one cursor per
 /// input, whatever the tables' sizes.
-pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W) -> io::Result<W> {
+///
+/// `release` is called every 65,536 records: the caller may drop the
+/// inputs' pages from memory there.
+pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W, release: &mut dyn FnMut()) -> io::Result<W> {
+    let mut count = 0u32;
+    let mut tick = || {
+        count = count.wrapping_add(1);
+        if count % (1 << 16) == 0 {
+            release();
+        }
+    };
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     let sum = |f: &dyn Fn(&TableView) -> u64| inputs.iter().map(f).sum::<u64>();
@@ -644,6 +676,7 @@ pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W) -> io::Result
             let mut p = t.pack(slot);
             p.first_block = p.first_block.saturating_add(k0);
             w.pack(&p)?;
+            tick();
         }
     }
     w.end_section()?;
@@ -653,6 +686,7 @@ pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W) -> io::Result
             b.pack = b.pack.saturating_add(p0);
             b.first_blob = b.first_blob.saturating_add(b0);
             w.block(&b)?;
+            tick();
         }
     }
     w.end_section()?;
@@ -661,6 +695,7 @@ pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W) -> io::Result
             let mut b = t.blob(pos);
             b.block = b.block.saturating_add(k0);
             w.blob(&b)?;
+            tick();
         }
     }
     w.end_section()?;
@@ -675,6 +710,7 @@ pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W) -> io::Result
         (0..inputs.len()).filter(|&t| inputs[t].blob_count() > 0).map(|t| Reverse((key(t, 0), t, 0))).collect();
     while let Some(Reverse(((id, _, pos), t, i))) = heap.pop() {
         w.sorted(pos, BlobId(id))?;
+        tick();
         if i + 1 < inputs[t].blob_count() {
             heap.push(Reverse((key(t, i + 1), t, i + 1)));
         }
@@ -793,7 +829,7 @@ mod tests {
         let one = table(&packs[..1]);
         let two = table(&packs[1..]);
         let views = [TableView::open(&one).unwrap(), TableView::open(&two).unwrap()];
-        let merged = merge_tables(&views, io::Cursor::new(Vec::new())).unwrap().into_inner();
+        let merged = merge_tables(&views, io::Cursor::new(Vec::new()), &mut || {}).unwrap().into_inner();
         let whole = {
             let mut r = TableRecords { covers: vec![PackId(9), PackId(1)], ..Default::default() };
             r.add_packs(&packs, |_| true, |_| false);

@@ -109,7 +109,10 @@ pub fn execute(run: Run, due: &[PackId], live: usize, started: Instant) -> Resul
     // 3. Index files for everything that stays, durable before anything
     //    goes (the new packs are durable already).
     let old_index_files = run.index_files;
-    let staying = plan.packs.iter().filter(|p| !gone.contains(&p.id)).map(|p| index.indexed_pack(p.slot));
+    let staying = plan.packs.iter().filter(|p| !gone.contains(&p.id)).map(|p| {
+        index.release_pages();
+        index.indexed_pack(p.slot)
+    });
     session.ensure_alive()?;
     let new_index: HashSet<PackId> =
         repo.write_index(new_packs.into_iter().chain(staying))?.into_iter().map(|(name, _)| name).collect();

@@ -9,16 +9,18 @@ use crate::store::Index;
 pub struct Marks {
     bits: Vec<u64>,
     count: usize,
+    lookups: u32,
 }
 
 impl Marks {
     pub fn new(index: &Index) -> Marks {
-        Marks { bits: vec![0; (index.blob_count() as usize).div_ceil(64)], count: 0 }
+        Marks { bits: vec![0; (index.blob_count() as usize).div_ceil(64)], count: 0, lookups: 0 }
     }
 
     /// Marks the copy of the blob that is kept: a healthy one when there
     /// is one. False when the index lists no copy.
     pub fn mark(&mut self, index: &Index, kind: BlobKind, id: BlobId) -> bool {
+        index.count_lookup(&mut self.lookups);
         let Some(loc) = index.preferred(kind, id) else { return false };
         let (word, bit) = (loc.pos as usize / 64, loc.pos % 64);
         if let Some(w) = self.bits.get_mut(word) {

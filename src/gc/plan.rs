@@ -110,6 +110,7 @@ pub fn plan(index: &Index, live: &Marks, max_waste: f64, condemned: &Condemnatio
             dead_bytes: 0,
             action: Action::Keep,
         };
+        index.release_pages();
         for block in index.blocks_of_pack(slot) {
             for b in index.blobs_in_block(block) {
                 if live.is_marked(b.pos) {

@@ -502,6 +502,7 @@ fn count_packs(
     out: &mut RepoStats,
 ) {
     for (slot, meta) in index.packs() {
+        index.release_pages();
         out.packs += 1;
         out.pack_bytes += meta.size;
         for block in index.blocks_of_pack(slot) {

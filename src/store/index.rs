@@ -234,6 +234,22 @@ impl Index {
         (owned + sets) as u64
     }
 
+    /// Drops the pages of mapped tables from this process's memory (see
+    /// [`Table::release_pages`]): walks over every pack call it as they go.
+    pub fn release_pages(&self) {
+        self.tables.iter().for_each(|t| t.table.release_pages());
+    }
+
+    /// Counts a lookup of a walk that looks up everything (gc's mark,
+    /// check): every 2,048 of them, the pages read go (see
+    /// [`Index::release_pages`]), so that the walk's memory stays flat.
+    pub fn count_lookup(&self, count: &mut u32) {
+        *count = count.wrapping_add(1);
+        if *count % 2048 == 0 {
+            self.release_pages();
+        }
+    }
+
     /// Bytes of index tables mapped from the local cache.
     pub fn mapped_size(&self) -> u64 {
         self.tables.iter().filter(|t| t.table.is_mapped()).map(|t| t.table.len() as u64).sum()
@@ -464,6 +480,17 @@ impl Table {
         let _ = map.advise(memmap2::Advice::Random);
         let parts = TableView::open(&map)?.parts();
         Ok(Table { bytes: TableBytes::Mapped(map), parts, path: Some(path) })
+    }
+
+    /// Drops this process's mappings of the table's pages (they stay in
+    /// the page cache, and are mapped again when read): a walk over a
+    /// whole table would otherwise count it all in the process's memory.
+    pub fn release_pages(&self) {
+        if let TableBytes::Mapped(map) = &self.bytes {
+            // SAFETY: a read-only shared mapping of a file nothing writes
+            // to: pages dropped are read again from the file, unchanged.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
     }
 
     pub fn view(&self) -> TableView<'_> {

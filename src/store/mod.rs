@@ -20,6 +20,7 @@ mod location;
 mod machine;
 pub mod memory;
 pub mod reader;
+mod record_cache;
 mod records;
 mod repo;
 #[cfg(feature = "s3")]

@@ -1,5 +1,6 @@
 //! Snapshot records and damage lists.
 
+use super::record_cache::{ListedRecord, RecordCache};
 use super::repo::random_bytes;
 use super::{keys, Repository, StoreError, WriterSession};
 use crate::format::records::{decode_damage_list, decode_snapshot, encode_damage_list, encode_snapshot};
@@ -37,8 +38,8 @@ impl Repository {
         on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
     ) -> Result<Vec<SnapshotEntry>, StoreError> {
         let mut out = Vec::new();
-        for (id, len) in self.snapshot_records()? {
-            match self.read_snapshot(id) {
+        for (id, len, read) in self.all_records()? {
+            match read {
                 Ok(Some(snapshot)) => out.push(SnapshotEntry { id, snapshot, record_len: len }),
                 Ok(None) => {}
                 // One record of a newer format (or whose version byte
@@ -58,13 +59,59 @@ impl Repository {
     /// error naming it.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
         let mut out = Vec::new();
-        for (id, len) in self.snapshot_records()? {
-            if let Some(snapshot) = self.read_snapshot(id)? {
+        for (id, len, read) in self.all_records()? {
+            if let Some(snapshot) = read? {
                 out.push(SnapshotEntry { id, snapshot, record_len: len });
             }
         }
         out.sort_by_key(|s| (s.snapshot.time, s.id));
         Ok(out)
+    }
+
+    /// Every listed record, read and decoded (None: deleted meanwhile).
+    /// Records the local cache holds under the size and time listed are
+    /// taken from it; the others are read from storage, several at once.
+    #[allow(clippy::type_complexity)]
+    fn all_records(&self) -> Result<Vec<(SnapshotId, u64, Result<Option<Snapshot>, StoreError>)>, StoreError> {
+        use rayon::prelude::*;
+        let listed: Vec<ListedRecord> = self
+            .backend()
+            .list(keys::SNAPSHOTS)?
+            .iter()
+            .filter_map(|l| Some(ListedRecord { id: keys::parse_snapshot(&l.key)?, size: l.size, modified: l.modified }))
+            .collect();
+        let mut cache = RecordCache::open(self.repo_id());
+        let fetched: Vec<Result<Option<Vec<u8>>, StoreError>> = listed
+            .par_iter()
+            .map(|r| {
+                let cached = cache.as_ref().and_then(|c| c.get(r)).filter(|b| b.len() as u64 == r.size);
+                if let Some(bytes) = cached {
+                    return Ok(Some(bytes.to_vec()));
+                }
+                match self.backend().read(&keys::snapshot(r.id), MAX_SNAPSHOT_RECORD) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.is_missing() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .collect();
+        let decoded: Vec<Result<Option<Snapshot>, StoreError>> = listed
+            .par_iter()
+            .zip(&fetched)
+            .map(|(r, bytes)| match bytes {
+                Ok(Some(b)) => self.decode_record(r.id, b.clone()).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.duplicate()),
+            })
+            .collect();
+        if let Some(cache) = cache.as_mut() {
+            let good = listed.iter().zip(fetched).zip(&decoded).filter_map(|((r, bytes), d)| match (bytes, d) {
+                (Ok(Some(b)), Ok(Some(_))) => Some((*r, b)),
+                _ => None,
+            });
+            cache.replace(good.collect());
+        }
+        Ok(listed.iter().zip(decoded).map(|(r, d)| (r.id, r.size, d)).collect())
     }
 
     /// The ids of all snapshots and the sizes of their records, from the
@@ -86,15 +133,20 @@ impl Repository {
     pub fn read_snapshot(&self, id: SnapshotId) -> Result<Option<Snapshot>, StoreError> {
         let key = keys::snapshot(id);
         match self.backend().read(&key, MAX_SNAPSHOT_RECORD) {
-            Ok(bytes) => {
-                let what = format!("snapshot {id}");
-                self.refuse_sealed_in_plain(&what, &bytes)?;
-                let bytes = self.open_object(&what, ObjectKind::Snapshot, &key, bytes)?;
-                decode_snapshot(&bytes).map(Some).map_err(|e| StoreError::format(what, e))
-            }
+            Ok(bytes) => self.decode_record(id, bytes).map(Some),
             Err(e) if e.is_missing() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A record's stored bytes, opened (checked or authenticated) and
+    /// decoded.
+    fn decode_record(&self, id: SnapshotId, bytes: Vec<u8>) -> Result<Snapshot, StoreError> {
+        let key = keys::snapshot(id);
+        let what = format!("snapshot {id}");
+        self.refuse_sealed_in_plain(&what, &bytes)?;
+        let bytes = self.open_object(&what, ObjectKind::Snapshot, &key, bytes)?;
+        decode_snapshot(&bytes).map_err(|e| StoreError::format(what, e))
     }
 
     /// The id of a snapshot given as `latest` or a unique prefix, from the

@@ -178,6 +178,10 @@ impl Repository {
         super::table_cache::TableCache::open(self.config.repo_id)
     }
 
+    pub(crate) fn repo_id(&self) -> u128 {
+        self.config.repo_id
+    }
+
     /// Checks the local index tables in full, deleting damaged ones;
     /// returns how many were.
     pub fn verify_index_tables(&self) -> usize {

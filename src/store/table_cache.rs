@@ -24,11 +24,9 @@ use xxhash_rust::xxh3::xxh3_128;
 
 const SUBDIR: &str = "index-tables";
 const SUFFIX: &str = ".tbl";
-/// More tables than this and the smaller ones are merged: a lookup
-/// searches every table.
-pub const MAX_TABLES: usize = 8;
-/// What a merge leaves alone: the largest tables.
-const KEEP_LARGEST: usize = 3;
+/// More tables than this and the smaller ones are merged: a lookup of a
+/// new chunk searches every table.
+pub const MAX_TABLES: usize = 4;
 /// A table that covers a name the listing lacks is deleted only when older
 /// than this: a table another command made a moment ago covers an index
 /// file written after this command listed them.
@@ -51,17 +49,7 @@ impl TableCache {
         if std::env::var_os("CHKFS_NO_INDEX_CACHE").is_some() {
             return None;
         }
-        let repo_dir = super::cache::cache_dir(repo_id)?;
-        let dir = repo_dir.join(SUBDIR);
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
-        // Tables are mapped and trusted for locations: no other user may
-        // be able to put one there, or swap a directory on the way.
-        let private = |p: &Path| {
-            fs::symlink_metadata(p)
-                .is_ok_and(|m| m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0)
-        };
-        let chain = [dir.as_path(), repo_dir.as_path(), repo_dir.parent()?];
-        chain.iter().all(|p| private(p)).then_some(TableCache { dir })
+        private_cache_dir(repo_id, SUBDIR).map(|dir| TableCache { dir })
     }
 
     /// Every table in the cache that opens (a damaged one is deleted).
@@ -126,14 +114,25 @@ impl TableCache {
     }
 
     /// Merges the smaller tables when there are more than [`MAX_TABLES`]:
-    /// the inputs are deleted once the merged table is in place. A merge
-    /// that fails leaves the tables as they were.
+    /// at least enough of the smallest to leave that many, and further
+    /// ones while the merge is not much smaller than the next table, so
+    /// that sizes grow in tiers and a table is rewritten a few times at
+    /// most as the repository grows. The inputs are deleted once the
+    /// merged table is in place; a merge that fails leaves the tables as
+    /// they were.
     pub fn compact(&self, mut tables: Vec<Arc<Table>>) -> Vec<Arc<Table>> {
         if tables.len() <= MAX_TABLES {
             return tables;
         }
         tables.sort_by_key(|t| std::cmp::Reverse(t.view().blob_count()));
-        let small = tables.split_off(KEEP_LARGEST);
+        let size = |t: &Arc<Table>| u64::from(t.view().blob_count());
+        let mut keep = MAX_TABLES - 1;
+        let mut merged: u64 = tables[keep..].iter().map(size).sum();
+        while keep > 0 && 2 * merged >= size(&tables[keep - 1]) {
+            keep -= 1;
+            merged += size(&tables[keep]);
+        }
+        let small = tables.split_off(keep);
         match self.merge(&small) {
             Ok(merged) => {
                 small.iter().for_each(|t| self.remove(t));
@@ -151,7 +150,7 @@ impl TableCache {
         let path = self.path_for(&covers);
         self.put(&path, |f| {
             let mut out = BufWriter::with_capacity(1 << 20, f);
-            out = merge_tables(&views, out)?;
+            out = merge_tables(&views, out, &mut || inputs.iter().for_each(|t| t.release_pages()))?;
             out.flush()
         })?;
         Ok(Arc::new(open_table(&path)?))
@@ -222,6 +221,23 @@ impl TableCache {
         }
         bad
     }
+}
+
+/// `<cache>/<repository id>/<sub>`, made when missing, when every
+/// directory from the cache's own on is this user's and writable by no
+/// one else: what is found there is trusted (tables for locations, records
+/// as read), so no other user may put a file there, or swap a directory on
+/// the way.
+pub(crate) fn private_cache_dir(repo_id: u128, sub: &str) -> Option<PathBuf> {
+    let repo_dir = super::cache::cache_dir(repo_id)?;
+    let dir = repo_dir.join(sub);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
+    let private = |p: &Path| {
+        fs::symlink_metadata(p)
+            .is_ok_and(|m| m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0)
+    };
+    let chain = [dir.as_path(), repo_dir.as_path(), repo_dir.parent()?];
+    chain.iter().all(|p| private(p)).then_some(dir)
 }
 
 fn open_table(path: &Path) -> Result<Table, StoreError> {
