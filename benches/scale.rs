@@ -56,6 +56,10 @@ struct Figures {
     save_max_rss_kib: u64,
     small_save_s: f64,
     small_save_max_rss_kib: u64,
+    #[serde(default)]
+    save_10k_s: f64,
+    #[serde(default)]
+    save_10k_max_rss_kib: u64,
     list_s: f64,
     forget_s: f64,
     gc_s: f64,
@@ -123,7 +127,14 @@ fn measure(chkfs: &Path, work: &Path, chunks: u64, snapshots: usize) -> Figures 
     make_source(&src, 1);
     let base = save(chkfs, env, &repo, &src).0;
     save(chkfs, env, &small, &src);
-    copy_records(&repo, &base, snapshots.saturating_sub(2));
+    // The same 1% change saved into both, before the 10,000 records: what
+    // the number of chunks costs a save.
+    make_source(&src, 2);
+    let (base, t, rss) = save(chkfs, env, &repo, &src);
+    (f.save_s, f.save_max_rss_kib) = (t, rss);
+    let (_, t, rss) = save(chkfs, env, &small, &src);
+    (f.small_save_s, f.small_save_max_rss_kib) = (t, rss);
+    copy_records(&repo, &base, snapshots.saturating_sub(4));
     // One load: every index table made and merged, as any first command
     // after the bulk writes would.
     let _ = Repository::open_local(&repo).unwrap().load_index().unwrap();
@@ -135,11 +146,10 @@ fn measure(chkfs: &Path, work: &Path, chunks: u64, snapshots: usize) -> Figures 
     (f.mount_ready_ms, f.mount_rss_anon_kib) = mount_figures(chkfs, env, &repo, &dir.join("mnt"), &base);
     (f.lookup_p50_ns, f.lookup_p99_ns) = lookups(&repo);
 
-    make_source(&src, 2);
+    // And once more with 10,000 snapshots: what their records cost.
+    make_source(&src, 3);
     let (_, t, rss) = save(chkfs, env, &repo, &src);
-    (f.save_s, f.save_max_rss_kib) = (t, rss);
-    let (_, t, rss) = save(chkfs, env, &small, &src);
-    (f.small_save_s, f.small_save_max_rss_kib) = (t, rss);
+    (f.save_10k_s, f.save_10k_max_rss_kib) = (t, rss);
 
     let r = |args: &[&str]| {
         let mut all = vec!["--repo", repo.to_str().unwrap()];
@@ -261,12 +271,13 @@ fn copy_records(repo: &Path, base: &str, copies: usize) {
     }
 }
 
-/// Fills `src` with 2,000 files of 16 KiB; `round` 2 rewrites 1% of them.
+/// Fills `src` with 2,000 files of 16 KiB; later rounds rewrite 1% of
+/// them (a different 1% each round).
 fn make_source(src: &Path, round: u64) {
     std::fs::create_dir_all(src).unwrap();
     let mut rng = Rng::new(round * 7919);
     for i in 0..SOURCE_FILES {
-        if round > 1 && i % 100 != 0 {
+        if round > 1 && i % 100 != round as usize {
             continue;
         }
         let bytes: Vec<u8> = (0..SOURCE_FILE_LEN / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
@@ -388,17 +399,18 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn print_table(results: &[Figures]) {
-    println!("| chunks | mount ready | mount RssAnon | 1% save (small repo) | save peak RSS | list | forget | gc | gc peak RSS | check | check peak RSS | lookup p50 / p99 | index files / tables |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| chunks | mount ready | mount RssAnon | 1% save (small repo) | save peak RSS | 1% save, 10k snapshots | list | forget | gc | gc peak RSS | check | check peak RSS | lookup p50 / p99 | index files / tables |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in results {
         println!(
-            "| {} | {:.0} ms | {} MiB | {:.2} s ({:.2} s) | {} MiB | {:.2} s | {:.2} s | {:.1} s | {} MiB | {:.1} s | {} MiB | {} / {} ns | {} / {} MiB |",
+            "| {} | {:.0} ms | {} MiB | {:.3} s ({:.3} s) | {} MiB | {:.3} s | {:.2} s | {:.2} s | {:.1} s | {} MiB | {:.1} s | {} MiB | {} / {} ns | {} / {} MiB |",
             f.chunks,
             f.mount_ready_ms,
             f.mount_rss_anon_kib / 1024,
             f.save_s,
             f.small_save_s,
             f.save_max_rss_kib / 1024,
+            f.save_10k_s,
             f.list_s,
             f.forget_s,
             f.gc_s,

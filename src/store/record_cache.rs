@@ -61,14 +61,14 @@ impl RecordCache {
         self.held.get(&stamp(record)).map(Vec::as_slice)
     }
 
+    /// True when the cache holds exactly these records.
+    pub fn holds_exactly(&self, listed: &[ListedRecord]) -> bool {
+        listed.len() == self.held.len() && listed.iter().all(|r| self.held.contains_key(&stamp(r)))
+    }
+
     /// Keeps exactly `records` (with their stored bytes), rewriting the
-    /// file when that changes what it holds. Failing to write only costs
-    /// the next command its reads.
+    /// file. Failing to write only costs the next command its reads.
     pub fn replace(&mut self, records: Vec<(ListedRecord, Vec<u8>)>) {
-        let same = records.len() == self.held.len() && records.iter().all(|(r, _)| self.held.contains_key(&stamp(r)));
-        if same {
-            return;
-        }
         self.held = records.into_iter().map(|(r, b)| (stamp(&r), b)).collect();
         let list: Vec<Cached> = self
             .held

@@ -81,7 +81,7 @@ impl Repository {
             .filter_map(|l| Some(ListedRecord { id: keys::parse_snapshot(&l.key)?, size: l.size, modified: l.modified }))
             .collect();
         let mut cache = RecordCache::open(self.repo_id());
-        let fetched: Vec<Result<Option<Vec<u8>>, StoreError>> = listed
+        let mut fetched: Vec<Result<Option<Vec<u8>>, StoreError>> = listed
             .par_iter()
             .map(|r| {
                 let cached = cache.as_ref().and_then(|c| c.get(r)).filter(|b| b.len() as u64 == r.size);
@@ -95,16 +95,27 @@ impl Repository {
                 }
             })
             .collect();
-        let decoded: Vec<Result<Option<Snapshot>, StoreError>> = listed
-            .par_iter()
-            .zip(&fetched)
-            .map(|(r, bytes)| match bytes {
-                Ok(Some(b)) => self.decode_record(r.id, b.clone()).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e.duplicate()),
-            })
-            .collect();
-        if let Some(cache) = cache.as_mut() {
+        // The stored bytes are kept only when the cache is rewritten.
+        let rewrite = cache.as_ref().is_some_and(|c| !c.holds_exactly(&listed));
+        let decoded: Vec<Result<Option<Snapshot>, StoreError>> = if rewrite {
+            listed
+                .par_iter()
+                .zip(&fetched)
+                .map(|(r, bytes)| match bytes {
+                    Ok(Some(b)) => self.decode_record(r.id, b.clone()).map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e.duplicate()),
+                })
+                .collect()
+        } else {
+            let fetched = std::mem::take(&mut fetched);
+            listed
+                .par_iter()
+                .zip(fetched.into_par_iter())
+                .map(|(r, bytes)| bytes.and_then(|b| b.map(|b| self.decode_record(r.id, b)).transpose()))
+                .collect()
+        };
+        if let Some(cache) = cache.as_mut().filter(|_| rewrite) {
             let good = listed.iter().zip(fetched).zip(&decoded).filter_map(|((r, bytes), d)| match (bytes, d) {
                 (Ok(Some(b)), Ok(Some(_))) => Some((*r, b)),
                 _ => None,
