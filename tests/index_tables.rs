@@ -172,3 +172,112 @@ fn without_a_usable_cache_every_command_works_from_memory() {
     let (code, _, out) = w.check();
     assert_eq!(code, 0, "{}", out.stderr);
 }
+
+/// Rewrites both checksums of a table, as someone editing it on purpose
+/// would.
+fn reseal(table: &Path) {
+    let mut b = fs::read(table).unwrap();
+    let body = xxhash_rust::xxh3::xxh3_128(&b[80..]);
+    b[56..72].copy_from_slice(&body.to_le_bytes());
+    let head = xxhash_rust::xxh3::xxh3_64(&b[..72]);
+    b[72..80].copy_from_slice(&head.to_le_bytes());
+    fs::write(table, b).unwrap();
+}
+
+/// A blob record pointing at another block, checksums and all: the block
+/// holds other bytes, and no read may return them. check finds that the
+/// table disagrees with the index file and makes it again.
+#[test]
+fn a_table_pointing_a_chunk_at_another_block_never_gives_its_bytes() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..6 {
+        fs::write(src.join(format!("f{i}")), random_bytes(400_000, 40 + i)).unwrap();
+    }
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    let table = tables(&w).pop().unwrap();
+    let bytes = fs::read(&table).unwrap();
+    let view = TableView::open(&bytes).unwrap();
+    let blobs_at = 80 + 16 * covers(&table).len() as u64 + 32 * (view.pack_count() + view.block_count()) as u64;
+    let f = fs::OpenOptions::new().read(true).write(true).open(&table).unwrap();
+    // Every chunk's block moved to the next one (wrapping).
+    for pos in 0..view.blob_count() as u64 {
+        let at = blobs_at + 32 * pos + 16;
+        let mut b = [0u8; 4];
+        f.read_exact_at(&mut b, at).unwrap();
+        let moved = (u32::from_le_bytes(b) + 1) % view.block_count();
+        f.write_all_at(&moved.to_le_bytes(), at).unwrap();
+    }
+    drop(f);
+    reseal(&table);
+    let out = w.path("out");
+    let r = w.chkfs([std::ffi::OsStr::new("restore"), std::ffi::OsStr::new(&id), out.as_os_str()]);
+    for i in 0..6 {
+        let name = format!("f{i}");
+        if let Ok(got) = fs::read(out.join(&name)) {
+            assert!(got == fs::read(src.join(&name)).unwrap(), "{name}: wrong bytes restored (exit {})", r.code);
+        }
+    }
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "the repository is sound: {}", out.stderr);
+    restores_exactly(&w, &id, &src);
+}
+
+/// The cached records are for listing; gc and forget read storage. A
+/// record's cached bytes swapped for another's of the same size (the size
+/// and time under which it is cached unchanged) costs gc nothing.
+#[test]
+fn gc_and_forget_read_records_from_storage_not_the_cache() {
+    let w = World::with_repo();
+    let (a, b) = (w.path("a"), w.path("b"));
+    for (dir, seed) in [(&a, 1), (&b, 2)] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("f"), random_bytes(200_000, seed)).unwrap();
+    }
+    let ida = w.save(&a, &[])["id"].as_str().unwrap().to_string();
+    let idb = w.save(&b, &[])["id"].as_str().unwrap().to_string();
+    w.chkfs(["list"]).ok();
+    let records = find_files(&w.home.join(".cache/chkfs"), &|p| p.ends_with("snapshots/records")).pop().unwrap();
+    let cached = fs::read(&records).unwrap();
+    let stored = |id: &str| {
+        fs::read(find_files(&w.repo.join("snapshots"), &|p| p.to_str().unwrap().contains(id)).pop().unwrap()).unwrap()
+    };
+    let (ra, rb) = (stored(&ida), stored(&idb));
+    assert_eq!(ra.len(), rb.len(), "the two records have one size");
+    let at = cached.windows(ra.len()).position(|x| x == ra.as_slice()).expect("record a is cached");
+    let mut swapped = cached.clone();
+    swapped[at..at + ra.len()].copy_from_slice(&rb);
+    fs::write(&records, swapped).unwrap();
+    w.chkfs(["gc"]).ok();
+    restores_exactly(&w, &ida, &a);
+    restores_exactly(&w, &idb, &b);
+}
+
+#[test]
+fn a_fifo_in_place_of_a_table_is_passed_over() {
+    let w = World::with_repo();
+    let saved = versions(&w, 0..1);
+    let dir = tables(&w)[0].parent().unwrap().to_path_buf();
+    let fifo = dir.join("00000000000000000000000000000000.tbl");
+    sh("mkfifo", [fifo.as_os_str()]).ok();
+    let out = w.path("out");
+    let r = run_with_timeout(w.cmd().arg("restore").arg(&saved[0].0).arg(&out), std::time::Duration::from_secs(60));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_diff_equal(&saved[0].1, &out, &[]);
+}
+
+/// A cache directory that is a symlink to a directory of another user is
+/// not used, and nothing is made inside it.
+#[test]
+fn a_cache_directory_of_another_user_is_left_alone() {
+    let w = World::with_repo();
+    let theirs = w.path("theirs");
+    fs::create_dir_all(&theirs).unwrap();
+    chown_r(&theirs, 65534, 65534);
+    fs::create_dir_all(w.home.join(".cache")).unwrap();
+    std::os::unix::fs::symlink(&theirs, w.home.join(".cache/chkfs")).unwrap();
+    let saved = versions(&w, 0..2);
+    restores_exactly(&w, &saved[0].0, &saved[0].1);
+    assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "something was made in another user's directory");
+}

@@ -57,8 +57,14 @@ struct Verdicts<'a> {
 
 impl<'a> TreeChecker<'a> {
     pub fn new(reader: &'a BlobReader, index: &'a Index, bad: &'a HashMap<BlobKey, (Vec<PackId>, String)>) -> Self {
-        let verdicts =
-            Verdicts { index, bad, trees_checked: 0, lookups: 0, per_tree: HashMap::new(), contradictions: HashMap::new() };
+        let verdicts = Verdicts {
+            index,
+            bad,
+            trees_checked: 0,
+            lookups: 0,
+            per_tree: HashMap::new(),
+            contradictions: HashMap::new(),
+        };
         let cache = quick_cache::unsync::Cache::with_weighter(65536, TREE_CACHE_BYTES, TreeWeighter);
         TreeChecker { reader, cache, verdicts }
     }

@@ -14,7 +14,7 @@ pub fn candidates(
     on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
 ) -> Result<Vec<Candidate>, StoreError> {
     Ok(repo
-        .readable_snapshots(on_damaged)?
+        .readable_snapshots_from_storage(on_damaged)?
         .into_iter()
         .map(|s| Candidate {
             id: s.id,

@@ -403,6 +403,14 @@ impl<'a> TableView<'a> {
         (lo < self.pack_count() && self.pack(slot(lo)).id == id).then(|| slot(lo))
     }
 
+    /// True when the pack's blocks name it, and their blobs name their
+    /// block, as the table's own writer made them (a lookup goes from a
+    /// blob to its block, a walk from a block to its blobs).
+    pub fn pack_is_consistent(&self, slot: u32) -> bool {
+        self.blocks_of_pack(slot)
+            .all(|n| self.block(n).pack == slot && self.blobs_of_block(n).all(|pos| self.blob(pos).block == n))
+    }
+
     /// The pack as its index file lists it (blobs of unknown kind and
     /// blocks of unknown codec are left out: no writer made them).
     pub fn indexed_pack(&self, slot: u32) -> IndexedPack {

@@ -144,7 +144,12 @@ impl Repository {
             let decoded = read
                 .and_then(|bytes| decode_index(&bytes).map_err(|e| StoreError::format(format!("index file {key}"), e)));
             match decoded {
-                Ok(_) if is_covered => {}
+                // check: a table must say what the file says.
+                Ok(file) if is_covered => {
+                    if !tables_agree(&tables, &file) {
+                        damaged_covered.insert(name);
+                    }
+                }
                 Ok(file) => match (&cache, holding) {
                     (Some(cache), Holding::All) => tables.push(cache.write(&records_of(name, &file))?),
                     _ => index.add_packs_holding(&file.packs, holding),
@@ -307,6 +312,19 @@ struct Load {
     holding: Holding,
     find_unindexed: bool,
     verify_files: bool,
+}
+
+/// True when every pack of `file` is in one of `tables` exactly as the
+/// file lists it.
+fn tables_agree(tables: &[std::sync::Arc<super::index::Table>], file: &IndexFile) -> bool {
+    let mut seen = HashSet::new();
+    file.packs.iter().filter(|p| seen.insert(p.id)).all(|pack| {
+        tables.iter().any(|t| {
+            let view = t.view();
+            view.find_pack(pack.id)
+                .is_some_and(|slot| view.indexed_pack(slot) == *pack && view.pack_is_consistent(slot))
+        })
+    })
 }
 
 /// The records of a table covering index file `name`.

@@ -61,6 +61,13 @@ impl RecordCache {
         self.held.get(&stamp(record)).map(Vec::as_slice)
     }
 
+    /// Drops a record found damaged in the cache, at once on disk too.
+    pub fn remove(&mut self, record: &ListedRecord) {
+        if self.held.remove(&stamp(record)).is_some() {
+            self.write();
+        }
+    }
+
     /// True when the cache holds exactly these records.
     pub fn holds_exactly(&self, listed: &[ListedRecord]) -> bool {
         listed.len() == self.held.len() && listed.iter().all(|r| self.held.contains_key(&stamp(r)))
@@ -70,6 +77,10 @@ impl RecordCache {
     /// file. Failing to write only costs the next command its reads.
     pub fn replace(&mut self, records: Vec<(ListedRecord, Vec<u8>)>) {
         self.held = records.into_iter().map(|(r, b)| (stamp(&r), b)).collect();
+        self.write();
+    }
+
+    fn write(&self) {
         let list: Vec<Cached> = self
             .held
             .iter()
@@ -93,7 +104,8 @@ fn read_file(path: &PathBuf) -> Option<HashMap<(u32, u64, u128), Vec<u8>>> {
 
 fn write_file(path: &PathBuf, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+    let mut f =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
     let written = f.write_all(MAGIC).and_then(|()| f.write_all(body)).and_then(|()| fs::rename(&tmp, path));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -37,8 +37,25 @@ impl Repository {
         &self,
         on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
     ) -> Result<Vec<SnapshotEntry>, StoreError> {
+        self.readable_snapshots_from(true, on_damaged)
+    }
+
+    /// [`Repository::readable_snapshots`], every record read from storage
+    /// (never the local cache): what `forget` decides on.
+    pub fn readable_snapshots_from_storage(
+        &self,
+        on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
+    ) -> Result<Vec<SnapshotEntry>, StoreError> {
+        self.readable_snapshots_from(false, on_damaged)
+    }
+
+    fn readable_snapshots_from(
+        &self,
+        use_cache: bool,
+        on_damaged: &mut dyn FnMut(SnapshotId, StoreError),
+    ) -> Result<Vec<SnapshotEntry>, StoreError> {
         let mut out = Vec::new();
-        for (id, len, read) in self.all_records()? {
+        for (id, len, read) in self.all_records(use_cache)? {
             match read {
                 Ok(Some(snapshot)) => out.push(SnapshotEntry { id, snapshot, record_len: len }),
                 Ok(None) => {}
@@ -55,11 +72,12 @@ impl Repository {
         Ok(out)
     }
 
-    /// Every snapshot, oldest first. A record that cannot be decoded is an
-    /// error naming it.
+    /// Every snapshot, oldest first, each record read from storage (gc
+    /// decides on these). A record that cannot be decoded is an error
+    /// naming it.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
         let mut out = Vec::new();
-        for (id, len, read) in self.all_records()? {
+        for (id, len, read) in self.all_records(false)? {
             if let Some(snapshot) = read? {
                 out.push(SnapshotEntry { id, snapshot, record_len: len });
             }
@@ -68,19 +86,25 @@ impl Repository {
         Ok(out)
     }
 
-    /// Every listed record, read and decoded (None: deleted meanwhile).
-    /// Records the local cache holds under the size and time listed are
-    /// taken from it; the others are read from storage, several at once.
+    /// Every listed record, read and decoded (None: deleted meanwhile),
+    /// several at once. With `use_cache`, records the local cache holds
+    /// under the size and time listed are taken from it (one that does not
+    /// decode is read again from storage).
     #[allow(clippy::type_complexity)]
-    fn all_records(&self) -> Result<Vec<(SnapshotId, u64, Result<Option<Snapshot>, StoreError>)>, StoreError> {
+    fn all_records(
+        &self,
+        use_cache: bool,
+    ) -> Result<Vec<(SnapshotId, u64, Result<Option<Snapshot>, StoreError>)>, StoreError> {
         use rayon::prelude::*;
         let listed: Vec<ListedRecord> = self
             .backend()
             .list(keys::SNAPSHOTS)?
             .iter()
-            .filter_map(|l| Some(ListedRecord { id: keys::parse_snapshot(&l.key)?, size: l.size, modified: l.modified }))
+            .filter_map(|l| {
+                Some(ListedRecord { id: keys::parse_snapshot(&l.key)?, size: l.size, modified: l.modified })
+            })
             .collect();
-        let mut cache = RecordCache::open(self.repo_id());
+        let mut cache = if use_cache { RecordCache::open(self.repo_id()) } else { None };
         let mut fetched: Vec<Result<Option<Vec<u8>>, StoreError>> = listed
             .par_iter()
             .map(|r| {
@@ -115,10 +139,26 @@ impl Repository {
                 .map(|(r, bytes)| bytes.and_then(|b| b.map(|b| self.decode_record(r.id, b)).transpose()))
                 .collect()
         };
+        // A cached record that does not decode is read from storage: the
+        // cache's damage is not the repository's.
+        let mut decoded = decoded;
+        let mut reread = vec![false; listed.len()];
+        for ((r, d), again) in listed.iter().zip(decoded.iter_mut()).zip(reread.iter_mut()) {
+            let cached = cache.as_ref().is_some_and(|c| c.get(r).is_some());
+            if cached && d.as_ref().is_err_and(|e| e.is_damage()) {
+                *d = self.read_snapshot(r.id);
+                *again = true;
+                if let Some(c) = cache.as_mut() {
+                    c.remove(r);
+                }
+            }
+        }
         if let Some(cache) = cache.as_mut().filter(|_| rewrite) {
-            let good = listed.iter().zip(fetched).zip(&decoded).filter_map(|((r, bytes), d)| match (bytes, d) {
-                (Ok(Some(b)), Ok(Some(_))) => Some((*r, b)),
-                _ => None,
+            let good = listed.iter().zip(fetched).zip(&decoded).zip(&reread).filter_map(|(((r, bytes), d), again)| {
+                match (bytes, d) {
+                    (Ok(Some(b)), Ok(Some(_))) if !again => Some((*r, b)),
+                    _ => None,
+                }
             });
             cache.replace(good.collect());
         }

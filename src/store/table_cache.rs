@@ -230,18 +230,33 @@ impl TableCache {
 /// the way.
 pub(crate) fn private_cache_dir(repo_id: u128, sub: &str) -> Option<PathBuf> {
     let repo_dir = super::cache::cache_dir(repo_id)?;
-    let dir = repo_dir.join(sub);
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
+    let chkfs_dir = repo_dir.parent()?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(chkfs_dir.parent()?).ok()?;
     let private = |p: &Path| {
         fs::symlink_metadata(p)
             .is_ok_and(|m| m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0)
     };
-    let chain = [dir.as_path(), repo_dir.as_path(), repo_dir.parent()?];
-    chain.iter().all(|p| private(p)).then_some(dir)
+    // Each directory is checked before anything is made inside it.
+    let dir = repo_dir.join(sub);
+    for p in [chkfs_dir, repo_dir.as_path(), dir.as_path()] {
+        match fs::DirBuilder::new().mode(0o700).create(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        if !private(p) {
+            return None;
+        }
+    }
+    Some(dir)
 }
 
 fn open_table(path: &Path) -> Result<Table, StoreError> {
     let err = |e| StoreError::io(crate::text::escape_path(path), e);
-    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(err)?;
+    // Not blocking on a FIFO put in its place.
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(err)?;
+    if !f.metadata().map_err(err)?.is_file() {
+        return Err(err(std::io::Error::other("not a regular file")));
+    }
     Table::mapped(&f, path.to_path_buf()).map_err(|e| StoreError::format(crate::text::escape_path(path), e))
 }
