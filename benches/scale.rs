@@ -125,7 +125,7 @@ fn measure(chkfs: &Path, work: &Path, chunks: u64, snapshots: usize) -> Figures 
     }
     let extra = build_bulk(&repo, chunks);
     make_source(&src, 1);
-    let base = save(chkfs, env, &repo, &src).0;
+    save(chkfs, env, &repo, &src);
     save(chkfs, env, &small, &src);
     // The same 1% change saved into both, before the 10,000 records: what
     // the number of chunks costs a save.
