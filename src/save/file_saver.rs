@@ -17,7 +17,8 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Xattr};
 use crate::store::{BlobWriter, BlockBuilder, StoreError};
 use crate::text::escape_path;
-use crossbeam_channel::unbounded;
+use crate::format::BlobId;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -160,6 +161,16 @@ impl FileSaver<'_> {
             }
             file.seek(SeekFrom::Start(start)).map_err(source)?;
             let limit = end.saturating_sub(start);
+            if limit.min(before.size.saturating_sub(start)) >= LARGE_REGION && self.threads > 1 {
+                let n = self.store_in_parallel(&mut file, limit, chunker, &mut content).map_err(|e| match e {
+                    Stopped::Store(e) => FileError::Store(e),
+                    Stopped::Interrupted => FileError::Interrupted,
+                    Stopped::Source(e) => source(e),
+                })?;
+                bytes_read += n;
+                pos = start + n;
+                continue;
+            }
             let n = chunker
                 .run(&mut file, limit, |chunk| {
                     if self.interrupted.load(Ordering::Relaxed) {
@@ -198,6 +209,118 @@ impl FileSaver<'_> {
         let changed = !same_version(&before, &after) || pos != after.size;
         let replaced = before.id() != job.expected;
         Ok(ReadResult { replaced, content, after, xattrs, covered: pos, bytes_read, changed })
+    }
+}
+
+/// A region of a file at least this long is chunked on the reading thread
+/// while its chunks are hashed and stored on the others.
+const LARGE_REGION: u64 = 8 << 20;
+/// Chunks go to the other threads in batches of about this many bytes.
+const BATCH: usize = 1 << 20;
+
+enum Stopped {
+    Store(StoreError),
+    Interrupted,
+    Source(io::Error),
+}
+
+type Batch = (usize, Vec<u8>, Vec<u32>);
+type Stored = (usize, Result<Vec<(BlobId, u32)>, StoreError>);
+
+impl FileSaver<'_> {
+    /// Chunks `limit` bytes of `file` on this thread (the cuts are the
+    /// chunker's, as ever) and hands the chunks, in batches, to helper
+    /// threads that hash and store them; the extents come back in order.
+    /// Memory: a few batches in flight.
+    fn store_in_parallel(
+        &self,
+        file: &mut File,
+        limit: u64,
+        chunker: &mut StreamChunker,
+        content: &mut Vec<Extent>,
+    ) -> Result<u64, Stopped> {
+        let failed = AtomicBool::new(false);
+        let helpers = self.threads.max(2);
+        std::thread::scope(|scope| {
+            let (batches, to_store) = bounded::<Batch>(2 * helpers);
+            let (stored_tx, stored) = unbounded::<Stored>();
+            for _ in 0..helpers {
+                let (to_store, stored_tx, failed) = (to_store.clone(), stored_tx.clone(), &failed);
+                scope.spawn(move || self.store_batches(to_store, stored_tx, failed));
+            }
+            drop((to_store, stored_tx));
+            let mut sent = 0;
+            let (mut bytes, mut lens) = (Vec::with_capacity(BATCH), Vec::new());
+            let read = chunker.run(file, limit, |chunk| {
+                if self.interrupted.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) {
+                    return Err(io::Error::other("stopped"));
+                }
+                bytes.extend_from_slice(chunk);
+                lens.push(chunk.len() as u32);
+                self.progress.advance(0, chunk.len() as u64);
+                if bytes.len() >= BATCH {
+                    let batch = (sent, std::mem::replace(&mut bytes, Vec::with_capacity(BATCH)), std::mem::take(&mut lens));
+                    batches.send(batch).map_err(|_| io::Error::other("stopped"))?;
+                    sent += 1;
+                }
+                Ok(())
+            });
+            if read.is_ok() && !lens.is_empty() && batches.send((sent, bytes, lens)).is_ok() {
+                sent += 1;
+            }
+            drop(batches);
+            let mut ordered: Vec<Option<Vec<(BlobId, u32)>>> = (0..sent).map(|_| None).collect();
+            let mut store_error = None;
+            for (i, result) in stored {
+                match result {
+                    Ok(ids) => {
+                        if let Some(slot) = ordered.get_mut(i) {
+                            *slot = Some(ids);
+                        }
+                    }
+                    Err(e) => {
+                        store_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = store_error {
+                return Err(Stopped::Store(e));
+            }
+            if self.interrupted.load(Ordering::Relaxed) {
+                return Err(Stopped::Interrupted);
+            }
+            let n = read.map_err(Stopped::Source)?;
+            for ids in ordered {
+                let ids = ids.ok_or(Stopped::Store(StoreError::io("file saver", io::Error::other("a batch was lost"))))?;
+                content.extend(ids.into_iter().map(|(id, len)| Extent::Data { id, len }));
+            }
+            Ok(n)
+        })
+    }
+
+    /// A helper of [`FileSaver::store_in_parallel`]: hashes and stores
+    /// each batch's chunks into its own block.
+    fn store_batches(&self, to_store: Receiver<Batch>, stored: Sender<Stored>, failed: &AtomicBool) {
+        let mut builder = BlockBuilder::new(BlobKind::Data);
+        for (i, bytes, lens) in to_store {
+            let mut at = 0;
+            let result: Result<Vec<(BlobId, u32)>, StoreError> = lens
+                .iter()
+                .map(|&len| {
+                    let chunk = &bytes[at..at + len as usize];
+                    at += len as usize;
+                    self.writer.add(&mut builder, chunk).map(|id| (id, len))
+                })
+                .collect();
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            let _ = stored.send((i, result));
+        }
+        if let Err(e) = self.writer.flush(&mut builder) {
+            failed.store(true, Ordering::Relaxed);
+            let _ = stored.send((usize::MAX, Err(e)));
+        }
     }
 }
 
