@@ -24,10 +24,10 @@ pub const TABLE_MAGIC: &[u8; 8] = b"CHKFSIDX";
 pub const TABLE_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 80;
 const RECORD_LEN: u64 = 32;
-/// A sorted entry: the id's high 64 bits, then the blob's position. A
-/// search compares the prefixes in one contiguous run (a few cache lines)
-/// and reads a blob record only to settle a tie and to confirm.
-const SORTED_LEN: u64 = 12;
+/// A sorted entry: the blob's id, position and kind (and 3 zero bytes). A
+/// search and a merge read only these, contiguous, never the blob records
+/// (which lie in pack order, all over the table).
+const SORTED_LEN: u64 = 24;
 /// The fan-out table never grows past 2^22 buckets (16 MiB): at 100 M
 /// blobs a bucket holds about 24, five comparisons.
 const MAX_FANOUT_BITS: u32 = 22;
@@ -335,27 +335,13 @@ impl<'a> TableView<'a> {
 
     /// The position of the `i`th blob in id order.
     pub fn sorted(&self, i: u32) -> u32 {
-        u32_at(self.bytes, self.layout.sorted + SORTED_LEN as usize * i as usize + 8)
+        u32_at(self.bytes, self.layout.sorted + SORTED_LEN as usize * i as usize + 16)
     }
 
-    fn prefix_of_sorted(&self, i: u32) -> u64 {
-        u64_at(self.bytes, self.layout.sorted + SORTED_LEN as usize * i as usize)
-    }
-
-    fn id_of_sorted(&self, i: u32) -> (u128, u8) {
-        let b = self.blob(self.sorted(i));
-        (b.id.0, b.kind)
-    }
-
-    /// True when the `i`th sorted entry comes before `key`: by prefix
-    /// when the prefixes differ, else by the blob record.
-    fn sorted_before(&self, i: u32, key: (u128, u8)) -> bool {
-        let prefix = self.prefix_of_sorted(i);
-        let key_prefix = (key.0 >> 64) as u64;
-        if prefix != key_prefix {
-            return prefix < key_prefix;
-        }
-        self.id_of_sorted(i) < key
+    /// The (id, kind) of the `i`th blob in id order.
+    pub fn key_of_sorted(&self, i: u32) -> (u128, u8) {
+        let at = self.layout.sorted + SORTED_LEN as usize * i as usize;
+        (u128_at(self.bytes, at), self.bytes.get(at + 20).copied().unwrap_or(0))
     }
 
     /// The sorted entries (indexes into [`TableView::sorted`]) of the
@@ -369,7 +355,7 @@ impl<'a> TableView<'a> {
         let (mut lo, mut hi) = (start, end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.sorted_before(mid, key) {
+            if self.key_of_sorted(mid) < key {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -377,7 +363,7 @@ impl<'a> TableView<'a> {
         }
         let first = lo;
         let mut last = first;
-        while last < end && self.prefix_of_sorted(last) == (key.0 >> 64) as u64 && self.id_of_sorted(last) == key {
+        while last < end && self.key_of_sorted(last) == key {
             last += 1;
         }
         first..last
@@ -512,7 +498,8 @@ impl TableRecords {
         self.blobs.iter().try_for_each(|b| w.blob(b)).map_err(io_err)?;
         w.end_section().map_err(io_err)?;
         for &p in &sorted {
-            w.sorted(p, self.blobs[p as usize].id).map_err(io_err)?;
+            let b = &self.blobs[p as usize];
+            w.sorted(p, b.id, b.kind).map_err(io_err)?;
         }
         w.end_section().map_err(io_err)?;
         pack_order.iter().try_for_each(|&s| w.u32(s)).map_err(io_err)?;
@@ -602,13 +589,15 @@ impl<W: Write + Seek> TableWriter<W> {
         self.put(&r)
     }
 
-    /// The next position in id order, whose blob has id `id`.
-    pub fn sorted(&mut self, pos: u32, id: BlobId) -> io::Result<()> {
+    /// The next position in id order, whose blob has id `id` and kind
+    /// byte `kind`.
+    pub fn sorted(&mut self, pos: u32, id: BlobId, kind: u8) -> io::Result<()> {
         let b = bucket(id, self.header.fanout_bits);
         self.fanout[b] = self.fanout[b].saturating_add(1);
         let mut entry = [0u8; SORTED_LEN as usize];
-        entry[..8].copy_from_slice(&((id.0 >> 64) as u64).to_le_bytes());
-        entry[8..].copy_from_slice(&pos.to_le_bytes());
+        entry[..16].copy_from_slice(&id.0.to_le_bytes());
+        entry[16..20].copy_from_slice(&pos.to_le_bytes());
+        entry[20] = kind;
         self.put(&entry)
     }
 
@@ -708,16 +697,15 @@ pub fn merge_tables<W: Write + Seek>(inputs: &[TableView], out: W, release: &mut
     }
     w.end_section()?;
     let key = |t: usize, i: u32| {
-        let pos = inputs[t].sorted(i);
-        let b = inputs[t].blob(pos);
-        (b.id.0, b.kind, bases[t].2.saturating_add(pos))
+        let (id, kind) = inputs[t].key_of_sorted(i);
+        (id, kind, bases[t].2.saturating_add(inputs[t].sorted(i)))
     };
     // ((id, kind, merged position), input, index in its sorted section)
     type Cursor = ((u128, u8, u32), usize, u32);
     let mut heap: BinaryHeap<Reverse<Cursor>> =
         (0..inputs.len()).filter(|&t| inputs[t].blob_count() > 0).map(|t| Reverse((key(t, 0), t, 0))).collect();
-    while let Some(Reverse(((id, _, pos), t, i))) = heap.pop() {
-        w.sorted(pos, BlobId(id))?;
+    while let Some(Reverse(((id, kind, pos), t, i))) = heap.pop() {
+        w.sorted(pos, BlobId(id), kind)?;
         tick();
         if i + 1 < inputs[t].blob_count() {
             heap.push(Reverse((key(t, i + 1), t, i + 1)));

@@ -17,13 +17,13 @@ pub use plan::{Action, GcPlan};
 
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Node};
-use crate::format::{BlobId, PackId, SnapshotId};
+use crate::format::{PackId, SnapshotId};
 use crate::progress::{Phase, Progress, Silent};
 use crate::store::writers::{GC_LEASE, STALE_TEMP_AGE};
 use crate::store::{BlobReader, CondemnedLists, Index, Repository, SnapshotEntry, StoreError, WriterInfo};
 use crate::text::escape_bytes;
 use crate::walk::each_distinct_tree;
-use marks::Marks;
+use marks::{Marks, Missing};
 use plan::Condemnation;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -168,10 +168,15 @@ fn mark(
     // The parts of split trees: blobs no entry names directly.
     let mut parts = Vec::new();
     let marked = snapshots.iter().map(|s| s.id).collect();
+    let ids: Vec<SnapshotId> = snapshots.iter().map(|s| s.id).collect();
+    // Chunks no index file lists (trees were read, so they are there).
+    let mut missing = Vec::new();
+    let mut note = |found: Vec<Missing>| missing.extend(found.into_iter().filter(|m| m.kind == BlobKind::Data));
     progress.begin(Phase::GcMark, snapshots.len() as u64, 0);
-    for snap in snapshots {
+    for (n, snap) in snapshots.into_iter().enumerate() {
         progress.advance(1, 0);
         let id = snap.id;
+        let n = n as u32;
         let mut load = |t| {
             let (tree, its_parts) = reader.read_tree_with_parts(t)?;
             parts.extend(its_parts);
@@ -186,14 +191,12 @@ fn mark(
                     let path = escape_bytes(&paths.path(node));
                     GcError::Unprovable(format!("snapshot {id}: tree {tree_id} at {path}/: {e}"))
                 })?;
-                live.mark(index, BlobKind::Tree, tree_id);
+                note(live.mark(index, BlobKind::Tree, tree_id, n));
                 for entry in &tree.entries {
                     let Node::File { content } = &entry.node else { continue };
                     for x in content {
                         if let Extent::Data { id: chunk, .. } = x {
-                            if !live.mark(index, BlobKind::Data, *chunk) {
-                                return Err(missing(*chunk, id, || paths.path(node), &entry.name));
-                            }
+                            note(live.mark(index, BlobKind::Data, *chunk, n));
                         }
                     }
                 }
@@ -202,7 +205,17 @@ fn mark(
         )?;
     }
     for part in parts {
-        live.mark(index, BlobKind::Tree, part);
+        note(live.mark(index, BlobKind::Tree, part, 0));
+    }
+    note(live.flush(index));
+    if let Some(m) = missing.first() {
+        let snap = ids.get(m.needed_by as usize).map_or_else(String::new, |s| format!("snapshot {s}: "));
+        return Err(GcError::Unprovable(format!(
+            "{snap}chunk {} is missing from the index ({} chunk(s) in all; `chkfs check` names the files \
+             that use them)",
+            m.id,
+            missing.len()
+        )));
     }
     Ok((live, marked))
 }
@@ -221,10 +234,3 @@ fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
     Ok(())
 }
 
-fn missing(id: BlobId, snap: SnapshotId, dir: impl Fn() -> Vec<u8>, name: &[u8]) -> GcError {
-    GcError::Unprovable(format!(
-        "snapshot {snap}: chunk {id} of {}/{} is missing from the index",
-        escape_bytes(&dir()),
-        escape_bytes(name)
-    ))
-}

@@ -169,8 +169,9 @@ mod tests {
     fn live(index: &Index, ids: &[u128]) -> Marks {
         let mut marks = Marks::new(index);
         for &i in ids {
-            assert!(marks.mark(index, BlobKind::Data, BlobId(i)));
+            assert!(marks.mark(index, BlobKind::Data, BlobId(i), 0).is_empty());
         }
+        assert!(marks.flush(index).is_empty(), "every id is indexed");
         marks
     }
 

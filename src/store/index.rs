@@ -241,11 +241,11 @@ impl Index {
     }
 
     /// Counts a lookup of a walk that looks up everything (gc's mark,
-    /// check): every 2,048 of them, the pages read go (see
+    /// check): every 65,536 of them, the pages read go (see
     /// [`Index::release_pages`]), so that the walk's memory stays flat.
     pub fn count_lookup(&self, count: &mut u32) {
         *count = count.wrapping_add(1);
-        if *count % 2048 == 0 {
+        if *count % 65536 == 0 {
             self.release_pages();
         }
     }
@@ -339,8 +339,10 @@ impl Index {
             view.find(kind, id).map(move |i| {
                 let pos = view.sorted(i);
                 let r = view.blob(pos);
+                // The id asked for: a read checks the bytes against it, so
+                    // a record that disagrees with its entry gives an error.
                 BlobLoc {
-                    id: r.id,
+                    id,
                     kind,
                     block: t.blocks.saturating_add(r.block),
                     offset: r.offset,
@@ -350,6 +352,20 @@ impl Index {
             })
         });
         copies.filter(|l| self.shadowed.is_empty() || !self.shadowed.contains(&self.block(l.block).pack))
+    }
+
+    /// The index position of the copy [`Index::preferred`] would return,
+    /// without reading any blob record when no copy can be unusable (the
+    /// common case): gc marks this.
+    pub fn preferred_pos(&self, kind: BlobKind, id: BlobId) -> Option<u32> {
+        if self.has_unusable() || !self.shadowed.is_empty() {
+            return self.preferred(kind, id).map(|l| l.pos);
+        }
+        self.tables.iter().find_map(|t| {
+            let view = t.table.view();
+            let found = view.find(kind, id);
+            (!found.is_empty()).then(|| t.blobs.saturating_add(view.sorted(found.start)))
+        })
     }
 
     /// True when a healthy copy exists: what a save may deduplicate against.
