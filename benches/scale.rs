@@ -454,7 +454,7 @@ fn plot(results: &[Figures], out: &Path) {
         ("forget --keep-last", |f| f.forget_s),
         ("gc", |f| f.gc_s),
         ("check", |f| f.check_s),
-        ("lookup p99 (µs)", |f| f.lookup_p99_ns as f64 / 1e6),
+        ("lookup p99 (µs)", |f| f.lookup_p99_ns as f64 / 1e3),
     ];
     let mems: [(&str, Figure); 4] = [
         ("mount RssAnon", |f| f.mount_rss_anon_kib as f64 / 1024.0),

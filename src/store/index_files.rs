@@ -149,6 +149,7 @@ impl Repository {
                     if !tables_agree(&tables, &file) {
                         damaged_covered.insert(name);
                     }
+                    tables.iter().for_each(|t| t.release_pages());
                 }
                 Ok(file) => match (&cache, holding) {
                     (Some(cache), Holding::All) => tables.push(cache.write(&records_of(name, &file))?),
