@@ -13,7 +13,7 @@ use chkfs::fuzzing;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: [&str; 14] = [
+const TARGETS: [&str; 15] = [
     "envelope",
     "pack_block",
     "pack_footer",
@@ -28,6 +28,7 @@ const TARGETS: [&str; 14] = [
     "key_file",
     "sealed",
     "repository",
+    "index_table",
 ];
 
 fn root() -> PathBuf {
@@ -88,7 +89,8 @@ replay_targets!(
     condemned_list,
     key_file,
     sealed,
-    repository
+    repository,
+    index_table
 );
 
 // ----------------------------------------------------------------- seeds
@@ -122,6 +124,8 @@ fn fixture_seeds() -> Vec<Seed> {
     let ids = [chkfs::format::BlobId(7)];
     let block = cipher.seal_block(chkfs::format::pack::BlobKind::Data, &ids, b"a stored block".to_vec()).unwrap();
     out.push(seed("sealed", "fixture-sealed-block".into(), &block));
+    let table = read(&root().join("tests/fixtures/tables/index_table_v1.bin"));
+    out.push(seed("index_table", "fixture-index-table".into(), &table));
     out
 }
 

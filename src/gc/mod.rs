@@ -233,4 +233,3 @@ fn require_live_packs(repo: &Repository, plan: &GcPlan) -> Result<(), GcError> {
     }
     Ok(())
 }
-

@@ -15,9 +15,9 @@ use crate::dirfd::cursor::Cursor;
 use crate::dirfd::{self, Dir};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{Extent, Xattr};
+use crate::format::BlobId;
 use crate::store::{BlobWriter, BlockBuilder, StoreError};
 use crate::text::escape_path;
-use crate::format::BlobId;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -259,7 +259,8 @@ impl FileSaver<'_> {
                 lens.push(chunk.len() as u32);
                 self.progress.advance(0, chunk.len() as u64);
                 if bytes.len() >= BATCH {
-                    let batch = (sent, std::mem::replace(&mut bytes, Vec::with_capacity(BATCH)), std::mem::take(&mut lens));
+                    let batch =
+                        (sent, std::mem::replace(&mut bytes, Vec::with_capacity(BATCH)), std::mem::take(&mut lens));
                     batches.send(batch).map_err(|_| io::Error::other("stopped"))?;
                     sent += 1;
                 }
@@ -291,7 +292,8 @@ impl FileSaver<'_> {
             }
             let n = read.map_err(Stopped::Source)?;
             for ids in ordered {
-                let ids = ids.ok_or(Stopped::Store(StoreError::io("file saver", io::Error::other("a batch was lost"))))?;
+                let ids =
+                    ids.ok_or(Stopped::Store(StoreError::io("file saver", io::Error::other("a batch was lost"))))?;
                 content.extend(ids.into_iter().map(|(id, len)| Extent::Data { id, len }));
             }
             Ok(n)

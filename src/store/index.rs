@@ -340,7 +340,7 @@ impl Index {
                 let pos = view.sorted(i);
                 let r = view.blob(pos);
                 // The id asked for: a read checks the bytes against it, so
-                    // a record that disagrees with its entry gives an error.
+                // a record that disagrees with its entry gives an error.
                 BlobLoc {
                     id,
                     kind,
