@@ -43,11 +43,18 @@ pub fn run(ctx: &RepoArgs, args: &GcArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    if report.packs_condemned > 0 {
+    if report.packs_condemned > 0 && !report.writers_running.is_empty() {
         summary!(
             "{} until these writers finish (the next gc then deletes them): {}",
             count(report.packs_condemned, "unused pack waits", "unused packs wait"),
             report.writers_running.join(", ")
+        );
+    } else if report.packs_condemned > 0 {
+        // No writer runs now, but one ran during this gc (or an earlier
+        // gc's list waits for one): a later gc decides.
+        summary!(
+            "{} for a later gc: a writer that ran meanwhile may use them",
+            count(report.packs_condemned, "unused pack waits", "unused packs wait"),
         );
     }
     // One tense throughout: what a dry run would do, or what was done.
