@@ -281,3 +281,44 @@ fn a_cache_directory_of_another_user_is_left_alone() {
     restores_exactly(&w, &saved[0].0, &saved[0].1);
     assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "something was made in another user's directory");
 }
+
+/// Unmounts when dropped, so a failing test leaves no mount behind.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = sh("umount", [self.0.as_os_str()]);
+    }
+}
+
+/// A cache on a full file system costs its tables, never a command.
+#[test]
+fn a_full_cache_disk_stops_no_command() {
+    if !nix_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        return;
+    }
+    let w = World::with_repo();
+    let cache = w.home.join(".cache");
+    fs::create_dir_all(&cache).unwrap();
+    sh("mount", ["-t", "tmpfs", "-o", "size=8k,mode=0700", "tmpfs", cache.to_str().unwrap()]).ok();
+    let _guard = Unmount(cache.clone());
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        fs::write(src.join(format!("f{i}")), random_bytes(3 << 20, 70 + i)).unwrap();
+    }
+    let id = w.save(&src, &[])["id"].as_str().unwrap().to_string();
+    assert!(tables(&w).is_empty(), "a table fitted: the test does not fill the disk");
+    restores_exactly(&w, &id, &src);
+    let (code, _, out) = w.check();
+    assert_eq!(code, 0, "{}", out.stderr);
+    w.chkfs(["gc"]).ok();
+    restores_exactly(&w, &id, &src);
+}
+
+fn nix_root() -> bool {
+    // SAFETY: a plain system call without arguments.
+    unsafe { libc::geteuid() == 0 }
+}

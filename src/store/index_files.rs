@@ -151,8 +151,13 @@ impl Repository {
                     }
                     tables.iter().for_each(|t| t.release_pages());
                 }
+                // A table the cache cannot take (a full disk, say) is built
+                // in memory instead: the cache never stops a command.
                 Ok(file) => match (&cache, holding) {
-                    (Some(cache), Holding::All) => tables.push(cache.write(&records_of(name, &file))?),
+                    (Some(cache), Holding::All) => match cache.write(&records_of(name, &file)) {
+                        Ok(table) => tables.push(table),
+                        Err(_) => index.add_packs_holding(&file.packs, holding),
+                    },
                     _ => index.add_packs_holding(&file.packs, holding),
                 },
                 Err(e) if e.is_missing() => return Ok(None),
