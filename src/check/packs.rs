@@ -124,7 +124,7 @@ fn verify_block(repo: &Repository, index: &Index, b: u32, stored: &[u8], out: &m
     let blobs = index.blobs_in_block(b);
     let kind = blobs.first().map_or(BlobKind::Data, |l| l.kind);
     let ids: Vec<crate::format::BlobId> = blobs.iter().map(|l| l.id).collect();
-    let opened = crate::store::reader::check_block_len(repo, index, b)
+    let opened = crate::store::reader::check_block_len(repo, loc.raw_len, &blobs)
         .and_then(|()| repo.open_block_bytes(kind, &ids, stored.to_vec()))
         .and_then(|stored| open_block(loc.codec, loc.raw_len, &stored));
     let raw = match opened {

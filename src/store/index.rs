@@ -370,6 +370,10 @@ impl Index {
 
     /// True when a healthy copy exists: what a save may deduplicate against.
     pub fn has_healthy(&self, kind: BlobKind, id: BlobId) -> bool {
+        if !self.has_unusable() && self.shadowed.is_empty() {
+            // Every copy is usable: the sorted entries alone answer.
+            return self.preferred_pos(kind, id).is_some();
+        }
         self.copies(kind, id).any(|l| self.is_usable(&l))
     }
 

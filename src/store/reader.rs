@@ -266,9 +266,9 @@ impl BlobReader {
 /// Only a tree blob gets a block of up to 1 GiB; a block of chunks holds
 /// at most one chunk beyond the block target. A block claiming more is
 /// refused before anything is read or allocated for it.
-pub fn check_block_len(repo: &Repository, index: &Index, n: u32) -> Result<(), crate::format::FormatError> {
-    let raw = u64::from(index.block(n).raw_len);
-    let blobs = index.blobs_in_block(n);
+/// `raw_len` and `blobs` are the block's, as the index lists them.
+pub fn check_block_len(repo: &Repository, raw_len: u32, blobs: &[BlobLoc]) -> Result<(), crate::format::FormatError> {
+    let raw = u64::from(raw_len);
     let invalid = |detail: String| Err(crate::format::FormatError::Invalid { what: "block", detail });
     if blobs.iter().any(|l| l.kind != blobs[0].kind) {
         return invalid("it mixes chunks and trees".into());
@@ -289,9 +289,9 @@ fn load_block(repo: &Repository, index: &Index, n: u32) -> Result<Arc<CheckedBlo
     let b = index.block(n);
     let pack = index.pack(b.pack);
     let what = || format!("pack {} block at {}", pack.id, b.offset);
-    check_block_len(repo, index, n).map_err(|e| StoreError::format(what(), e))?;
-    let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
     let blobs = index.blobs_in_block(n);
+    check_block_len(repo, b.raw_len, &blobs).map_err(|e| StoreError::format(what(), e))?;
+    let stored = repo.read_pack_range(pack.id, b.offset, b.stored_len as usize)?;
     let kind = blobs.first().map_or(BlobKind::Data, |l| l.kind);
     // Only a sealed block needs its blobs' ids (its additional data): a
     // plain repository's reads allocate nothing for them.
@@ -332,9 +332,15 @@ mod tests {
         let blocks =
             vec![block(BlobKind::Data, 100 << 20), block(BlobKind::Tree, 100 << 20), block(BlobKind::Data, 200 << 10)];
         index.add_pack(&IndexedPack { id: PackId(9), size: 200 << 20, blocks });
-        assert!(check_block_len(&repo, &index, 0).is_err(), "100 MiB of chunks in one block");
-        assert!(check_block_len(&repo, &index, 1).is_ok(), "a tree may be that large");
-        assert!(check_block_len(&repo, &index, 2).is_ok());
+        assert!(
+            check_block_len(&repo, index.block(0).raw_len, &index.blobs_in_block(0)).is_err(),
+            "100 MiB of chunks in one block"
+        );
+        assert!(
+            check_block_len(&repo, index.block(1).raw_len, &index.blobs_in_block(1)).is_ok(),
+            "a tree may be that large"
+        );
+        assert!(check_block_len(&repo, index.block(2).raw_len, &index.blobs_in_block(2)).is_ok());
         let reader = BlobReader::new(Arc::new(repo), Arc::new(index), 1 << 20);
         let err = reader.read(BlobKind::Data, BlobId(100 << 20)).err().expect("refused");
         assert!(err.to_string().contains("more than"), "{err}");
