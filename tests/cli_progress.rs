@@ -51,13 +51,12 @@ fn save_restore_and_gc_draw_a_bar_on_a_terminal_and_clear_it() {
     make_tree(&src);
 
     let save = on_pty(&w, &["save", src.to_str().unwrap()]);
-    // The total of bytes to read, files done of the total, the bytes added
-    // and a file being read (shown as its path).
+    // The total of bytes to read, files done of the total and the bytes
+    // added (the file being read: the next test).
     assert!(save.screen.contains(&format!("/{TOTAL}")), "no total on the bar:\n{}", save.screen);
     assert!(save.screen.contains(&format!("/{FILES} files")), "no file count:\n{}", save.screen);
     assert!(save.screen.contains(", added "), "no bytes added:\n{}", save.screen);
     assert!(save.screen.contains("/s eta "), "no rate and time left:\n{}", save.screen);
-    assert!(save.screen.contains(".bin"), "no current path:\n{}", save.screen);
     assert!(!save.screen.contains("0 B/0 B"), "an empty bar was drawn:\n{}", save.screen);
     assert_clean_end(&save, "snapshot ");
 
@@ -70,7 +69,6 @@ fn save_restore_and_gc_draw_a_bar_on_a_terminal_and_clear_it() {
     let restore = on_pty(&w, &["restore", "latest", target.to_str().unwrap()]);
     assert!(restore.screen.contains(&format!("/{TOTAL}")), "no total on the restore bar:\n{}", restore.screen);
     assert!(restore.screen.contains(&format!("/{FILES} files")), "no file count:\n{}", restore.screen);
-    assert!(restore.screen.contains("restored/"), "no current path:\n{}", restore.screen);
     assert_clean_end(&restore, "restored 300 files");
     assert_diff_equal(&src, &target, &[]);
 
@@ -79,6 +77,33 @@ fn save_restore_and_gc_draw_a_bar_on_a_terminal_and_clear_it() {
     let gc = on_pty(&w, &["gc"]);
     assert!(gc.screen.contains(" snapshots") || gc.screen.contains(" packs"), "no gc bar:\n{}", gc.screen);
     assert_clean_end(&gc, "deleted ");
+}
+
+/// The bar names the file being read or written. A frame is drawn ten
+/// times a second and a fast machine saves 58 MiB in one, so the data grows
+/// until a save and a restore last several frames.
+#[test]
+fn the_bar_names_the_file_being_saved_and_restored() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let (mut named_in_save, mut named_in_restore) = (false, false);
+    for (round, mib) in [48usize, 160, 480].into_iter().enumerate() {
+        let name = format!("big{round}.bin");
+        fs::write(src.join(&name), random_bytes(mib << 20, round as u64 + 7)).unwrap();
+        let save = on_pty(&w, &["save", src.to_str().unwrap()]);
+        assert_clean_end(&save, "snapshot ");
+        named_in_save |= save.screen.contains(&name);
+        let target = w.path(&format!("restored{round}"));
+        let restore = on_pty(&w, &["restore", "latest", target.to_str().unwrap()]);
+        assert_clean_end(&restore, "restored ");
+        named_in_restore |= restore.screen.contains(&format!("restored{round}/big"));
+        fs::remove_dir_all(&target).unwrap();
+        if named_in_save && named_in_restore {
+            return;
+        }
+    }
+    panic!("the bar never named a file being read ({named_in_save}) or written ({named_in_restore})");
 }
 
 #[test]
