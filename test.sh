@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 need=()
 command -v setfattr >/dev/null || need+=(attr)
 command -v fusermount3 >/dev/null || need+=(fuse3)
+# A filesystem with whole-second times is made on a loop device.
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v setpriv >/dev/null && command -v flock >/dev/null || need+=(util-linux)
 # Races and hostile-tree tests drive Debian's python3 and GNU time.
 [ -x /usr/bin/python3 ] || need+=(python3)

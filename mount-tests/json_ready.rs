@@ -9,7 +9,15 @@ fn mount_json_announces_the_ready_mount() {
     let w = World::with_repo();
     let mnt = w.path("mnt");
     let m = Mount::start_with(&w, &mnt, &["--json"]);
-    let out = m.stderr();
+    // The mount answers before its main thread has printed the line.
+    let deadline = std::time::Instant::now() + READY;
+    let out = loop {
+        let out = m.stderr();
+        if out.lines().any(|l| l.starts_with('{') && l.ends_with('}')) || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(POLL);
+    };
     let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON line:\n{out}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(v["message_type"], "mounted");

@@ -695,7 +695,8 @@ fn gc_beside_a_suspended_save_deletes_nothing_it_uses() {
     add_random_files(&src, "f", 24, 100);
     let s1 = id_of(&w.save(&src, &[]));
     remove_odd(&src, "f", 24);
-    add_random_files(&src, "g", 12, 200);
+    // Two packs' worth of new data: the first pack is written mid-save.
+    add_random_files(&src, "g", 32, 200);
     let save_log = w.path("save.log");
     let packs_before = pack_files(&w.repo).len();
     let mut save = spawn_logged(w.cmd().arg("save").arg(&src), &save_log);
@@ -781,7 +782,8 @@ fn concurrent_saves_into_one_repository_all_succeed() {
 fn a_killed_save_holds_nothing_back() {
     let w = World::with_repo();
     let src = w.path("src");
-    add_random_files(&src, "k", 16, 700);
+    // Three packs' worth: the first is written with most of the save to go.
+    add_random_files(&src, "k", 48, 700);
     let log = w.path("save.log");
     let mut save = spawn_logged(w.cmd().arg("save").arg(&src), &log);
     let pid = save.id();

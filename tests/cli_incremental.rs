@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 const DIRS: usize = 400;
@@ -100,4 +102,65 @@ fn unchanged_files_are_not_read_again() {
     let after = w.save(&src, &[]);
     assert_eq!(after["bytes_read"], 0, "{after}");
     assert_eq!(after["parent"].as_str(), Some(id(&forced).as_str()));
+}
+
+/// A file saved within its filesystem's time granule of its last change
+/// could change again without a new ctime (before Linux 6.13, or on a
+/// filesystem that keeps coarse times). On ext4 with 128-byte inodes
+/// (whole seconds), such a file is read again by the next save, until a
+/// save sees it past its granule; a rewrite of the same size is stored.
+#[test]
+fn a_file_saved_within_its_time_granule_is_read_again() {
+    // SAFETY: a plain system call without arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: a loop-mounted ext4 with whole-second times needs root");
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        return;
+    }
+    let w = World::with_repo();
+    let (image, mnt) = (w.path("seconds.img"), w.path("seconds"));
+    fs::File::create(&image).unwrap().set_len(16 << 20).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    sh("mkfs.ext4", [OsStr::new("-q"), OsStr::new("-F"), OsStr::new("-I"), OsStr::new("128"), image.as_os_str()]).ok();
+    sh("mount", [OsStr::new("-o"), OsStr::new("loop"), image.as_os_str(), mnt.as_os_str()]).ok();
+    let _unmount = Unmount(mnt.clone());
+    let file = mnt.join("notes.txt");
+    let read_by = |label: &str| {
+        let saved = w.save(&mnt, &[]);
+        eprintln!("{label}: {saved}");
+        (saved["bytes_read"].as_u64().unwrap(), id(&saved))
+    };
+
+    fs::write(&file, "version one\n").unwrap();
+    assert_eq!(fs::metadata(&file).unwrap().ctime_nsec(), 0, "not a filesystem of whole seconds");
+    assert_eq!(read_by("first").0, 12);
+    assert_eq!(read_by("unchanged, within the granule").0, 12, "a racily clean file was trusted");
+    fs::write(&file, "version two\n").unwrap();
+    let (read, rewritten) = read_by("rewritten");
+    assert_eq!(read, 12);
+    let out = w.path("out");
+    w.restore(&format!("{rewritten}:notes.txt"), &out);
+    assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "version two\n");
+
+    // Past the granule (FAT's two seconds, the widest allowed for), the
+    // file is read once more and then trusted.
+    let changed = fs::metadata(&file).unwrap().ctime();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while now_secs() < changed + 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(read_by("past the granule").0, 12);
+    assert_eq!(read_by("trusted").0, 0, "an old unchanged file was read again");
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = sh("umount", [self.0.as_os_str()]);
+    }
 }

@@ -8,7 +8,7 @@
 //! read, and its extended attributes from that descriptor too, so what is
 //! stored always belongs together.
 
-use super::meta::{may_be_sparse, read_xattrs_fd, Stat};
+use super::meta::{change_clock, may_be_sparse, may_change_unseen, read_xattrs_fd, Stat};
 use super::scan::{FileJob, Scan};
 use crate::chunking::{ChunkSizes, StreamChunker};
 use crate::dirfd::cursor::Cursor;
@@ -141,6 +141,7 @@ impl FileSaver<'_> {
         chunker: &mut StreamChunker,
     ) -> Result<ReadResult, FileError> {
         let source = |e: io::Error| self.source_error(job, &e);
+        let clock = change_clock();
         let mut file = dir.open_read(&job.name).map_err(source)?;
         let before = dirfd::fstat(&file).map_err(source)?;
         if before.file_type() != libc::S_IFREG {
@@ -208,7 +209,8 @@ impl FileSaver<'_> {
         let xattrs = read_xattrs_fd(&file).map_err(source)?;
         let changed = !same_version(&before, &after) || pos != after.size;
         let replaced = before.id() != job.expected;
-        Ok(ReadResult { replaced, content, after, xattrs, covered: pos, bytes_read, changed })
+        let racy = may_change_unseen(&after, clock);
+        Ok(ReadResult { replaced, content, after, xattrs, covered: pos, bytes_read, changed, racy })
     }
 }
 
@@ -334,6 +336,8 @@ struct ReadResult {
     covered: u64,
     bytes_read: u64,
     changed: bool,
+    /// A change after the read could keep the times it was read with.
+    racy: bool,
 }
 
 impl ReadResult {
@@ -341,9 +345,10 @@ impl ReadResult {
         let mut stat = self.after;
         stat.size = self.covered;
         let replaced = self.replaced;
-        if self.changed {
-            // The stored content may match no version of the file: never
-            // let a later save take it as unchanged.
+        if self.changed || self.racy {
+            // The stored content may match no version of the file, or a
+            // later version with the same times: never let a later save
+            // take it as unchanged (inode 0 matches no file).
             stat.ino = 0;
         }
         SavedFile { content: self.content, stat, xattrs: self.xattrs, bytes_read, replaced }

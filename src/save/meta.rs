@@ -2,6 +2,7 @@
 //! extended attributes, turned into a tree entry.
 
 pub use crate::dirfd::Stat;
+use crate::format::records::Timestamp;
 use crate::format::tree::{Entry, Node, Xattr};
 use std::fs::File;
 use std::io;
@@ -10,6 +11,39 @@ use std::path::Path;
 /// Allocated space below the size means holes worth looking for.
 pub fn may_be_sparse(st: &Stat) -> bool {
     st.blocks.saturating_mul(512) < st.size
+}
+
+/// The clock filesystems stamp changes with. Before Linux 6.13 a change is
+/// stamped with this coarse clock (it moves every few milliseconds), so two
+/// changes within one of its ticks leave the same ctime.
+pub fn change_clock() -> Timestamp {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return Timestamp::now();
+    }
+    Timestamp { secs: ts.tv_sec, nanos: ts.tv_nsec as u32 }
+}
+
+/// Whether a change made after `clock` was read could leave `st`'s ctime
+/// as it is, so that a later save would take stale content or xattrs for
+/// unchanged ("racily clean", in git's words). That is so when the ctime is
+/// not a whole granule of the filesystem's clock before `clock`: the same
+/// tick of the change clock, or the same stretch of a filesystem that keeps
+/// coarser times (exFAT 10 ms, FAT 2 s, ext4 with small inodes 1 s). The
+/// granule is read from the ctime's trailing zeros; a ctime after `clock`
+/// (a clock set back) counts too.
+pub fn may_change_unseen(st: &Stat, clock: Timestamp) -> bool {
+    let nanos = st.ctime.nanos;
+    let granule: i128 = match () {
+        _ if nanos == 0 => 2_000_000_000,
+        _ if nanos % 10_000_000 == 0 => 10_000_000,
+        _ if nanos % 1_000 == 0 => 1_000,
+        _ if nanos % 100 == 0 => 100,
+        _ => 1,
+    };
+    let ns = |t: Timestamp| i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
+    ns(st.ctime) + granule > ns(clock)
 }
 
 /// The entry for a stat, with the given name and node.
@@ -73,4 +107,42 @@ fn collect(
 
 fn is_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENODATA))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ctime(secs: i64, nanos: u32) -> Stat {
+        let t = Timestamp { secs, nanos };
+        Stat { mode: 0, uid: 0, gid: 0, size: 0, blocks: 0, mtime: t, ctime: t, ino: 1, dev: 1, nlink: 1, rdev: 0 }
+    }
+
+    #[test]
+    fn a_ctime_in_the_tick_of_the_read_may_hide_a_change() {
+        let clock = Timestamp { secs: 100, nanos: 500_000_123 };
+        // Nanosecond times: only the read's own tick, or later.
+        assert!(may_change_unseen(&with_ctime(100, 500_000_123), clock));
+        assert!(may_change_unseen(&with_ctime(100, 500_000_124), clock));
+        assert!(!may_change_unseen(&with_ctime(100, 500_000_122), clock));
+        assert!(may_change_unseen(&with_ctime(101, 1), clock), "a clock set back");
+        // Whole seconds (FAT keeps two): a change later in the stretch
+        // would be stamped the same.
+        assert!(may_change_unseen(&with_ctime(100, 0), clock));
+        assert!(may_change_unseen(&with_ctime(99, 0), clock), "FAT's two seconds");
+        assert!(!may_change_unseen(&with_ctime(98, 0), clock));
+        // exFAT's 10 ms, a microsecond, NTFS's 100 ns.
+        assert!(may_change_unseen(&with_ctime(100, 500_000_000), clock));
+        assert!(!may_change_unseen(&with_ctime(100, 490_000_000), clock));
+        assert!(!may_change_unseen(&with_ctime(100, 499_999_000), clock));
+        assert!(may_change_unseen(&with_ctime(100, 500_000_100), clock));
+        assert!(!may_change_unseen(&with_ctime(100, 499_999_900), clock));
+    }
+
+    #[test]
+    fn the_change_clock_is_the_wall_clock() {
+        let (coarse, fine) = (change_clock(), Timestamp::now());
+        assert!(coarse <= fine, "{coarse:?} after {fine:?}");
+        assert!(fine.secs - coarse.secs <= 1, "{coarse:?} far from {fine:?}");
+    }
 }

@@ -11,7 +11,7 @@
 //! directories deep walks in memory proportional to its size.
 
 use super::ignore_rules::{IgnoreRules, RootRules, GIT_IGNORE_FILE, IGNORE_FILE};
-use super::meta::{read_xattrs, read_xattrs_fd, to_entry, Stat};
+use super::meta::{change_clock, may_change_unseen, read_xattrs, read_xattrs_fd, to_entry, Stat};
 use super::SaveError;
 use crate::dirfd::cursor::{Cursor, DirTree};
 use crate::dirfd::{Dir, FileId};
@@ -240,6 +240,7 @@ impl Walker<'_> {
             if listed_dir.is_some_and(|d| rules.is_ignored(&child, d)) {
                 continue;
             }
+            let clock = change_clock();
             let stat = match dir.stat_at(&name) {
                 Ok(s) => s,
                 // Deleted since it was listed.
@@ -256,6 +257,11 @@ impl Walker<'_> {
             let Some((mut walked, enter)) = self.walk_entry(&dir, &child, name, stat, prev_entry, dir_dev) else {
                 continue;
             };
+            // Xattrs are reused while ctime and inode stay: a change within
+            // the clock tick of this lstat would keep both.
+            if may_change_unseen(&stat, clock) {
+                walked.entry.inode = 0;
+            }
             if matches!(walked.entry.node, Node::Dir { .. }) {
                 let depth = places.0.read()[task.dir as usize].2 + 1;
                 let sub = {
