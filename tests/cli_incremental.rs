@@ -104,6 +104,34 @@ fn unchanged_files_are_not_read_again() {
     assert_eq!(after["parent"].as_str(), Some(id(&forced).as_str()));
 }
 
+/// The names of one inode share content, times and xattrs. When its first
+/// name is reused unchanged, a name moved since (so without an entry of its
+/// own in the last snapshot) takes all of them from that name.
+#[test]
+fn a_moved_hard_link_keeps_the_xattrs_of_its_inode() {
+    let w = World::with_repo();
+    let src = w.path("src");
+    fs::create_dir_all(src.join("c")).unwrap();
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("c/a"), "shared\n").unwrap();
+    fs::hard_link(src.join("c/a"), src.join("d/b")).unwrap();
+    xattr::set(src.join("c/a"), "user.tag", b"keep").unwrap();
+    w.save(&src, &[]);
+    fs::rename(src.join("d"), src.join("e")).unwrap();
+    let second = w.save(&src, &[]);
+    assert_eq!(second["bytes_read"], 0, "the inode was reused: {second}");
+    // Each name on its own: restored together, they are one inode again.
+    for name in ["c/a", "e/b"] {
+        let out = w.path(&format!("out-{}", name.replace('/', "-")));
+        w.restore(&format!("{}:{name}", id(&second)), &out);
+        let file = out.join(&name[2..]);
+        assert_eq!(fs::read_to_string(&file).unwrap(), "shared\n", "{name}");
+        let tag = xattr::get(&file, "user.tag").unwrap();
+        assert_eq!(tag.as_deref(), Some(&b"keep"[..]), "{name} lost its inode's xattr");
+        assert_eq!(meta_of(&file).mtime, meta_of(&src.join(name)).mtime, "{name}");
+    }
+}
+
 /// A file saved within its filesystem's time granule of its last change
 /// could change again without a new ctime (before Linux 6.13, or on a
 /// filesystem that keeps coarse times). On ext4 with 128-byte inodes

@@ -31,8 +31,10 @@ pub fn change_clock() -> Timestamp {
 /// not a whole granule of the filesystem's clock before `clock`: the same
 /// tick of the change clock, or the same stretch of a filesystem that keeps
 /// coarser times (exFAT 10 ms, FAT 2 s, ext4 with small inodes 1 s). The
-/// granule is read from the ctime's trailing zeros; a ctime after `clock`
-/// (a clock set back) counts too.
+/// granule is read from the ctime's trailing zeros. A ctime a little after
+/// `clock` (a clock set back a little) counts too; one well ahead of it was
+/// stamped by a clock since set back, and any later change gets an earlier
+/// ctime, so such a file is not read again at every save.
 pub fn may_change_unseen(st: &Stat, clock: Timestamp) -> bool {
     let nanos = st.ctime.nanos;
     let granule: i128 = match () {
@@ -43,7 +45,8 @@ pub fn may_change_unseen(st: &Stat, clock: Timestamp) -> bool {
         _ => 1,
     };
     let ns = |t: Timestamp| i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
-    ns(st.ctime) + granule > ns(clock)
+    let (ctime, clock) = (ns(st.ctime), ns(clock));
+    ctime + granule > clock && ctime < clock + granule + 2_000_000_000
 }
 
 /// The entry for a stat, with the given name and node.
@@ -125,7 +128,9 @@ mod tests {
         assert!(may_change_unseen(&with_ctime(100, 500_000_123), clock));
         assert!(may_change_unseen(&with_ctime(100, 500_000_124), clock));
         assert!(!may_change_unseen(&with_ctime(100, 500_000_122), clock));
-        assert!(may_change_unseen(&with_ctime(101, 1), clock), "a clock set back");
+        assert!(may_change_unseen(&with_ctime(101, 1), clock), "a clock set back a little");
+        assert!(!may_change_unseen(&with_ctime(3700, 1), clock), "a clock set back an hour");
+        assert!(!may_change_unseen(&with_ctime(105, 0), clock), "whole seconds, set back");
         // Whole seconds (FAT keeps two): a change later in the stretch
         // would be stamped the same.
         assert!(may_change_unseen(&with_ctime(100, 0), clock));

@@ -65,7 +65,10 @@ pub struct Scan {
     /// Hard-link group -> its other names, to be read one by one if the
     /// first name changed or could not be read.
     pub link_members: HashMap<u64, Vec<FileJob>>,
-    pub reused_content: HashMap<u64, Vec<Extent>>,
+    /// Hard-link group -> the entry of its first name, when that name was
+    /// reused unchanged: every other name takes its content, times and
+    /// xattrs (the names of one inode share them).
+    pub reused_entries: HashMap<u64, Entry>,
     pub errors: Vec<String>,
     pub stats: ScanStats,
 }
@@ -141,7 +144,7 @@ pub fn scan(
         jobs: layout.jobs,
         link_sources: layout.link_sources,
         link_members: layout.link_members,
-        reused_content: layout.reused_content,
+        reused_entries: layout.reused_entries,
         errors: walker.errors.into_inner(),
         stats: layout.stats,
     })
@@ -153,7 +156,7 @@ struct Layout {
     jobs: Vec<FileJob>,
     link_sources: HashMap<u64, Pending>,
     link_members: HashMap<u64, Vec<FileJob>>,
-    reused_content: HashMap<u64, Vec<Extent>>,
+    reused_entries: HashMap<u64, Entry>,
     stats: ScanStats,
     /// (dev, ino) -> (group id, names seen).
     groups: HashMap<(u64, u64), (u64, u32)>,
@@ -221,10 +224,10 @@ impl Layout {
         self.stats.bytes += stat.size;
         let pending = match reuse {
             Some(content) => {
-                if let Some((group, _)) = group {
-                    self.reused_content.insert(group, content.clone());
-                }
                 entry.node = Node::File { content };
+                if let Some((group, _)) = group {
+                    self.reused_entries.insert(group, entry.clone());
+                }
                 Pending::Ready
             }
             None => {

@@ -57,8 +57,8 @@ pub fn save_trees(
                 Pending::File(job) => fill_from_file(&mut entry, files[job].as_ref()),
                 Pending::Link(group) => match scan.link_sources.get(&group) {
                     Some(Pending::File(job)) => fill_from_file(&mut entry, files[*job].as_ref()),
-                    Some(Pending::Ready) => match scan.reused_content.get(&group) {
-                        Some(content) => set_content(&mut entry, content.clone()),
+                    Some(Pending::Ready) => match scan.reused_entries.get(&group) {
+                        Some(first) => fill_from_first_name(&mut entry, first),
                         None => false,
                     },
                     _ => false,
@@ -95,6 +95,24 @@ fn fill_from_file(entry: &mut Entry, saved: Option<&SavedFile>) -> bool {
     entry.inode = st.ino;
     entry.xattrs = saved.xattrs.clone();
     set_content(entry, saved.content.clone())
+}
+
+/// Another name of a hard-link group whose first name was reused: as
+/// that name recorded the inode, even if this name's own lstat (taken at
+/// another moment) saw a later version, so that the names agree and a
+/// later save reads both again.
+fn fill_from_first_name(entry: &mut Entry, first: &Entry) -> bool {
+    entry.mode = first.mode;
+    entry.uid = first.uid;
+    entry.gid = first.gid;
+    entry.size = first.size;
+    entry.blocks = first.blocks;
+    entry.mtime = first.mtime;
+    entry.ctime = first.ctime;
+    entry.inode = first.inode;
+    entry.xattrs = first.xattrs.clone();
+    entry.node = first.node.clone();
+    true
 }
 
 fn set_content(entry: &mut Entry, content: Vec<Extent>) -> bool {
