@@ -102,16 +102,8 @@ fn fill_from_file(entry: &mut Entry, saved: Option<&SavedFile>) -> bool {
 /// another moment) saw a later version, so that the names agree and a
 /// later save reads both again.
 fn fill_from_first_name(entry: &mut Entry, first: &Entry) -> bool {
-    entry.mode = first.mode;
-    entry.uid = first.uid;
-    entry.gid = first.gid;
-    entry.size = first.size;
-    entry.blocks = first.blocks;
-    entry.mtime = first.mtime;
-    entry.ctime = first.ctime;
-    entry.inode = first.inode;
-    entry.xattrs = first.xattrs.clone();
-    entry.node = first.node.clone();
+    let (name, hard_link) = (std::mem::take(&mut entry.name), entry.hard_link.take());
+    *entry = Entry { name, hard_link, ..first.clone() };
     true
 }
 
