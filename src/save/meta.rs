@@ -30,19 +30,24 @@ pub fn change_clock() -> Timestamp {
 /// unchanged ("racily clean", in git's words). That is so when the ctime is
 /// not a whole granule of the filesystem's clock before `clock`: the same
 /// tick of the change clock, or the same stretch of a filesystem that keeps
-/// coarser times (exFAT 10 ms, FAT 2 s, ext4 with small inodes 1 s). The
-/// granule is read from the ctime's trailing zeros. A ctime a little after
+/// coarser times (exFAT 10 ms, FAT 2 s, ext4 with small inodes 1 s, a FUSE
+/// filesystem's chosen granularity). The granule is read from the ctime's
+/// trailing zeros. A ctime a little after
 /// `clock` (a clock set back a little) counts too; one well ahead of it was
 /// stamped by a clock since set back, and any later change gets an earlier
 /// ctime, so such a file is not read again at every save.
 pub fn may_change_unseen(st: &Stat, clock: Timestamp) -> bool {
     let nanos = st.ctime.nanos;
-    let granule: i128 = match () {
-        _ if nanos == 0 => 2_000_000_000,
-        _ if nanos % 10_000_000 == 0 => 10_000_000,
-        _ if nanos % 1_000 == 0 => 1_000,
-        _ if nanos % 100 == 0 => 100,
-        _ => 1,
+    // The largest power of ten the nanoseconds are a multiple of: a stamp
+    // of nanosecond precision is one of ten by chance one time in ten.
+    let granule: i128 = if nanos == 0 {
+        2_000_000_000
+    } else {
+        let mut g = 1u32;
+        while g < 100_000_000 && nanos % (g * 10) == 0 {
+            g *= 10;
+        }
+        i128::from(g)
     };
     let ns = |t: Timestamp| i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
     let (ctime, clock) = (ns(st.ctime), ns(clock));
@@ -136,7 +141,10 @@ mod tests {
         assert!(may_change_unseen(&with_ctime(100, 0), clock));
         assert!(may_change_unseen(&with_ctime(99, 0), clock), "FAT's two seconds");
         assert!(!may_change_unseen(&with_ctime(98, 0), clock));
-        // exFAT's 10 ms, a microsecond, NTFS's 100 ns.
+        // exFAT's 10 ms, a millisecond, a microsecond, NTFS's 100 ns.
+        let within_its_ms = Timestamp { secs: 100, nanos: 499_500_000 };
+        assert!(may_change_unseen(&with_ctime(100, 499_000_000), within_its_ms));
+        assert!(!may_change_unseen(&with_ctime(100, 499_000_000), clock));
         assert!(may_change_unseen(&with_ctime(100, 500_000_000), clock));
         assert!(!may_change_unseen(&with_ctime(100, 490_000_000), clock));
         assert!(!may_change_unseen(&with_ctime(100, 499_999_000), clock));
