@@ -32,14 +32,15 @@ pub fn change_clock() -> Timestamp {
 /// tick of the change clock, or the same stretch of a filesystem that keeps
 /// coarser times (exFAT 10 ms, FAT 2 s, ext4 with small inodes 1 s, a FUSE
 /// filesystem's chosen granularity). The granule is read from the ctime's
-/// trailing zeros. A ctime a little after
-/// `clock` (a clock set back a little) counts too; one well ahead of it was
-/// stamped by a clock since set back, and any later change gets an earlier
-/// ctime, so such a file is not read again at every save.
+/// trailing zeros. A ctime a little after `clock` (a clock set back a
+/// little) counts too; one well ahead of it was stamped by a clock since
+/// set back, any later change gets an earlier ctime, and the file is not
+/// read again at every save.
 pub fn may_change_unseen(st: &Stat, clock: Timestamp) -> bool {
     let nanos = st.ctime.nanos;
-    // The largest power of ten the nanoseconds are a multiple of: a stamp
-    // of nanosecond precision is one of ten by chance one time in ten.
+    // The largest power of ten the nanoseconds are a multiple of. A
+    // nanosecond stamp ends in zeros by chance now and then: taken for a
+    // coarser one, it costs one more read at most.
     let granule: i128 = if nanos == 0 {
         2_000_000_000
     } else {
